@@ -1,0 +1,231 @@
+"""Plex XML for the sample library, shaped like the payloads in shared/plex-examples/.
+
+Listings carry no `<Stream>`s and carry `<Guid>`s only with `includeGuids=1`, as Plex does;
+`/library/metadata/{rk}` carries everything, with `librarySectionID` on the element (plexapi's
+`reload()` needs it there).
+"""
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+
+from .library import GENRES, Item, Library, Section
+
+MACHINE_ID = "5a3f0c1e9b7d4e2a8c6f1b3d5e7a9c0b2d4f6a81"
+VERSION = "1.41.3.9314-a0bfb8370"
+LIBTYPE_NUMBER = {"movie": 1, "show": 2, "season": 3, "episode": 4}
+
+
+def container(**attrs: object) -> ET.Element:
+    return ET.Element("MediaContainer", {k: str(v) for k, v in attrs.items()})
+
+
+def serialize(root: ET.Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+def _guid(item: Item) -> str:
+    return f"plex://{item.type}/{hashlib.md5(str(item.rating_key).encode()).hexdigest()[:24]}"
+
+
+def _section_attrs(section: Section) -> dict[str, str]:
+    return {"librarySectionID": str(section.id), "librarySectionTitle": section.title,
+            "librarySectionUUID": section.uuid}
+
+
+def item_element(library: Library, item: Item, *, full: bool, guids: bool) -> ET.Element:
+    """One item as Plex lists it (`full=False`) or as `/library/metadata/{rk}` returns it."""
+    section = library.sections[item.section_id]
+    attrs = {"ratingKey": str(item.rating_key), "guid": _guid(item), "type": item.type, "title": item.title,
+             "summary": f"Summary of {item.title}.", "thumb": item.thumb_path, "art": item.art_path,
+             "addedAt": str(item.added_at), "updatedAt": str(item.added_at + item.poster_version),
+             "index": str(item.index or 1)}
+    if item.type in ("movie", "show"):
+        attrs.update(titleSort=item.title_sort, year=str(item.year), contentRating=item.content_rating,
+                     studio=item.studio, originallyAvailableAt=f"{item.year}-06-01")
+    if item.edition:
+        attrs["editionTitle"] = item.edition
+    if item.type in ("show", "season"):
+        attrs["key"] = f"/library/metadata/{item.rating_key}/children"
+    else:
+        attrs["key"] = f"/library/metadata/{item.rating_key}"
+    if item.view_count:
+        attrs["viewCount"] = str(item.view_count)
+    if item.type == "show":
+        leaves = sum(len(library.items[s].children) for s in item.children)
+        attrs.update(childCount=str(len(item.children)), leafCount=str(leaves), viewedLeafCount="0")
+    parent, grandparent = library.parent(item), library.grandparent(item)
+    if parent is not None:
+        attrs.update(parentRatingKey=str(parent.rating_key), parentKey=f"/library/metadata/{parent.rating_key}",
+                     parentTitle=parent.title, parentThumb=parent.thumb_path, parentGuid=_guid(parent))
+        attrs["parentIndex"] = str(parent.index or 1)
+    if item.type == "season":
+        attrs.update(leafCount=str(len(item.children)), viewedLeafCount="0", parentYear=str(parent.year))
+    if grandparent is not None:
+        attrs.update(grandparentRatingKey=str(grandparent.rating_key),
+                     grandparentKey=f"/library/metadata/{grandparent.rating_key}",
+                     grandparentTitle=grandparent.title, grandparentThumb=grandparent.thumb_path,
+                     grandparentGuid=_guid(grandparent), year=str(item.year), contentRating=item.content_rating,
+                     originallyAvailableAt=f"{item.year}-03-{item.index:02d}")
+    if full:
+        attrs.update({"librarySectionKey": f"/library/sections/{section.id}", **_section_attrs(section)})
+    element = ET.Element("Video" if item.type in ("movie", "episode") else "Directory", attrs)
+    for number, media in enumerate(item.media):
+        media_id = item.rating_key * 10 + number
+        m = ET.SubElement(element, "Media", {
+            "id": str(media_id), "videoResolution": media.resolution, "width": str(media.width),
+            "height": str(media.height), "audioCodec": media.audio_codec, "videoCodec": "hevc" if media.hdr else "h264",
+            "container": "mkv", "duration": "5400000", "audioChannels": "6"})
+        part = ET.SubElement(m, "Part", {"id": str(media_id * 10), "key": f"/library/parts/{media_id * 10}/file.mkv",
+                                         "file": media.file, "size": "4500000000", "container": "mkv"})
+        if full:
+            video = {"id": str(media_id * 100), "streamType": "1", "codec": "hevc" if media.hdr else "h264",
+                     "height": str(media.height), "width": str(media.width),
+                     "displayTitle": f"{media.resolution.upper()} {'HDR10' if media.hdr else 'SDR'}"}
+            if media.hdr:
+                video.update(colorTrc="smpte2084", colorPrimaries="bt2020", bitDepth="10")
+            if media.dovi:
+                video.update(DOVIPresent="1", DOVIProfile="8", DOVIVersion="1.0")
+            ET.SubElement(part, "Stream", video)
+            ET.SubElement(part, "Stream", {"id": str(media_id * 100 + 1), "streamType": "2",
+                                           "codec": media.audio_codec, "channels": "6", "selected": "1"})
+    for genre in item.genres:
+        ET.SubElement(element, "Genre", {"id": str(GENRES[genre]), "tag": genre, "filter": f"genre={GENRES[genre]}"})
+    for label in item.labels:
+        label_id = library.label_id(label)
+        ET.SubElement(element, "Label", {"id": str(label_id), "tag": label, "filter": f"label={label_id}"})
+    if guids or full:
+        for guid in item.guids:
+            ET.SubElement(element, "Guid", {"id": guid})
+    if full and item.media:
+        ET.SubElement(element, "Location", {"path": item.media[0].file.rsplit("/", 1)[0]})
+    for name in sorted(item.locked_fields):
+        ET.SubElement(element, "Field", {"name": name, "locked": "1"})
+    return element
+
+
+def section_directory(section: Section, count: int) -> ET.Element:
+    element = ET.Element("Directory", {
+        "allowSync": "1", "art": f"/:/resources/{section.type}-fanart.jpg", "filters": "1", "refreshing": "0",
+        "thumb": f"/:/resources/{section.type}.png", "key": str(section.id), "type": section.type,
+        "title": section.title, "agent": section.agent, "scanner": section.scanner, "language": "en-US",
+        "uuid": section.uuid, "updatedAt": "1734000000", "createdAt": "1600000000", "scannedAt": "1734000000",
+        "content": "1", "directory": "1", "hidden": "0", "totalSize": str(count)})
+    ET.SubElement(element, "Location", {"id": str(section.id), "path": section.location})
+    return element
+
+
+def root() -> ET.Element:
+    element = container(size=3, friendlyName="Sample Plex (kometa-preview)", machineIdentifier=MACHINE_ID,
+                        version=VERSION, platform="Linux", platformVersion="6.1.0", myPlex="1",
+                        myPlexSubscription="1", allowSync="1", transcoderPhoto="1", updatedAt="1734000000")
+    for key in ("hubs", "library", "search"):
+        ET.SubElement(element, "Directory", {"count": "1", "key": key, "title": key})
+    return element
+
+
+def settings(entries: list[tuple[str, str, str]]) -> ET.Element:
+    element = container(size=len(entries))
+    for name, kind, value in entries:
+        ET.SubElement(element, "Setting", {"id": name, "label": name, "summary": "", "type": kind,
+                                           "default": value, "value": value, "hidden": "0", "advanced": "0",
+                                           "group": "general"})
+    return element
+
+
+SERVER_PREFS = [("FriendlyName", "text", "Sample Plex"), ("DatabaseCacheSize", "int", "40"),
+                ("ButlerStartHour", "int", "2"), ("ButlerEndHour", "int", "5"), ("ScheduledLibraryUpdatesEnabled",
+                                                                                 "bool", "0")]
+SECTION_PREFS = [("ratingsSource", "enum", "rottentomatoes"), ("enableCinemaTrailers", "bool", "1"),
+                 ("collectionMode", "enum", "0")]
+
+#: (field, Meta field type, offers a choice list?) per libtype. Field keys carry the libtype prefix
+#: except on movies (plex-protocol.md §3); filter and sort names stay bare, as plexapi matches them.
+_FIELDS = {
+    "movie": [("title", "string", False), ("studio", "string", False), ("editionTitle", "string", False),
+              ("year", "integer", True), ("decade", "integer", True), ("contentRating", "tag", True),
+              ("genre", "tag", True), ("label", "tag", True), ("resolution", "resolution", True),
+              ("audioCodec", "tag", True), ("hdr", "boolean", False), ("dovi", "boolean", False),
+              ("unwatched", "boolean", False), ("addedAt", "date", False)],
+    "show": [("title", "string", False), ("studio", "string", False), ("year", "integer", True),
+             ("contentRating", "tag", True), ("genre", "tag", True), ("label", "tag", True),
+             ("unwatched", "boolean", False), ("addedAt", "date", False)],
+    "season": [("title", "string", False), ("year", "integer", True), ("label", "tag", True),
+               ("addedAt", "date", False)],
+    "episode": [("title", "string", False), ("year", "integer", True), ("label", "tag", True),
+                ("resolution", "resolution", True), ("audioCodec", "tag", True), ("hdr", "boolean", False),
+                ("dovi", "boolean", False), ("unwatched", "boolean", False), ("addedAt", "date", False)],
+}
+_SORTS = ["titleSort", "addedAt", "year", "originallyAvailableAt"]
+_OPERATORS = {
+    "string": [("=", "contains"), ("!=", "does not contain"), ("==", "is"), ("!==", "is not"),
+               ("<=", "begins with"), (">=", "ends with")],
+    "integer": [("=", "is"), ("!=", "is not"), (">>=", "is greater than"), ("<<=", "is less than")],
+    "tag": [("=", "is"), ("!=", "is not")],
+    "resolution": [("=", "is"), ("!=", "is not")],
+    "boolean": [("=", "is true"), ("!=", "is false")],
+    "date": [("<<=", "is before"), (">>=", "is after")],
+}
+
+
+def meta(section: Section) -> ET.Element:
+    """The `<Meta>` block of `includeMeta=1`: filter paths, sorts, fields and operators."""
+    element = ET.Element("Meta")
+    libtypes = ["movie"] if section.type == "movie" else ["show", "season", "episode"]
+    for libtype in libtypes:
+        number = LIBTYPE_NUMBER[libtype]
+        prefix = "" if libtype == "movie" else f"{libtype}."
+        type_el = ET.SubElement(element, "Type", {"key": f"/library/sections/{section.id}/all?type={number}",
+                                                  "type": libtype, "title": libtype.title(), "active": "1"})
+        for field, kind, has_choices in _FIELDS[libtype]:
+            if has_choices:
+                ET.SubElement(type_el, "Filter", {
+                    "filter": field, "filterType": "string" if kind != "integer" else "integer",
+                    "key": f"/library/sections/{section.id}/{field}?type={number}", "title": field, "type": "filter"})
+        for sort in _SORTS:
+            ET.SubElement(type_el, "Sort", {"defaultDirection": "asc" if sort == "titleSort" else "desc",
+                                            "descKey": f"{sort}:desc", "key": sort,
+                                            "title": sort})
+        for field, kind, _ in _FIELDS[libtype]:
+            ET.SubElement(type_el, "Field", {"key": f"{prefix}{field}", "title": field, "type": kind})
+    for kind, operators in _OPERATORS.items():
+        field_type = ET.SubElement(element, "FieldType", {"type": kind})
+        for key, title in operators:
+            ET.SubElement(field_type, "Operator", {"key": key, "title": title})
+    return element
+
+
+def collections_meta(section: Section) -> ET.Element:
+    element = ET.Element("Meta")
+    type_el = ET.SubElement(element, "Type", {"key": f"/library/sections/{section.id}/collections",
+                                              "type": "collection", "title": "Collections", "active": "0"})
+    ET.SubElement(type_el, "Field", {"key": "collection.title", "title": "title", "type": "string"})
+    ET.SubElement(type_el, "Sort", {"defaultDirection": "asc", "descKey": "titleSort:desc", "key": "titleSort",
+                                    "title": "titleSort"})
+    return element
+
+
+def choices(library: Library, section: Section, field: str, items: list[Item]) -> ET.Element:
+    """`/library/sections/{id}/{field}`: the distinct values of a field with their filter keys."""
+    values: dict[str, str] = {}
+    for item in items:
+        if field == "label":
+            values.update((str(library.label_id(t)), t) for t in item.labels)
+        elif field == "genre":
+            values.update((str(GENRES[g]), g) for g in item.genres)
+        elif field == "year":
+            values[str(item.year)] = str(item.year)
+        elif field == "decade":
+            values[str(item.year // 10 * 10)] = f"{item.year // 10 * 10}s"
+        elif field == "contentRating" and item.content_rating:
+            values[item.content_rating] = item.content_rating
+        elif field == "resolution":
+            values.update((m.resolution, m.resolution.upper() if m.resolution != "4k" else "4K") for m in item.media)
+        elif field == "audioCodec":
+            values.update((m.audio_codec, m.audio_codec.upper()) for m in item.media)
+    element = container(size=len(values), **_section_attrs(section), title1=section.title, title2=field,
+                        viewGroup="secondary")
+    for key, title in sorted(values.items(), key=lambda kv: kv[1].lower()):
+        ET.SubElement(element, "Directory", {"fastKey": f"/library/sections/{section.id}/all?{field}={key}",
+                                             "key": key, "title": title})
+    return element
