@@ -1,0 +1,248 @@
+"""preview.yml: load, validate, and turn into frozen dataclasses.
+
+Every mistake is one `ConfigError` line naming the file and the field path
+(`preview.yml: preview.targets[1].ratingKey: must be a number`), so the CLI can print it and exit 2.
+An object of these classes that exists is valid.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+MAX_FILE_BYTES = 1 << 20
+MAX_ALIASES = 200
+TARGET_TYPES = ("movie", "show", "season", "episode")
+SERVICE_SECTIONS = ("tmdb", "omdb", "mdblist", "trakt", "mal", "anidb")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+class ConfigError(ValueError):
+    """A preview.yml mistake, already phrased as the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class PlexSettings:
+    url: str
+    token: str = field(repr=False)
+    timeout: int = 60
+    verify_ssl: bool = True
+
+
+@dataclass(frozen=True)
+class KometaSettings:
+    path: Path | None = None
+    python: str | None = None
+    config: Path | None = None
+    timeout: int = 1800
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    type: str
+    rating_key: str
+    title: str = ""
+    input: Path | None = None
+    output: Path | None = None
+
+
+@dataclass(frozen=True)
+class PreviewConfig:
+    source: Path
+    plex: PlexSettings
+    kometa: KometaSettings
+    targets: tuple[Target, ...]
+    output: Path
+    services: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    libraries: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rating_keys(self) -> list[str]:
+        return [target.rating_key for target in self.targets]
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """Safe YAML that refuses alias bombs (a few lines that expand to gigabytes when walked)."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases")
+        return super().compose_node(parent, index)
+
+
+class _Reader:
+    """Walks the parsed YAML with the current field path, so every error names its field."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source.name}: {where}: {message}" if where else f"{self.source.name}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, "must be a mapping")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}" if where else str(key),
+                                f"unknown key (expected one of: {', '.join(allowed)})")
+        return value
+
+    def text(self, value: Any, where: str, *, required: bool = False, env: bool = False) -> str | None:
+        if value is None:
+            if required:
+                raise self.fail(where, "is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.fail(where, "must be text")
+        text = str(value)
+        if env:
+            def expand(match: re.Match[str]) -> str:
+                name = match[1]
+                if name not in os.environ:
+                    raise self.fail(where, f"environment variable {name} is not set")
+                return os.environ[name]
+            text = _ENV.sub(expand, text)
+        if required and not text.strip():
+            raise self.fail(where, "must not be empty")
+        return text
+
+    def number(self, value: Any, where: str, default: int, minimum: int = 1) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(where, f"must be a whole number of at least {minimum}")
+        return value
+
+    def flag(self, value: Any, where: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(where, "must be true or false")
+        return value
+
+    def path(self, value: Any, where: str) -> Path | None:
+        text = self.text(value, where)
+        if text is None:
+            return None
+        path = Path(os.path.expanduser(text))
+        return path if path.is_absolute() else (self.source.parent / path)
+
+
+def _read_yaml(path: Path) -> Any:
+    name = path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: file not found ({path})") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{name}: is {len(raw)} bytes; a preview.yml larger than {MAX_FILE_BYTES} is refused")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_CountingLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{name}: {where}YAML syntax error: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: YAML error: {exc}") from None
+
+
+def _target(r: _Reader, raw: Any, where: str) -> Target:
+    data = r.mapping(raw, where, ("id", "type", "title", "ratingKey", "input", "output"))
+    if not data:
+        raise r.fail(where, "must be a mapping with at least id, type and ratingKey")
+    target_id = r.text(data.get("id"), f"{where}.id", required=True)
+    if not _ID.fullmatch(target_id):
+        raise r.fail(f"{where}.id", f"{target_id!r} must be letters, digits, - and _ only (it becomes a file name)")
+    kind = r.text(data.get("type"), f"{where}.type", required=True)
+    if kind not in TARGET_TYPES:
+        raise r.fail(f"{where}.type", f"{kind!r} must be one of {', '.join(TARGET_TYPES)}")
+    if data.get("ratingKey") is None:
+        raise r.fail(f"{where}.ratingKey", f"MISSING_RATINGKEY target={target_id}: every target needs its Plex "
+                                           "ratingKey (`kometa-preview find TITLE` prints it)")
+    rating_key = r.text(data.get("ratingKey"), f"{where}.ratingKey", required=True)
+    if not rating_key.isdigit():
+        raise r.fail(f"{where}.ratingKey", f"must be a number, not {rating_key!r}")
+    image = r.path(data.get("input"), f"{where}.input")
+    if image is not None:
+        try:
+            with image.open("rb") as handle:
+                head = handle.read(16)
+        except OSError as exc:
+            raise r.fail(f"{where}.input", f"cannot read {image} ({exc.strerror})") from None
+        if not (head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+            raise r.fail(f"{where}.input", f"{image} is not a JPEG, PNG or WebP image")
+    return Target(id=target_id, type=kind, rating_key=rating_key, title=r.text(data.get("title"), f"{where}.title") or "",
+                  input=image, output=r.path(data.get("output"), f"{where}.output"))
+
+
+def load(path: Path | str) -> PreviewConfig:
+    """Read and validate preview.yml. Raises `ConfigError` with the one line to show."""
+    source = Path(path)
+    r = _Reader(source)
+    top = r.mapping(_read_yaml(source), "",
+                    ("plex", "kometa", "libraries", "settings", "preview", *SERVICE_SECTIONS))
+    plex_raw = r.mapping(top.get("plex"), "plex", ("url", "token", "timeout", "verify_ssl"))
+    url = r.text(plex_raw.get("url"), "plex.url", required=True, env=True).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.fail("plex.url", f"{url!r} must be an http:// or https:// URL")
+    plex = PlexSettings(url=url, token=r.text(plex_raw.get("token"), "plex.token", required=True, env=True),
+                        timeout=r.number(plex_raw.get("timeout"), "plex.timeout", 60),
+                        verify_ssl=r.flag(plex_raw.get("verify_ssl"), "plex.verify_ssl", True))
+    kometa_raw = r.mapping(top.get("kometa"), "kometa", ("path", "python", "config", "timeout"))
+    kometa = KometaSettings(path=r.path(kometa_raw.get("path"), "kometa.path"),
+                            python=r.text(kometa_raw.get("python"), "kometa.python"),
+                            config=r.path(kometa_raw.get("config"), "kometa.config"),
+                            timeout=r.number(kometa_raw.get("timeout"), "kometa.timeout", 1800))
+    services = {}
+    for name in SERVICE_SECTIONS:
+        if top.get(name) is not None:
+            section = r.mapping(top[name], name, tuple(top[name]) if isinstance(top[name], dict) else ())
+            services[name] = {k: (r.text(v, f"{name}.{k}", env=True) if isinstance(v, str) else v)
+                              for k, v in section.items()}
+    libraries = top.get("libraries") or {}
+    if not isinstance(libraries, dict) or not all(isinstance(v, dict) for v in libraries.values()):
+        raise r.fail("libraries", "must map each library title to its Kometa settings (overlay_files: …)")
+    settings = top.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise r.fail("settings", "must be a mapping of Kometa settings")
+    preview = r.mapping(top.get("preview"), "preview", ("mode", "output", "targets"))
+    if not preview:
+        raise r.fail("preview", "is required (with mode and targets)")
+    mode = r.text(preview.get("mode"), "preview.mode") or "write_blocked"
+    if mode != "write_blocked":
+        raise r.fail("preview.mode", f"{mode!r}: write_blocked is the only mode")
+    raw_targets = preview.get("targets")
+    if not isinstance(raw_targets, list) or not raw_targets:
+        raise r.fail("preview.targets", "must be a non-empty list")
+    targets = tuple(_target(r, raw, f"preview.targets[{n}]") for n, raw in enumerate(raw_targets))
+    seen: dict[str, int] = {}
+    for n, target in enumerate(targets):
+        if target.id in seen:
+            raise r.fail(f"preview.targets[{n}].id", f"{target.id!r} is already used by preview.targets[{seen[target.id]}]")
+        seen[target.id] = n
+    output = r.path(preview.get("output"), "preview.output") or source.parent / "preview-output"
+    return PreviewConfig(source=source, plex=plex, kometa=kometa, targets=targets, output=output,
+                         services=services, libraries=libraries, settings=settings)

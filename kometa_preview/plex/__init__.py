@@ -1,0 +1,1 @@
+"""Plex protocol knowledge shared by the proxy: URL grammar, XML, and the filter language."""

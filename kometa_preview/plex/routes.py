@@ -1,0 +1,165 @@
+"""The one place that knows Plex URL grammar: classify a request into a `Route`.
+
+Classification works on the raw path, before any percent-decoding: a path with `%`, `..`, `//`,
+or anything else outside the grammar below is `UNKNOWN`, and an unknown route is never forwarded.
+`READ_ONLY` is the table of route kinds that may go upstream at all — an allowlist of reads, so a
+write cannot reach Plex by looking like something new.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from urllib.parse import parse_qsl, urlsplit
+
+
+class Kind(str, Enum):
+    ROOT = "root"
+    IDENTITY = "identity"
+    SERVER_PREFS = "server_prefs"
+    LIBRARY = "library"
+    SECTIONS = "sections"
+    SECTION = "section"
+    SECTION_PREFS = "section_prefs"
+    LISTING = "listing"
+    HUB_SEARCH = "hub_search"
+    COLLECTIONS = "collections"
+    FILTER_CHOICES = "filter_choices"
+    METADATA = "metadata"
+    CHILDREN = "children"
+    ARTWORK_LIST = "artwork_list"
+    IMAGE = "image"
+    TRANSCODE = "transcode"
+    UPLOAD = "upload"
+    SIDE_EFFECT = "side_effect"
+    UNKNOWN = "unknown"
+
+
+#: Route kinds that are pure reads in Plex and may be forwarded for GET/HEAD.
+READ_ONLY = frozenset({
+    Kind.ROOT, Kind.IDENTITY, Kind.SERVER_PREFS, Kind.LIBRARY, Kind.SECTIONS, Kind.SECTION,
+    Kind.SECTION_PREFS, Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS, Kind.FILTER_CHOICES,
+    Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE, Kind.TRANSCODE,
+})
+READ_METHODS = frozenset({"GET", "HEAD"})
+#: Headers some servers and frameworks honour to turn a GET into a write.
+METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
+
+LIBTYPES = {"1": "movie", "2": "show", "3": "season", "4": "episode", "18": "collection"}
+#: Upload sub-paths of `/library/metadata/{rk}/…` and the capture kind each one means.
+UPLOAD_KINDS = {"posters": "poster", "poster": "poster", "arts": "art", "art": "art", "thumbs": "thumb",
+                "thumb": "thumb", "clearLogos": "logo", "clearLogo": "logo", "squareArts": "square_art",
+                "squareArt": "square_art", "themes": "theme"}
+
+_KEY = r"[0-9]{1,12}"
+_SECTION_LISTINGS = {"all", "search", "recentlyAdded", "newest", "firstCharacter", "onDeck"}
+_SIDE_EFFECTS = re.compile(
+    r"/(?::/(?:scrobble|unscrobble|timeline|rate|progress|websockets/.*)|library/sections/[^/]*/"
+    r"(?:refresh|emptyTrash|analyze)|library/(?:optimize|clean/bundles)|butler.*|updater.*|playQueues.*|"
+    r"player/.*|library/metadata/[^/]*/(?:refresh|analyze|match|unmatch|split|merge))")
+_PATTERNS: list[tuple[re.Pattern[str], Kind]] = [
+    (re.compile(r"/"), Kind.ROOT),
+    (re.compile(r"/identity"), Kind.IDENTITY),
+    (re.compile(r"/:/prefs"), Kind.SERVER_PREFS),
+    (re.compile(r"/library"), Kind.LIBRARY),
+    (re.compile(r"/library/sections"), Kind.SECTIONS),
+    (re.compile(rf"/library/sections/(?P<section>{_KEY})"), Kind.SECTION),
+    (re.compile(rf"/library/sections/(?P<section>{_KEY})/prefs"), Kind.SECTION_PREFS),
+    (re.compile(rf"/library/sections/(?P<section>{_KEY})/collections"), Kind.COLLECTIONS),
+    (re.compile(rf"/library/sections/(?P<section>{_KEY})/(?P<sub>[A-Za-z][A-Za-z.]{{0,40}})"), Kind.LISTING),
+    (re.compile(r"/library/(?P<sub>all|search|recentlyAdded|onDeck)"), Kind.LISTING),
+    (re.compile(r"/hubs/search"), Kind.HUB_SEARCH),
+    (re.compile(rf"/library/metadata/(?P<keys>{_KEY}(?:,{_KEY}){{0,199}})"), Kind.METADATA),
+    (re.compile(rf"/library/metadata/(?P<keys>{_KEY})/(?P<sub>children|allLeaves)"), Kind.CHILDREN),
+    (re.compile(rf"/library/metadata/(?P<keys>{_KEY})/(?P<sub>posters|arts)"), Kind.ARTWORK_LIST),
+    (re.compile(rf"/library/metadata/(?P<keys>{_KEY})/(?P<sub>thumb|art|banner|theme)(?:/[0-9]{{1,12}})?"),
+     Kind.IMAGE),
+    (re.compile(rf"/library/metadata/(?P<keys>{_KEY})/(?P<sub>file)"), Kind.IMAGE),
+    (re.compile(r"/photo/:/transcode"), Kind.TRANSCODE),
+]
+_UPLOAD = re.compile(rf"/library/metadata/(?P<keys>{_KEY})/(?P<sub>{'|'.join(UPLOAD_KINDS)})")
+_LOOSE_KEY = re.compile(rf"/library/metadata/(?P<keys>{_KEY})(?:[/?,]|$)")
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a Plex request is about. `params` keeps the query in order (filters depend on order)."""
+    kind: Kind
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    section_id: str | None = None
+    rating_keys: tuple[str, ...] = ()
+    sub: str | None = None
+    override: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rating_key(self) -> str | None:
+        return self.rating_keys[0] if self.rating_keys else None
+
+    @property
+    def is_read(self) -> bool:
+        """Only a GET/HEAD on a read-only route with no method-override header is a read."""
+        return self.method in READ_METHODS and self.kind in READ_ONLY and not self.override
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        return next((v for k, v in self.params if k == name), default)
+
+    @property
+    def libtype(self) -> str | None:
+        return LIBTYPES.get(self.param("type") or "")
+
+    @property
+    def upload_kind(self) -> str | None:
+        return UPLOAD_KINDS.get(self.sub or "") if self.kind is Kind.UPLOAD else None
+
+
+def classify(method: str, raw_path: str, headers: dict[str, str] | None = None) -> Route:
+    """Classify a request line. `raw_path` is the path with its query, exactly as the client sent it."""
+    method = method.upper()
+    split = urlsplit(raw_path)
+    path = split.path
+    params = tuple(parse_qsl(split.query, keep_blank_values=True))
+    override = any(name.lower() in METHOD_OVERRIDES for name in (headers or {}))
+    common = {"method": method, "path": path, "params": params, "override": override}
+    if not path.startswith("/") or "%" in path or "//" in path or "/." in path or "\\" in path:
+        return Route(Kind.UNKNOWN, **common)
+    if _SIDE_EFFECTS.fullmatch(path):
+        return Route(Kind.SIDE_EFFECT, rating_keys=_keys_anywhere(path), **common)
+    if method not in READ_METHODS and (match := _UPLOAD.fullmatch(path)):
+        return Route(Kind.UPLOAD, rating_keys=(match["keys"],), sub=match["sub"], **common)
+    for pattern, kind in _PATTERNS:
+        if match := pattern.fullmatch(path):
+            groups = match.groupdict()
+            if kind is Kind.LISTING and groups.get("section") and groups["sub"] not in _SECTION_LISTINGS:
+                kind = Kind.FILTER_CHOICES
+            keys = tuple(groups["keys"].split(",")) if groups.get("keys") else ()
+            return Route(kind, section_id=groups.get("section"), rating_keys=keys, sub=groups.get("sub"),
+                         **common)
+    return Route(Kind.UNKNOWN, rating_keys=_keys_anywhere(path), **common)
+
+
+def _keys_anywhere(path: str) -> tuple[str, ...]:
+    """The ratingKey a non-read request is about, for the record (never for a forwarding decision)."""
+    match = _LOOSE_KEY.match(path)
+    return (match["keys"],) if match else ()
+
+
+def image_path_of(url: str) -> Route | None:
+    """The image route a `/photo/:/transcode?url=` points at (absolute or relative), or None."""
+    split = urlsplit(url)
+    route = classify("GET", split.path)
+    return route if route.kind is Kind.IMAGE else None
+
+
+def paging(route: Route, headers: dict[str, str]) -> tuple[int, int | None]:
+    """(start, size) from the `X-Plex-Container-*` headers or query parameters; size None = everything.
+
+    plexapi pages with headers, but `totalViewSize()` and the filter lookup send query parameters.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    start = lowered.get("x-plex-container-start") or route.param("X-Plex-Container-Start") or "0"
+    size = lowered.get("x-plex-container-size") or route.param("X-Plex-Container-Size")
+    first = int(start) if start.isdigit() else 0
+    return first, (int(size) if size is not None and size.isdigit() else None)

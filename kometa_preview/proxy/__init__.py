@@ -1,0 +1,1 @@
+"""The preview proxy: mitmproxy addons that mock, gate, block and capture Plex traffic."""

@@ -1,0 +1,23 @@
+"""The addon chain, in the order mitmproxy must call it.
+
+Order is part of the safety design: the token is checked first, writes are answered before any
+addon that might forward, and `ReadOnlyRoutes` is last so nothing falls through to mitmproxy's own
+upstream connection.
+"""
+from __future__ import annotations
+
+from .flows import Proxy
+from .listing_filter import ListingFilter
+from .metadata_gate import MetadataGate
+from .mock_library import MockLibrary
+from .poster_source import PosterSource
+from .read_only import ReadOnlyRoutes
+from .setup import FlowJournal, Setup
+from .token_guard import TokenGuard
+from .write_block import WriteBlock
+
+
+def build() -> list[object]:
+    proxy = Proxy()
+    return [Setup(proxy), FlowJournal(proxy), TokenGuard(proxy), WriteBlock(proxy), MockLibrary(proxy),
+            PosterSource(proxy), MetadataGate(proxy), ListingFilter(proxy), ReadOnlyRoutes(proxy)]

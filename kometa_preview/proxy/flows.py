@@ -1,0 +1,116 @@
+"""Answering flows: tag each decision, fail closed, and forward reads through one choke point.
+
+mitmproxy fails open — a hook that raises lets the flow go upstream (mitmproxy-notes.md) — so every
+request hook is wrapped in `fail_closed`, which answers 502 locally instead. And only `Forwarder`
+ever reaches Plex, only for routes on the read-only table.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mitmproxy import http
+
+from ..plex import xml as plexml
+from ..plex.routes import Route, classify
+from .journal import log, redact
+from .state import PreviewState
+from .upstream import UpstreamError, UpstreamResponse
+
+META_KEY = "preview"
+
+
+def route_of(flow: http.HTTPFlow) -> Route:
+    headers = {k: v for k, v in flow.request.headers.items()}
+    return classify(flow.request.method, flow.request.path, headers)
+
+
+def tag(flow: http.HTTPFlow, verdict: str, **info: Any) -> None:
+    """Record why a flow was answered the way it was; mitmweb shows it and `-w` saves it."""
+    flow.metadata[META_KEY] = {"verdict": verdict, **{k: v for k, v in info.items() if v is not None}}
+    flow.comment = verdict
+
+
+def answer(flow: http.HTTPFlow, verdict: str, body: bytes = b"", *, status: int = 200,
+           content_type: str = plexml.XML_CONTENT_TYPE, **info: Any) -> None:
+    flow.response = http.Response.make(status, body, {"Content-Type": content_type})
+    tag(flow, verdict, **info)
+
+
+def fail_closed(hook: Callable) -> Callable:
+    """Wrap a request-phase hook: whatever it raises, the flow is answered locally, never forwarded."""
+
+    def contain(self, flow: http.HTTPFlow, exc: BaseException) -> None:
+        log.exception("PROXY_ERROR %s %s in %s: %s", flow.request.method, redact(flow.request.path),
+                      type(self).__name__, exc)
+        if flow.response is None or not flow.metadata.get(META_KEY):
+            answer(flow, "PROXY_ERROR", plexml.empty_container(), status=502, error=type(exc).__name__)
+
+    if inspect.iscoroutinefunction(hook):
+        @functools.wraps(hook)
+        async def async_wrapper(self, flow: http.HTTPFlow) -> None:
+            try:
+                await hook(self, flow)
+            except Exception as exc:  # noqa: BLE001 - failing closed is the point
+                contain(self, flow, exc)
+        return async_wrapper
+
+    @functools.wraps(hook)
+    def wrapper(self, flow: http.HTTPFlow) -> None:
+        try:
+            hook(self, flow)
+        except Exception as exc:  # noqa: BLE001 - failing closed is the point
+            contain(self, flow, exc)
+    return wrapper
+
+
+def unanswered(flow: http.HTTPFlow) -> bool:
+    """The guard mitmproxy's own addons open every hook with."""
+    return flow.response is None and flow.error is None and flow.live
+
+
+@dataclass
+class Proxy:
+    """What the addons share: the state (None until configured) and the forwarding choke point."""
+    state: PreviewState | None = None
+    pending: dict[str, Any] = field(default_factory=dict)
+
+    async def fetch(self, route: Route, path: str | None = None, *, headers: dict[str, str] | None = None,
+                    sink: Callable[[bytes], None] | None = None, max_bytes: int | None = None) -> UpstreamResponse:
+        """Read from Plex. Refuses anything that is not a read on the read-only table."""
+        if not route.is_read:
+            raise PermissionError(f"{route.method} {route.path} is not a read-only route")
+        assert self.state is not None
+        upstream = self.state.upstream
+        kwargs: dict[str, Any] = {"client_headers": headers, "sink": sink, "method": route.method}
+        if max_bytes is not None:
+            kwargs["max_bytes"] = max_bytes
+        response = await asyncio.to_thread(upstream.get, path or _path_without_token(route), **kwargs)
+        self.state.counters["forwarded"] += 1
+        return response
+
+    async def forward(self, flow: http.HTTPFlow, route: Route, verdict: str, *, path: str | None = None,
+                      transform: Callable[[UpstreamResponse], bytes] | None = None, **info: Any) -> None:
+        """Answer the flow with Plex's answer to the same read (optionally rewritten)."""
+        try:
+            response = await self.fetch(route, path, headers=dict(flow.request.headers.items()))
+        except UpstreamError as exc:
+            log.error("UPSTREAM_ERROR %s %s: %s", route.method, redact(route.path), exc)
+            answer(flow, "UPSTREAM_ERROR", plexml.empty_container(), status=502, error=str(exc))
+            return
+        body = response.body
+        if transform is not None and response.status == 200:
+            body = transform(response)
+        flow.response = http.Response.make(response.status, body,
+                                           {"Content-Type": response.content_type or plexml.XML_CONTENT_TYPE})
+        tag(flow, verdict, upstream_status=response.status, **info)
+
+
+def _path_without_token(route: Route) -> str:
+    from urllib.parse import urlencode
+    params = [(k, v) for k, v in route.params if k.lower() != "x-plex-token"]
+    return route.path + ("?" + urlencode(params) if params else "")

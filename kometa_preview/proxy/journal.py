@@ -1,0 +1,61 @@
+"""The proxy's journal: one JSON line per decision, appended as it happens so a crash loses nothing.
+
+The render step builds summary.json from it. Nothing secret goes in: queries are recorded with
+every `X-Plex-Token` removed, and no header is ever recorded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kometa_preview.proxy")
+_TOKEN_IN_QUERY = re.compile(r"(?i)(x-plex-token=)[^&#\s]*")
+
+
+def redact(text: str) -> str:
+    """Remove token values from a path or URL (including one nested, encoded, in `url=`)."""
+    text = _TOKEN_IN_QUERY.sub(r"\1<redacted>", text)
+    return re.sub(r"(?i)(x-plex-token%3d)[^&%#\s]*", r"\1<redacted>", text)
+
+
+class Journal:
+    """Append-only JSON lines; each line flushed and fsync'd-free but written in one call."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"t": round(time.time(), 6), "event": event, **fields}
+        line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            os.write(self._fd, line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """All complete records (a torn last line from a crash is skipped)."""
+    records = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

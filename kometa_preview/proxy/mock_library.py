@@ -1,0 +1,290 @@
+"""MockLibrary (mock library mode, the default): the library Kometa sees holds only the preview targets.
+
+Sections, listings, hub search, filter choices, collections and children are answered here from the
+targets' real metadata (prefetched at start-up), so the cost of a preview does not depend on the
+size of the library. Plex advanced filters are evaluated locally; a filter the evaluator does not
+support is asked of Plex and intersected with the targets (`FILTER_FALLBACK`), never guessed.
+"""
+from __future__ import annotations
+
+import copy
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+from mitmproxy import http
+
+from ..plex import filters
+from ..plex import xml as plexml
+from ..plex.routes import Kind, Route, paging
+from .flows import Proxy, answer, fail_closed, route_of, unanswered
+from .journal import log, redact
+from .state import PreviewState
+
+#: Filter-choice lists this addon builds from the targets; any other field is asked of Plex.
+LOCAL_CHOICES = ("label", "genre", "year", "decade", "contentRating", "resolution", "audioCodec")
+_SORT_NUMERIC = {"addedAt", "year", "index", "ratingKey", "updatedAt", "viewCount", "duration"}
+_SECTION_DIRECTORIES = ("all", "unwatched", "newest", "recentlyAdded", "recentlyViewed", "onDeck", "collections")
+
+
+def _sort_key(field: str):
+    if field in ("titleSort", "title"):
+        return lambda e: (e.get("titleSort") or e.get("title") or "").lower()
+    if field == "originallyAvailableAt":
+        return lambda e: e.get("originallyAvailableAt") or ""
+    if field in _SORT_NUMERIC:
+        return lambda e: int(e.get(field) or 0)
+    return None
+
+
+def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Element]:
+    """Plex's default order is titleSort; ties fall back to ratingKey so paging is stable."""
+    ordered = sorted(elements, key=lambda e: ((e.get("titleSort") or e.get("title") or "").lower(),
+                                              int(e.get("ratingKey") or 0)))
+    for spec in reversed((sort or "").split(",")):
+        if not spec:
+            continue
+        field, _, direction = spec.partition(":")
+        key = _sort_key(field.rsplit(".", 1)[-1])
+        if key is None:
+            log.info("MOCK_SORT_IGNORED sort=%s: kept titleSort order", spec)
+            continue
+        ordered.sort(key=key, reverse=direction == "desc")
+    return ordered
+
+
+class MockLibrary:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    @fail_closed
+    async def request(self, flow: http.HTTPFlow) -> None:
+        state = self.proxy.state
+        if not unanswered(flow) or state is None or not state.mock:
+            return
+        route = route_of(flow)
+        if not route.is_read:
+            return
+        handler = {Kind.LIBRARY: self._library, Kind.SECTIONS: self._sections, Kind.SECTION: self._section,
+                   Kind.LISTING: self._listing, Kind.HUB_SEARCH: self._hubs, Kind.COLLECTIONS: self._collections,
+                   Kind.FILTER_CHOICES: self._choices, Kind.CHILDREN: self._children}.get(route.kind)
+        if handler is not None:
+            await handler(flow, route, state)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _mock(self, flow: http.HTTPFlow, route: Route, state: PreviewState, root: ET.Element, verdict: str,
+              returned: int, **info) -> None:
+        answer(flow, verdict, plexml.serialize(root), returned_items=returned, **info)
+        if "totalSize" in root.attrib:
+            flow.response.headers["X-Plex-Container-Start"] = root.get("offset", "0")
+            flow.response.headers["X-Plex-Container-Total-Size"] = root.get("totalSize", "0")
+        state.counters[verdict] += 1
+        state.journal.write(verdict, path=route.path, query=redact(urlencode(route.params)), route=route.kind.value,
+                            type=route.libtype, returned_items=returned, **info)
+        log.info("%s endpoint=%s returned_items=%d", verdict, route.path, returned)
+
+    def _section_attrs(self, state: PreviewState, section_id: str | None) -> dict[str, str]:
+        section = state.sections.get(section_id or "")
+        if section is None:
+            return {}
+        return {"librarySectionID": section.id, "librarySectionTitle": section.title,
+                "librarySectionUUID": section.uuid, "title1": section.title, "allowSync": "1",
+                "identifier": "com.plexapp.plugins.library"}
+
+    def _target_sections(self, state: PreviewState) -> list[str]:
+        held = {e.get("librarySectionID") for e in state.target_items()}
+        return [key for key in state.sections if key in held]
+
+    def _candidates(self, state: PreviewState, route: Route) -> tuple[list[ET.Element], str | None]:
+        """Targets a listing may return, and the libtype it lists (None: movies and shows)."""
+        section = state.sections.get(route.section_id or "")
+        libtype = route.libtype
+        if libtype is None and section is not None:
+            libtype = section.type if section.type in ("movie", "show") else None
+        elements = [e for e in state.target_items()
+                    if route.section_id is None or e.get("librarySectionID") == route.section_id]
+        if libtype is not None:
+            elements = [e for e in elements if e.get("type") == libtype]
+        else:
+            elements = [e for e in elements if e.get("type") in ("movie", "show")]
+        return elements, libtype
+
+    async def _meta(self, state: PreviewState, route: Route, upstream_path: str) -> ET.Element | None:
+        """Plex's own `<Meta>` block for a section (small, read-only, the same at any library size)."""
+        query = [("includeMeta", "1"), ("includeAdvanced", "1"), ("X-Plex-Container-Start", "0"),
+                 ("X-Plex-Container-Size", "0")]
+        if route.param("type"):
+            query.insert(0, ("type", route.param("type")))
+        path = f"{upstream_path}?{urlencode(query)}"
+        if path not in state.meta_cache:
+            response = await self.proxy.fetch(route, path)
+            meta = plexml.parse(response.body).find("Meta") if response.status == 200 else None
+            state.meta_cache[path] = ET.tostring(meta) if meta is not None else b""
+            state.journal.write("META_FETCHED", path=upstream_path, found=meta is not None)
+        cached = state.meta_cache[path]
+        return ET.fromstring(cached) if cached else None
+
+    async def _fallback(self, state: PreviewState, route: Route, candidates: list[ET.Element],
+                        reason: str) -> list[ET.Element]:
+        """Ask Plex the same filtered question and keep the targets it names."""
+        wanted = {e.get("ratingKey") for e in candidates}
+        stream = plexml.StreamFilter(lambda element: element.get("ratingKey") in wanted)
+        params = [(k, v) for k, v in route.params if not k.startswith("X-Plex-Container-")]
+        response = await self.proxy.fetch(route, f"{route.path}?{urlencode(params)}", sink=stream.feed)
+        if response.status != 200:
+            raise filters.Unsupported(f"Plex answered {response.status} to the fallback listing")
+        named = {e.get("ratingKey") for e in stream.close() if e.get("ratingKey")}
+        state.counters["filter_fallbacks"] += 1
+        state.journal.write("FILTER_FALLBACK", path=route.path, query=redact(urlencode(params)), reason=reason,
+                            upstream_items=stream.before, matched=sorted(named))
+        log.info("FILTER_FALLBACK endpoint=%s reason=%s upstream_items=%d matched=%d", route.path, reason,
+                 stream.before, len(named))
+        return [e for e in candidates if e.get("ratingKey") in named]
+
+    # --- endpoints --------------------------------------------------------------------------
+    async def _library(self, flow, route, state) -> None:
+        root = plexml.container({"allowSync": "0", "title1": "Plex Library"})
+        for key in ("sections", "recentlyAdded", "onDeck"):
+            ET.SubElement(root, "Directory", {"key": key, "title": key})
+        self._mock(flow, route, state, root, "MOCK_LIBRARY", 0)
+
+    async def _sections(self, flow, route, state) -> None:
+        directories = []
+        for key in self._target_sections(state):
+            directory = copy.deepcopy(state.sections[key].directory)
+            directory.set("allowSync", "1")
+            directories.append(directory)
+        root = plexml.container({"allowSync": "0", "title1": "Plex Library"}, directories)
+        root.set("size", str(len(directories)))
+        answer(flow, "MOCK_SECTIONS", plexml.serialize(root), returned_sections=len(directories))
+        state.counters["MOCK_SECTIONS"] += 1
+        state.journal.write("MOCK_SECTIONS", path=route.path, returned_sections=len(directories))
+        log.info("MOCK_SECTIONS returned_sections=%d", len(directories))
+
+    async def _section(self, flow, route, state) -> None:
+        if route.section_id not in self._target_sections(state):
+            self._mock(flow, route, state, plexml.container(), "MOCK_SECTION", 0)
+            return
+        root = plexml.container(self._section_attrs(state, route.section_id))
+        for key in _SECTION_DIRECTORIES:
+            ET.SubElement(root, "Directory", {"key": key, "title": key})
+        root.set("size", str(len(_SECTION_DIRECTORIES)))
+        self._mock(flow, route, state, root, "MOCK_SECTION", 0)
+
+    async def _listing(self, flow, route, state) -> None:
+        if route.param("type") and route.libtype is None:
+            answer(flow, "MOCK_BAD_TYPE", b"", status=400, content_type="text/html")
+            return
+        if route.section_id is not None and route.section_id not in self._target_sections(state):
+            candidates, libtype = [], route.libtype
+        else:
+            candidates, libtype = self._candidates(state, route)
+        fallback = None
+        if libtype == "collection":
+            chosen: list[ET.Element] = []
+        else:
+            try:
+                chosen = filters.select(route.params, candidates, filters.Items(state.items.get))
+            except filters.Unsupported as exc:
+                fallback = str(exc)
+                chosen = await self._fallback(state, route, candidates, fallback)
+            query = (route.param("query") or "").lower()
+            chosen = [e for e in chosen if query in (e.get("title") or "").lower()]
+        sort = route.param("sort")
+        if route.sub in ("recentlyAdded", "newest") and not sort:
+            sort = "addedAt:desc"
+        ordered = sort_elements(chosen, sort)
+        start, size = paging(route, dict(flow.request.headers.items()))
+        chosen_page, paging_attrs = plexml.page(ordered, start, size)
+        guids = route.param("includeGuids") == "1"
+        items = [state.listing_copy(e.get("ratingKey"), guids=guids) for e in chosen_page]
+        root = plexml.container({**self._section_attrs(state, route.section_id), **paging_attrs})
+        if route.param("includeMeta") == "1" and route.section_id in state.sections:
+            meta = await self._meta(state, route, f"/library/sections/{route.section_id}/{route.sub}")
+            if meta is not None:
+                root.append(meta)
+        root.extend(items)
+        root.set("size", str(len(items)))
+        self._mock(flow, route, state, root, "MOCK_LIST", len(items), total=len(ordered), fallback=fallback)
+
+    async def _hubs(self, flow, route, state) -> None:
+        query = (route.param("query") or "").lower()
+        limit = int(route.param("limit") or 10) if (route.param("limit") or "10").isdigit() else 10
+        section_id = route.param("sectionId")
+        root = plexml.container()
+        returned = 0
+        for libtype in ("movie", "show", "season", "episode"):
+            found = [e for e in state.target_items() if e.get("type") == libtype
+                     and query in (e.get("title") or "").lower()
+                     and (section_id is None or e.get("librarySectionID") == section_id)]
+            found = sort_elements(found, None)
+            hub = ET.SubElement(root, "Hub", {"title": f"{libtype.title()}s", "type": libtype,
+                                              "hubIdentifier": libtype, "size": str(min(len(found), limit)),
+                                              "more": "1" if len(found) > limit else "0", "style": "shelf"})
+            for element in found[:limit]:
+                hub.append(state.listing_copy(element.get("ratingKey"), guids=False))
+                returned += 1
+        root.set("size", "4")
+        self._mock(flow, route, state, root, "MOCK_LIST", returned)
+
+    async def _collections(self, flow, route, state) -> None:
+        root = plexml.container(self._section_attrs(state, route.section_id), ())
+        if route.param("includeMeta") == "1" and route.section_id in self._target_sections(state):
+            meta = await self._meta(state, route, f"/library/sections/{route.section_id}/collections")
+            if meta is not None:
+                root.append(meta)
+        start, size = paging(route, dict(flow.request.headers.items()))
+        root.attrib.update(plexml.page([], start, size)[1])
+        self._mock(flow, route, state, root, "MOCK_COLLECTIONS", 0)
+
+    async def _choices(self, flow, route, state) -> None:
+        field = route.sub or ""
+        if field not in LOCAL_CHOICES or route.section_id not in self._target_sections(state):
+            if route.section_id in self._target_sections(state):
+                await self.proxy.forward(flow, route, "ALLOW_FORWARD", reason="filter choices")
+                log.info("ALLOW_FORWARD endpoint=%s (filter choices)", route.path)
+            else:
+                self._mock(flow, route, state, plexml.container(), "MOCK_CHOICES", 0)
+            return
+        candidates, _ = self._candidates(state, route)
+        values: dict[str, str] = {}
+        for element in candidates:
+            if field in ("label", "genre"):
+                tag = field.title()
+                values.update((c.get("id") or c.get("tag", ""), c.get("tag", "")) for c in element.findall(tag))
+            elif field in ("year", "decade") and (element.get("year") or "").isdigit():
+                year = int(element.get("year"))
+                key = year if field == "year" else year // 10 * 10
+                values[str(key)] = str(key) if field == "year" else f"{key}s"
+            elif field == "contentRating" and element.get("contentRating"):
+                values[element.get("contentRating")] = element.get("contentRating")
+            else:
+                attr = "videoResolution" if field == "resolution" else "audioCodec"
+                values.update((m.get(attr), m.get(attr).upper()) for m in element.findall("Media") if m.get(attr))
+        root = plexml.container(self._section_attrs(state, route.section_id))
+        for key, title in sorted(values.items(), key=lambda kv: kv[1].lower()):
+            ET.SubElement(root, "Directory", {"fastKey": f"/library/sections/{route.section_id}/all?{field}={key}",
+                                              "key": key, "title": title})
+        root.set("size", str(len(values)))
+        self._mock(flow, route, state, root, "MOCK_CHOICES", len(values), field=field)
+
+    async def _children(self, flow, route, state) -> None:
+        parent = route.rating_key
+        if not state.is_allowed(parent):
+            state.counters["BLOCK_METADATA"] += 1
+            state.journal.write("BLOCK_METADATA", rating_key=parent, path=route.path)
+            log.info("BLOCK_METADATA ratingKey=%s not in allowlist", parent)
+            answer(flow, "BLOCK_METADATA", plexml.empty_container(), rating_key=parent)
+            return
+        attr = "parentRatingKey" if route.sub == "children" else "grandparentRatingKey"
+        kids = [e for key, e in state.items.items() if e.get(attr) == parent and state.is_allowed(key)]
+        kids.sort(key=lambda e: (int(e.get("parentIndex") or 0), int(e.get("index") or 0)))
+        start, size = paging(route, dict(flow.request.headers.items()))
+        chosen, paging_attrs = plexml.page(kids, start, size)
+        guids = route.param("includeGuids") == "1"
+        owner = state.items.get(parent)
+        attrs = {**self._section_attrs(state, owner.get("librarySectionID") if owner is not None else None),
+                 **paging_attrs, "key": parent}
+        if owner is not None:
+            attrs.update(parentTitle=owner.get("title", ""), title2=owner.get("title", ""))
+        root = plexml.container(attrs, [state.listing_copy(e.get("ratingKey"), guids=guids) for e in chosen])
+        self._mock(flow, route, state, root, "MOCK_CHILDREN", len(chosen), rating_key=parent)

@@ -1,0 +1,131 @@
+"""PosterSource: the poster Kometa downloads for a target is the clean original.
+
+Kometa refuses a poster whose EXIF says it already carries an overlay, and on a library where
+Kometa already runs, Plex's current posters do. So a target's poster download (its `thumb`, or a
+`/photo/:/transcode` of it) is answered with, in order: the target's `input:` image; Kometa's stored
+original (`<config dir>/overlays/<Library> Original Posters/<ratingKey>.*`); else Plex's poster,
+flagged `OVERLAID_POSTER` when it carries the mark. What is served is kept as the "before" image.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from mitmproxy import http
+from PIL import Image
+
+from ..plex.routes import Kind, Route, image_path_of
+from . import capture
+from .flows import Proxy, answer, fail_closed, route_of, unanswered
+from .journal import log
+from .state import PreviewState
+
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+OVERLAY_EXIF_TAG = 0x04BC
+
+
+@dataclass(frozen=True)
+class Poster:
+    data: bytes
+    ext: str
+    source: str
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.ext]
+
+
+def has_overlay_mark(data: bytes) -> bool:
+    """Kometa marks every poster it uploads with EXIF 0x04BC = "overlay"."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.getexif().get(OVERLAY_EXIF_TAG) == "overlay"
+    except Exception:  # noqa: BLE001 - an unreadable image simply carries no mark
+        return False
+
+
+def stored_original(config_file: Path | None, library: str, rating_key: str) -> Path | None:
+    if config_file is None:
+        return None
+    folder = config_file.parent / "overlays" / f"{library} Original Posters"
+    for ext in ("jpg", "png", "webp"):
+        candidate = folder / f"{rating_key}.{ext}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class PosterSource:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self._cache: dict[str, Poster] = {}
+
+    @fail_closed
+    async def request(self, flow: http.HTTPFlow) -> None:
+        state = self.proxy.state
+        if not unanswered(flow) or state is None:
+            return
+        route = route_of(flow)
+        if not route.is_read:
+            return
+        image = route
+        if route.kind is Kind.TRANSCODE:
+            image = image_path_of(route.param("url") or "")
+        if image is None or image.kind is not Kind.IMAGE or image.sub != "thumb" or not state.is_target(image.rating_key):
+            return
+        poster = self._cache.get(image.rating_key) or await self._load(state, image)
+        if poster is None:
+            return  # Plex had no image: let the gate forward the request and Plex answer it
+        self._cache[image.rating_key] = poster
+        data, content_type = poster.data, poster.content_type
+        if route.kind is Kind.TRANSCODE:
+            data, content_type = _resize(poster.data, route)
+        answer(flow, "POSTER_SOURCE", data, content_type=content_type, rating_key=image.rating_key,
+               source=poster.source)
+
+    async def _load(self, state: PreviewState, image: Route) -> Poster | None:
+        rating_key = image.rating_key
+        target = state.targets[rating_key]
+        section = state.sections.get(state.items[rating_key].get("librarySectionID", "")) \
+            if rating_key in state.items else None
+        original = stored_original(state.config.kometa.config, section.title if section else "", rating_key)
+        if target.input is not None:
+            poster = _from_bytes(target.input.read_bytes(), "input")
+        elif original is not None:
+            poster = _from_bytes(original.read_bytes(), "kometa_original")
+        else:
+            response = await self.proxy.fetch(image, image.path)
+            if response.status != 200:
+                return None
+            poster = _from_bytes(response.body, "plex")
+        if poster is None:
+            return None
+        if poster.source == "plex" and has_overlay_mark(poster.data):
+            state.journal.write("OVERLAID_POSTER", rating_key=rating_key, target=target.id)
+            log.error("OVERLAID_POSTER target=%s ratingKey=%s: Plex's poster already carries a Kometa overlay; "
+                      "give the target an `input:` image or set kometa.config so the stored original is used",
+                      target.id, rating_key)
+        saved = capture.save_atomic(state.output / "before", rating_key, poster.ext, poster.data)
+        state.journal.write("POSTER_SOURCE", rating_key=rating_key, target=target.id, source=poster.source,
+                            bytes=len(poster.data), ext=poster.ext, saved=str(saved))
+        log.info("POSTER_SOURCE ratingKey=%s target=%s source=%s bytes=%d", rating_key, target.id, poster.source,
+                 len(poster.data))
+        return poster
+
+
+def _from_bytes(data: bytes, source: str) -> Poster | None:
+    fmt = capture.sniff(data)
+    return Poster(data, capture.EXTENSIONS[fmt], source) if fmt else None
+
+
+def _resize(data: bytes, route: Route) -> tuple[bytes, str]:
+    width = int(route.param("width") or 0) if (route.param("width") or "0").isdigit() else 0
+    height = int(route.param("height") or 0) if (route.param("height") or "0").isdigit() else 0
+    with Image.open(io.BytesIO(data)) as image:
+        copy = image.convert("RGB")
+    if width and height:
+        copy.thumbnail((width, height))
+    out = io.BytesIO()
+    copy.save(out, format="JPEG", quality=90)
+    return out.getvalue(), "image/jpeg"

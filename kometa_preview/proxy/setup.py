@@ -1,0 +1,154 @@
+"""Setup: the `preview_*` options, the state built from them, and the ready file.
+
+Options are validated in `configure` and turned into `OptionsError` (a bad value must stop
+mitmdump, never silently unload the script: mitmproxy issue #8013). The ready file is written from
+`running`, so its presence proves the addons loaded, and it carries the real listen address and the
+job token for the launcher.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from mitmproxy import ctx, http
+from mitmproxy.exceptions import OptionsError
+from mitmproxy.proxy.mode_specs import ProxyMode
+
+from ..config import ConfigError, load
+from .flows import META_KEY, Proxy
+from .journal import Journal, log, redact
+from .state import PreviewState, StartupError, prefetch
+from .upstream import Upstream
+
+READY_FILE = "proxy_ready.json"
+JOURNAL_FILE = "proxy_journal.jsonl"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+OPTIONS = {"preview_config", "preview_job", "preview_mock_library", "preview_client_token", "preview_max_upload"}
+
+
+def write_ready(job: Path, payload: dict) -> None:
+    """Atomically write the ready file (mode 0600: it holds the job token)."""
+    job.mkdir(parents=True, exist_ok=True)
+    temporary = job / f".{READY_FILE}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(temporary, job / READY_FILE)
+
+
+def mock_default() -> bool:
+    return os.environ.get("PREVIEW_MOCK_LIBRARY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class Setup:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    def load(self, loader) -> None:
+        loader.add_option("preview_config", str, "", "Path to preview.yml: the targets, and the Plex URL and token.")
+        loader.add_option("preview_job", str, "",
+                          "Job folder for the journal, captures and ready file "
+                          "(default: <preview.output>/live-<time>).")
+        loader.add_option("preview_mock_library", bool, mock_default(),
+                          "Answer listings locally with only the targets (default: on unless PREVIEW_MOCK_LIBRARY=0); "
+                          "off = forward listings to Plex and filter them.")
+        loader.add_option("preview_client_token", str, "",
+                          "Token clients must present (default: a random one, written to the ready file).")
+        loader.add_option("preview_max_upload", int, 64 << 20, "Largest request body accepted, in bytes (413 above).")
+
+    def configure(self, updated: set[str]) -> None:
+        if "mode" in updated or "listen_host" in updated:
+            for spec in ctx.options.mode:
+                host = ProxyMode.parse(spec).listen_host(ctx.options.listen_host)
+                if host not in LOOPBACK:
+                    raise OptionsError(f"preview: mode {spec!r} listens on {host or 'every address'}; "
+                                       "bind it to 127.0.0.1 (…@127.0.0.1:PORT)")
+        if not updated & OPTIONS:
+            return
+        if ctx.options.preview_max_upload < 1:
+            raise OptionsError("preview_max_upload must be a positive number of bytes")
+        if not ctx.options.preview_config:
+            self.proxy.state = None
+            log.warning("NOT_CONFIGURED preview_config is not set: every request is answered 503")
+            return
+        try:
+            config = load(ctx.options.preview_config)
+        except ConfigError as exc:
+            raise OptionsError(str(exc)) from None
+        job = Path(ctx.options.preview_job) if ctx.options.preview_job else \
+            config.output / time.strftime("live-%Y%m%d_%H%M%S")
+        journal = Journal(job / JOURNAL_FILE)
+        state = PreviewState(config=config, job=job, mock=ctx.options.preview_mock_library,
+                             upstream=Upstream(config.plex.url, config.plex.token, config.plex.timeout,
+                                               config.plex.verify_ssl),
+                             journal=journal, max_upload=ctx.options.preview_max_upload)
+        if ctx.options.preview_client_token:
+            state.client_token = ctx.options.preview_client_token
+        journal.write("PROXY_START", mock_library=state.mock, targets=[t.id for t in config.targets],
+                      allowed_rating_keys=config.rating_keys, plex=redact(config.plex.url))
+        try:
+            prefetch(state)
+        except StartupError as exc:
+            journal.write("STARTUP_ERROR", error=str(exc))
+            write_ready(job, {"ok": False, "error": str(exc)})
+            raise OptionsError(f"preview: {exc}") from None
+        self.proxy.state = state
+        self._announce(state)
+
+    def _announce(self, state: PreviewState) -> None:
+        keys = [k for k in state.targets if k not in state.missing]
+        if state.mock:
+            log.info("MOCK_LIBRARY_MODE ENABLED: Only %d items visible", len(keys))
+            log.info("Listing endpoints will NOT be forwarded to Plex")
+            log.info("Metadata requests forwarded only for allowed ratingKeys")
+        else:
+            log.info("FILTER_MODE ENABLED: Only %d items allowed", len(keys))
+        log.info("Allowed ratingKeys: %s", keys)
+
+    def running(self) -> None:
+        state = self.proxy.state
+        if state is None:
+            return
+        addresses = ctx.master.addons.get("proxyserver").listen_addrs()
+        write_ready(state.job, {"ok": True, "pid": os.getpid(), "listen": [list(a[:2]) for a in addresses],
+                                "client_token": state.client_token, "mock_library": state.mock,
+                                "job": str(state.job)})
+        state.journal.write("PROXY_READY", listen=[list(a[:2]) for a in addresses])
+        log.info("PROXY_READY listening on %s, job folder %s", addresses, state.job)
+
+    def done(self) -> None:
+        state = self.proxy.state
+        if state is None:
+            return
+        counters = dict(state.counters)
+        state.journal.write("PROXY_DONE", counters=counters, learned_parent_keys=sorted(state.learned_parents),
+                            upstream_requests=state.upstream.requests, upstream_bytes=state.upstream.bytes)
+        log.info("Mock list requests: %d", counters.get("MOCK_LIST", 0))
+        log.info("Forwarded requests: %d", counters.get("forwarded", 0))
+        log.info("Blocked metadata requests: %d", counters.get("BLOCK_METADATA", 0))
+        state.journal.close()
+        state.upstream.close()
+
+
+class FlowJournal:
+    """One journal line per answered flow: method, redacted path, verdict, status, size."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        state = self.proxy.state
+        if state is None or flow.response is None:
+            return
+        info = flow.metadata.get(META_KEY, {})
+        state.journal.write("FLOW", method=flow.request.method, path=redact(flow.request.path),
+                            verdict=info.get("verdict"), status=flow.response.status_code,
+                            bytes=len(flow.response.raw_content or b""))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state = self.proxy.state
+        if state is not None:
+            state.journal.write("FLOW_ERROR", method=flow.request.method, path=redact(flow.request.path),
+                                error=flow.error.msg if flow.error else None)

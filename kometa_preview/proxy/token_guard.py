@@ -1,0 +1,43 @@
+"""TokenGuard: only the client holding this job's token may use the proxy.
+
+The job token is removed from the request as soon as it is checked, so no flow, log line or saved
+flow ever carries a token, and if anything downstream failed open, Plex would see no token at all.
+The real Plex token is added by `Upstream` alone, outside the flow.
+"""
+from __future__ import annotations
+
+import hmac
+
+from mitmproxy import http
+
+from ..plex import xml as plexml
+from .flows import Proxy, answer, fail_closed, unanswered
+from .journal import log, redact
+
+
+class TokenGuard:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if not unanswered(flow):
+            return
+        state = self.proxy.state
+        if state is None:
+            answer(flow, "NOT_CONFIGURED", b"kometa-preview: set preview_config", status=503,
+                   content_type="text/plain")
+            return
+        request = flow.request
+        offered = [v for k, v in request.query.items(multi=True) if k.lower() == "x-plex-token"]
+        offered += request.headers.get_all("X-Plex-Token")
+        for name in [k for k in request.query if k.lower() == "x-plex-token"]:
+            del request.query[name]
+        request.headers.pop("X-Plex-Token", None)
+        if not offered or not all(hmac.compare_digest(v.encode(), state.client_token.encode()) for v in offered):
+            state.counters["unauthorized"] += 1
+            state.journal.write("UNAUTHORIZED_CLIENT", method=request.method, path=redact(request.path),
+                                client=flow.client_conn.peername[0] if flow.client_conn.peername else None)
+            log.warning("UNAUTHORIZED_CLIENT %s %s: missing or wrong job token", request.method,
+                        redact(request.path))
+            answer(flow, "UNAUTHORIZED_CLIENT", plexml.empty_container(), status=401)
