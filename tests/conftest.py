@@ -35,3 +35,38 @@ def sample_plex(sample_plex_factory) -> SampleServer:
 def plex(sample_plex):
     from plexapi.server import PlexServer
     return PlexServer(sample_plex.url, TOKEN)
+
+
+def write_preview_yml(folder, plex_url: str, targets: list[dict], **extra) -> "Path":
+    """A preview.yml for the sample server, as a user would write it."""
+    import yaml
+    from pathlib import Path
+    document = {"plex": {"url": plex_url, "token": TOKEN, "timeout": 30},
+                "preview": {"mode": "write_blocked", "output": str(Path(folder) / "out"), "targets": targets},
+                **extra}
+    path = Path(folder) / "preview.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def movie_targets(keys) -> list[dict]:
+    return [{"id": f"m{key}", "type": "movie", "ratingKey": str(key)} for key in keys]
+
+
+@pytest.fixture
+def proxy_factory(tmp_path):
+    """Start real mitmdump children running the preview addons; all are stopped at the end."""
+    from kometa_preview.launcher import start_proxy
+    started = []
+
+    def start(server: SampleServer, targets: list[dict], *, mock: bool = True, name: str = "job", **kwargs):
+        folder = tmp_path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        config = write_preview_yml(folder, server.url, targets)
+        proxy = start_proxy(config, folder / "job", server.url, mock=mock, **kwargs)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()

@@ -7,12 +7,23 @@ The real Plex token is added by `Upstream` alone, outside the flow.
 from __future__ import annotations
 
 import hmac
+import re
 
 from mitmproxy import http
 
 from ..plex import xml as plexml
 from .flows import Proxy, answer, fail_closed, unanswered
 from .journal import log, redact
+
+_NESTED_TOKEN = re.compile(r"(?i)[?&]x-plex-token=[^&#]*")
+
+
+def _without_nested_token(value: str) -> str:
+    """`/photo/:/transcode?url=` carries an absolute URL with its own `?X-Plex-Token=`: drop it."""
+    cleaned = _NESTED_TOKEN.sub("", value)
+    if "?" not in cleaned and "&" in cleaned:
+        cleaned = cleaned.replace("&", "?", 1)
+    return cleaned
 
 
 class TokenGuard:
@@ -33,6 +44,9 @@ class TokenGuard:
         offered += request.headers.get_all("X-Plex-Token")
         for name in [k for k in request.query if k.lower() == "x-plex-token"]:
             del request.query[name]
+        for name, value in list(request.query.items()):
+            if "x-plex-token" in value.lower():
+                request.query[name] = _without_nested_token(value)
         request.headers.pop("X-Plex-Token", None)
         if not offered or not all(hmac.compare_digest(v.encode(), state.client_token.encode()) for v in offered):
             state.counters["unauthorized"] += 1

@@ -224,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/library/sections":
             root = views.container(size=len(lib.sections), allowSync="0", title1="Plex Library")
             for section in lib.sections.values():
-                root.append(views.section_directory(section, len(lib.in_section(section.id))))
+                root.append(views.section_directory(section))
             return self._xml(root)
         if path in ("/library/all", "/library/search", "/library/recentlyAdded"):
             items = [i for s in lib.sections for i in lib.in_section(s)]

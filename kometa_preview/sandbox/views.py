@@ -104,13 +104,13 @@ def item_element(library: Library, item: Item, *, full: bool, guids: bool) -> ET
     return element
 
 
-def section_directory(section: Section, count: int) -> ET.Element:
+def section_directory(section: Section) -> ET.Element:
     element = ET.Element("Directory", {
         "allowSync": "1", "art": f"/:/resources/{section.type}-fanart.jpg", "filters": "1", "refreshing": "0",
         "thumb": f"/:/resources/{section.type}.png", "key": str(section.id), "type": section.type,
         "title": section.title, "agent": section.agent, "scanner": section.scanner, "language": "en-US",
         "uuid": section.uuid, "updatedAt": "1734000000", "createdAt": "1600000000", "scannedAt": "1734000000",
-        "content": "1", "directory": "1", "hidden": "0", "totalSize": str(count)})
+        "content": "1", "directory": "1", "hidden": "0"})
     ET.SubElement(element, "Location", {"id": str(section.id), "path": section.location})
     return element
 
