@@ -12,10 +12,13 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
+from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, paging
 from .flows import Proxy, answer, fail_closed, route_of, unanswered
 from .journal import log, redact
+from .mock_library import candidates
+from .state import OVERLAY_LABEL
 from .upstream import UpstreamError
 
 PASS_THROUGH_LIMIT = 4 << 20
@@ -33,7 +36,19 @@ class ListingFilter:
         route = route_of(flow)
         if not route.is_read or route.kind not in (Kind.LISTING, Kind.HUB_SEARCH):
             return
-        stream = plexml.StreamFilter(lambda element: state.is_target(element.get("ratingKey")))
+        local = self._overlay_label_search(state, route)
+        if local is not None:
+            keep = local.__contains__
+        else:
+            keep = state.is_target
+
+        def target(element) -> bool:
+            if not keep(element.get("ratingKey")):
+                return False
+            plexml.strip_label(element, OVERLAY_LABEL)  # the same view of the item as its metadata
+            return True
+
+        stream = plexml.StreamFilter(target)
         raw = bytearray()
         parse_errors: list[str] = []
 
@@ -87,6 +102,18 @@ class ListingFilter:
                  stream.before, after, allowed)
         log.info("FILTER_XML items: before=%d after=%d removed=%d allowed=%d", stream.before, after,
                  stream.before - after, allowed)
+
+    def _overlay_label_search(self, state, route) -> set[str] | None:
+        """Plex cannot know the proxy hides the Overlay label: such searches are answered from the
+        targets' (label-stripped) metadata, so listings and metadata tell Kometa the same story."""
+        if route.kind is not Kind.LISTING or not state.asks_about_overlay_label(route.params):
+            return None
+        try:
+            chosen = filters.select(route.params, candidates(state, route)[0], filters.Items(state.items.get))
+        except filters.Unsupported:
+            return None
+        state.journal.write("FILTER_LOCAL_OVERLAY_LABEL", path=route.path, matched=[e.get("ratingKey") for e in chosen])
+        return {e.get("ratingKey") for e in chosen}
 
     def _unparsed(self, flow, route, state, raw: bytearray, reason: str) -> None:
         state.journal.write("FILTER_PARSE_ERROR", path=route.path, reason=reason, bytes=len(raw))

@@ -52,6 +52,26 @@ def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Eleme
     return ordered
 
 
+def target_sections(state: PreviewState) -> list[str]:
+    held = {e.get("librarySectionID") for e in state.target_items()}
+    return [key for key in state.sections if key in held]
+
+
+def candidates(state: PreviewState, route: Route) -> tuple[list[ET.Element], str | None]:
+    """Targets a listing may return, and the libtype it lists (None: movies and shows)."""
+    if route.section_id is not None and route.section_id not in target_sections(state):
+        return [], route.libtype
+    section = state.sections.get(route.section_id or "")
+    libtype = route.libtype
+    if libtype is None and section is not None:
+        libtype = section.type if section.type in ("movie", "show") else None
+    elements = [e for e in state.target_items()
+                if route.section_id is None or e.get("librarySectionID") == route.section_id]
+    if libtype is not None:
+        return [e for e in elements if e.get("type") == libtype], libtype
+    return [e for e in elements if e.get("type") in ("movie", "show")], libtype
+
+
 class MockLibrary:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
@@ -90,24 +110,6 @@ class MockLibrary:
                 "librarySectionUUID": section.uuid, "title1": section.title, "allowSync": "1",
                 "identifier": "com.plexapp.plugins.library"}
 
-    def _target_sections(self, state: PreviewState) -> list[str]:
-        held = {e.get("librarySectionID") for e in state.target_items()}
-        return [key for key in state.sections if key in held]
-
-    def _candidates(self, state: PreviewState, route: Route) -> tuple[list[ET.Element], str | None]:
-        """Targets a listing may return, and the libtype it lists (None: movies and shows)."""
-        section = state.sections.get(route.section_id or "")
-        libtype = route.libtype
-        if libtype is None and section is not None:
-            libtype = section.type if section.type in ("movie", "show") else None
-        elements = [e for e in state.target_items()
-                    if route.section_id is None or e.get("librarySectionID") == route.section_id]
-        if libtype is not None:
-            elements = [e for e in elements if e.get("type") == libtype]
-        else:
-            elements = [e for e in elements if e.get("type") in ("movie", "show")]
-        return elements, libtype
-
     async def _meta(self, state: PreviewState, route: Route, upstream_path: str) -> ET.Element | None:
         """Plex's own `<Meta>` block for a section (small, read-only, the same at any library size)."""
         query = [("includeMeta", "1"), ("includeAdvanced", "1"), ("X-Plex-Container-Start", "0"),
@@ -123,10 +125,12 @@ class MockLibrary:
         cached = state.meta_cache[path]
         return ET.fromstring(cached) if cached else None
 
-    async def _fallback(self, state: PreviewState, route: Route, candidates: list[ET.Element],
+    async def _fallback(self, state: PreviewState, route: Route, listed: list[ET.Element],
                         reason: str) -> list[ET.Element]:
         """Ask Plex the same filtered question and keep the targets it names."""
-        wanted = {e.get("ratingKey") for e in candidates}
+        if not listed:
+            return []
+        wanted = {e.get("ratingKey") for e in listed}
         stream = plexml.StreamFilter(lambda element: element.get("ratingKey") in wanted)
         params = [(k, v) for k, v in route.params if not k.startswith("X-Plex-Container-")]
         response = await self.proxy.fetch(route, f"{route.path}?{urlencode(params)}", sink=stream.feed)
@@ -138,7 +142,7 @@ class MockLibrary:
                             upstream_items=stream.before, matched=sorted(named))
         log.info("FILTER_FALLBACK endpoint=%s reason=%s upstream_items=%d matched=%d", route.path, reason,
                  stream.before, len(named))
-        return [e for e in candidates if e.get("ratingKey") in named]
+        return [e for e in listed if e.get("ratingKey") in named]
 
     # --- endpoints --------------------------------------------------------------------------
     async def _library(self, flow, route, state) -> None:
@@ -149,7 +153,7 @@ class MockLibrary:
 
     async def _sections(self, flow, route, state) -> None:
         directories = []
-        for key in self._target_sections(state):
+        for key in target_sections(state):
             directory = copy.deepcopy(state.sections[key].directory)
             directory.set("allowSync", "1")
             directories.append(directory)
@@ -161,7 +165,7 @@ class MockLibrary:
         log.info("MOCK_SECTIONS returned_sections=%d", len(directories))
 
     async def _section(self, flow, route, state) -> None:
-        if route.section_id not in self._target_sections(state):
+        if route.section_id not in target_sections(state):
             self._mock(flow, route, state, plexml.container(), "MOCK_SECTION", 0)
             return
         root = plexml.container(self._section_attrs(state, route.section_id))
@@ -174,19 +178,16 @@ class MockLibrary:
         if route.param("type") and route.libtype is None:
             answer(flow, "MOCK_BAD_TYPE", b"", status=400, content_type="text/html")
             return
-        if route.section_id is not None and route.section_id not in self._target_sections(state):
-            candidates, libtype = [], route.libtype
-        else:
-            candidates, libtype = self._candidates(state, route)
+        listed, libtype = candidates(state, route)
         fallback = None
         if libtype == "collection":
             chosen: list[ET.Element] = []
         else:
             try:
-                chosen = filters.select(route.params, candidates, filters.Items(state.items.get))
+                chosen = filters.select(route.params, listed, filters.Items(state.items.get))
             except filters.Unsupported as exc:
                 fallback = str(exc)
-                chosen = await self._fallback(state, route, candidates, fallback)
+                chosen = await self._fallback(state, route, listed, fallback)
             query = (route.param("query") or "").lower()
             chosen = [e for e in chosen if query in (e.get("title") or "").lower()]
         sort = route.param("sort")
@@ -228,7 +229,7 @@ class MockLibrary:
 
     async def _collections(self, flow, route, state) -> None:
         root = plexml.container(self._section_attrs(state, route.section_id), ())
-        if route.param("includeMeta") == "1" and route.section_id in self._target_sections(state):
+        if route.param("includeMeta") == "1" and route.section_id in target_sections(state):
             meta = await self._meta(state, route, f"/library/sections/{route.section_id}/collections")
             if meta is not None:
                 root.append(meta)
@@ -238,16 +239,15 @@ class MockLibrary:
 
     async def _choices(self, flow, route, state) -> None:
         field = route.sub or ""
-        if field not in LOCAL_CHOICES or route.section_id not in self._target_sections(state):
-            if route.section_id in self._target_sections(state):
+        if field not in LOCAL_CHOICES or route.section_id not in target_sections(state):
+            if route.section_id in target_sections(state):
                 await self.proxy.forward(flow, route, "ALLOW_FORWARD", reason="filter choices")
                 log.info("ALLOW_FORWARD endpoint=%s (filter choices)", route.path)
             else:
                 self._mock(flow, route, state, plexml.container(), "MOCK_CHOICES", 0)
             return
-        candidates, _ = self._candidates(state, route)
         values: dict[str, str] = {}
-        for element in candidates:
+        for element in candidates(state, route)[0]:
             if field in ("label", "genre"):
                 tag = field.title()
                 values.update((c.get("id") or c.get("tag", ""), c.get("tag", "")) for c in element.findall(tag))

@@ -48,6 +48,7 @@ class PreviewState:
     learned_parents: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     meta_cache: dict[str, bytes] = field(default_factory=dict)
+    overlay_label_ids: set[str] = field(default_factory=set)
     counters: Counter = field(default_factory=Counter)
 
     @property
@@ -64,6 +65,15 @@ class PreviewState:
 
     def is_allowed(self, rating_key: str | None) -> bool:
         return rating_key is not None and rating_key in self.allowed
+
+    def asks_about_overlay_label(self, params) -> bool:
+        """Does a listing filter on the Overlay label (which the proxy hides from Kometa)?"""
+        names = {OVERLAY_LABEL.lower(), *self.overlay_label_ids}
+        for name, value in params:
+            field = name.rstrip("!=<>").rsplit(".", 1)[-1]
+            if field == "label" and names & {v.strip().lower() for v in value.split(",")}:
+                return True
+        return False
 
     def target_items(self) -> list[ET.Element]:
         return [self.items[k] for k in self.targets if k in self.items and k not in self.missing]
@@ -90,6 +100,8 @@ class PreviewState:
 
     def remember(self, element: ET.Element) -> None:
         """Keep an allowed item's metadata, without the label that would make Kometa skip it."""
+        self.overlay_label_ids.update(label.get("id", "").lower() for label in element.iter("Label")
+                                      if label.get("tag", "").lower() == OVERLAY_LABEL.lower() and label.get("id"))
         removed = plexml.strip_label(element, OVERLAY_LABEL)
         if removed:
             self.journal.write("STRIPPED_OVERLAY_LABEL", rating_key=element.get("ratingKey"))
