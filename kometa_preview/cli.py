@@ -69,3 +69,71 @@ def sandbox(movies: int, shows: int, seasons: int, episodes: int, seed: int, hos
         pass
     finally:
         server.stop()
+
+
+def _load_config(path: Path):
+    from .config import ConfigError, load
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _check_port(port: int, what: str) -> None:
+    from .launcher import port_in_use
+    if not 0 <= port <= 65535:
+        raise UserError(f"{what} must be between 0 and 65535, not {port}")
+    if port and port_in_use(port):
+        raise UserError(f"{what}: port {port} on 127.0.0.1 is in use")
+
+
+@main.command()
+@click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--port", default=0, show_default=True, help="Port for the proxy on 127.0.0.1 (0 picks a free one).")
+@click.option("--web", is_flag=True, help="Run mitmweb instead of mitmdump, to look at every flow in a browser.")
+@click.option("--web-port", default=8081, show_default=True, help="Port of the mitmweb UI (with --web).")
+@click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
+              help="Forward listings to Plex and filter them (legacy) instead of answering them locally.")
+@click.option("--job", "job", type=click.Path(file_okay=False, path_type=Path),
+              help="Job folder for the journal and captures (default: <preview.output>/proxy-<time>).")
+def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: bool, job: Path | None) -> None:
+    """Run only the preview proxy, to point any Plex client (or Kometa by hand) at it.
+
+    It prints the URL and the job token a client must use. Every flow is tagged with its verdict
+    (MOCK_LIST, ALLOW_FORWARD, BLOCKED_WRITE, …): with --web you see them in mitmweb.
+    """
+    import os
+    import time
+
+    from .launcher import LaunchError, start_proxy
+
+    config = _load_config(preview_yml)
+    _check_port(port, "--port")
+    if web:
+        _check_port(web_port, "--web-port")
+    job = job or config.output / time.strftime("proxy-%Y%m%d_%H%M%S")
+    web_password = secrets.token_urlsafe(12)
+    mock = not filter_mode and os.environ.get("PREVIEW_MOCK_LIBRARY", "1") != "0"
+    try:
+        child = start_proxy(preview_yml.resolve(), job.resolve(), config.plex.url, mock=mock, port=port,
+                            web_port=web_port if web else None,
+                            extra=["--set", f"web_password={web_password}"] if web else None)
+    except LaunchError as exc:
+        raise UserError(f"proxy: {exc}") from None
+    click.echo(f"kometa-preview proxy ({'mock library' if mock else 'filter'} mode) for {len(config.targets)} targets")
+    click.echo(f"url:   {child.url}")
+    click.echo(f"token: {child.client_token}")
+    click.echo(f"job:   {job}")
+    if web:
+        click.echo(f"web:   http://127.0.0.1:{web_port}/?token={web_password}")
+    click.echo("Press Ctrl-C to stop.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if not child.alive():
+                raise UserError(f"proxy: the proxy exited with code {child.process.returncode} (see {child.log_path})")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        child.stop()

@@ -21,6 +21,21 @@ FORWARDED_HEADERS = ("accept", "accept-language", "user-agent", "x-plex-product"
 DEFAULT_MAX_BYTES = 64 << 20
 
 
+def describe(exc: BaseException) -> str:
+    """What went wrong talking to Plex, in words a user can act on."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason).lower()
+    if isinstance(reason, urllib3.exceptions.NameResolutionError) or "name or service not known" in text:
+        return "its host name does not resolve"
+    if isinstance(reason, urllib3.exceptions.SSLError) or "certificate" in text:
+        return "its TLS certificate was not accepted (set plex.verify_ssl: false for a self-signed one)"
+    if "refused" in text:  # before timeouts: NewConnectionError subclasses ConnectTimeoutError
+        return "connection refused"
+    if isinstance(reason, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError)):
+        return "it did not answer in time"
+    return type(reason).__name__
+
+
 class UpstreamError(Exception):
     """Plex could not be read: unreachable, too slow, too large. The message is safe to log."""
 
@@ -67,7 +82,7 @@ class Upstream:
                 preload_content=False, redirect=False,
                 timeout=urllib3.Timeout(connect=min(10.0, self.timeout), read=self.timeout))
         except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamError(f"Plex at {self.base_url} is unreachable ({type(exc).__name__})") from None
+            raise UpstreamError(f"Plex at {self.base_url} is unreachable: {describe(exc)}") from None
         self.requests += 1
         chunks: list[bytes] = []
         size = 0
@@ -85,7 +100,7 @@ class Upstream:
                     chunks.append(chunk)
             complete = True
         except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamError(f"reading from Plex failed ({type(exc).__name__})") from None
+            raise UpstreamError(f"reading from Plex failed: {describe(exc)}") from None
         finally:
             # An unfinished body leaves the connection in an unknown state: close it, never drain it.
             response.release_conn() if complete else response.close()
