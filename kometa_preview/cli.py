@@ -137,3 +137,67 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
         pass
     finally:
         child.stop()
+
+
+class TerminalReporter:
+    """Stages and progress the way click users expect; raw Kometa output only with --verbose."""
+
+    def __init__(self, quiet: bool, verbose: bool) -> None:
+        self.quiet, self.verbose = quiet, verbose
+
+    def stage(self, text: str) -> None:
+        if not self.quiet:
+            click.secho(f"• {text}", fg="cyan", err=True)
+
+    def progress(self, captured: int, total: int) -> None:
+        if not self.quiet:
+            click.echo(f"  captured {captured}/{total} posters", err=True)
+
+    def kometa_line(self, line: str) -> None:
+        if self.verbose:
+            click.echo(f"  kometa | {line}", err=True)
+
+
+@main.command()
+@click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
+              help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py).")
+@click.option("--offline", is_flag=True,
+              help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally.")
+@click.option("--filter-mode", is_flag=True, help="Forward listings to Plex and filter them (legacy mode).")
+@click.option("--job", type=click.Path(file_okay=False, path_type=Path),
+              help="Job folder (default: a new timestamped folder under preview.output).")
+@click.option("--force", is_flag=True, help="Replace --job if it already exists.")
+@click.option("--timeout", type=click.IntRange(min=1), help="Seconds before Kometa is stopped (default: kometa.timeout).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the results.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
+def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mode: bool, job: Path | None,
+           force: bool, timeout: int | None, quiet: bool, verbose: bool) -> None:
+    """Run Kometa through the preview proxy and export the posters it would have uploaded.
+
+    Results land in <job>/output/: <id>_after.<ext> (the overlaid poster), <id>_before.<ext>
+    (the poster Kometa started from) and summary.json. Plex is never written to.
+    Exit codes: 0 every target exported, 1 a target missing or Kometa failed, 2 bad input, 130 interrupted.
+    """
+    import os
+
+    from .render import RenderError, RenderRequest
+    from .render import render as run
+
+    mock = not filter_mode and os.environ.get("PREVIEW_MOCK_LIBRARY", "1") != "0"
+    request = RenderRequest(preview_yml, kometa=kometa_path, offline=offline, mock=mock, job=job, force=force,
+                            timeout=timeout)
+    try:
+        outcome = run(request, TerminalReporter(quiet, verbose))
+    except RenderError as exc:
+        raise UserError(str(exc)) from None
+    summary = outcome.summary
+    for target_id, entry in summary["targets"].items():
+        if entry["after"]:
+            click.echo(f"✓ {target_id}: {entry['after']}")
+        else:
+            click.secho(f"✗ {target_id}: {entry['error']}", fg="red")
+    if summary.get("error"):
+        click.secho(f"! {summary['error']}", fg="yellow", err=True)
+    click.echo(f"summary: {outcome.summary_path}")
+    raise SystemExit(outcome.exit_code)

@@ -10,6 +10,7 @@ from .flows import Proxy
 from .listing_filter import ListingFilter
 from .metadata_gate import MetadataGate
 from .mock_library import MockLibrary
+from .outside_calls import OutsideCalls
 from .poster_source import PosterSource
 from .read_only import ReadOnlyRoutes
 from .setup import FlowJournal, Setup
@@ -19,5 +20,5 @@ from .write_block import WriteBlock
 
 def build() -> list[object]:
     proxy = Proxy()
-    return [Setup(proxy), FlowJournal(proxy), TokenGuard(proxy), WriteBlock(proxy), MockLibrary(proxy),
-            PosterSource(proxy), MetadataGate(proxy), ListingFilter(proxy), ReadOnlyRoutes(proxy)]
+    return [Setup(proxy), FlowJournal(proxy), OutsideCalls(proxy), TokenGuard(proxy), WriteBlock(proxy),
+            MockLibrary(proxy), PosterSource(proxy), MetadataGate(proxy), ListingFilter(proxy), ReadOnlyRoutes(proxy)]

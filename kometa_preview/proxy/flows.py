@@ -69,8 +69,9 @@ def fail_closed(hook: Callable) -> Callable:
 
 
 def unanswered(flow: http.HTTPFlow) -> bool:
-    """The guard mitmproxy's own addons open every hook with."""
-    return flow.response is None and flow.error is None and flow.live
+    """The guard mitmproxy's own addons open every hook with, plus: not one of Kometa's outside
+    calls (those belong to `OutsideCalls`, on the forward-proxy mode)."""
+    return flow.response is None and flow.error is None and flow.live and not flow.metadata.get("preview.outside")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from ..config import ConfigError, load
 from .flows import META_KEY, Proxy
 from .journal import Journal, log, redact
+from .mock_library import target_sections
 from .state import PreviewState, StartupError, prefetch
 from .upstream import Upstream
 
@@ -111,11 +112,15 @@ class Setup:
         state = self.proxy.state
         if state is None:
             return
-        addresses = ctx.master.addons.get("proxyserver").listen_addrs()
-        write_ready(state.job, {"ok": True, "pid": os.getpid(), "listen": [list(a[:2]) for a in addresses],
+        servers = list(ctx.master.addons.get("proxyserver").servers)
+        modes = {server.mode.type_name: [list(a[:2]) for a in server.listen_addrs] for server in servers}
+        addresses = modes.get("reverse", [])
+        write_ready(state.job, {"ok": True, "pid": os.getpid(), "listen": addresses, "modes": modes,
+                                "libraries": [state.sections[key].title for key in target_sections(state)],
+                                "missing": sorted(state.missing),
                                 "client_token": state.client_token, "mock_library": state.mock,
                                 "job": str(state.job)})
-        state.journal.write("PROXY_READY", listen=[list(a[:2]) for a in addresses])
+        state.journal.write("PROXY_READY", modes=modes)
         log.info("PROXY_READY listening on %s, job folder %s", addresses, state.job)
 
     def done(self) -> None:

@@ -1,0 +1,187 @@
+"""After Kometa: map captured uploads to targets and write the results.
+
+Mapping is by ratingKey (seed): for each target, its captures, `poster` preferred over other kinds,
+the newest winning; copied to `output/<id>_after.<ext>` (and the target's `output:`). The poster the
+proxy served to Kometa becomes `output/<id>_before.<ext>`. `summary.json` holds every seed field,
+a per-target section, and the counters, all read from the proxy's journal.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import PreviewConfig
+from .proxy import journal
+from .proxy.setup import JOURNAL_FILE
+
+log = logging.getLogger("kometa_preview.export")
+KIND_PREFERENCE = ("poster", "thumb", "art", "square_art", "logo", "unknown")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    summary: dict[str, Any]
+    exit_code: int
+    summary_path: Path
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def copy_atomic(source: Path, destination: Path) -> None:
+    """Copy so that `destination` is either the old file or the complete new one."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".partial-", suffix=destination.suffix)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(document, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    os.replace(temporary, path)
+
+
+def output_path(requested: Path, ext: str) -> Path:
+    """A target's `output:` path, with the extension of the image Kometa really made."""
+    same = requested.suffix.lower().lstrip(".") in ({"jpg", "jpeg"} if ext == "jpg" else {ext})
+    return requested if same else requested.with_suffix(f".{ext}")
+
+
+def choose_capture(captures: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Poster before any other kind; among equals the newest (journal time, then file name)."""
+    usable = [c for c in captures if Path(c["saved"]).is_file()]
+    if not usable:
+        return None
+    rank = {kind: n for n, kind in enumerate(KIND_PREFERENCE)}
+    best_kind = min(rank.get(c["kind"], len(rank)) for c in usable)
+    same_kind = [c for c in usable if rank.get(c["kind"], len(rank)) == best_kind]
+    return max(same_kind, key=lambda c: (c["t"], Path(c["saved"]).name))
+
+
+def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
+            interrupted: bool = False, started: float | None = None) -> Outcome:
+    records = journal.read(job / JOURNAL_FILE)
+    output = job / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_event.setdefault(record["event"], []).append(record)
+    start = next(iter(by_event.get("PROXY_START", [])), {})
+    mock = bool(start.get("mock_library", True))
+    missing_items = {r["rating_key"] for r in by_event.get("MISSING_ITEM", [])}
+    overlaid = {r["rating_key"] for r in by_event.get("OVERLAID_POSTER", [])}
+    sources = {r["rating_key"]: r for r in by_event.get("POSTER_SOURCE", [])}
+    captures = by_event.get("CAPTURED_UPLOAD", [])
+
+    targets: dict[str, dict[str, Any]] = {}
+    exported: dict[str, str] = {}
+    missing: list[str] = []
+    for target in config.targets:
+        entry: dict[str, Any] = {"rating_key": target.rating_key, "type": target.type, "title": target.title,
+                                 "status": "exported", "before": None, "after": None, "error": None}
+        source = sources.get(target.rating_key)
+        if source and Path(source["saved"]).is_file():
+            before = output / f"{target.id}_before{Path(source['saved']).suffix}"
+            copy_atomic(Path(source["saved"]), before)
+            entry.update(before=before.name, poster_source=source["source"])
+        chosen = choose_capture([c for c in captures if c["rating_key"] == target.rating_key])
+        if chosen is not None:
+            after = output / f"{target.id}_after.{chosen['ext']}"
+            copy_atomic(Path(chosen["saved"]), after)
+            entry.update(after=after.name, kind=chosen["kind"], bytes=chosen["bytes"])
+            exported[target.id] = str(after)
+            if target.output is not None:
+                destination = output_path(target.output, chosen["ext"])
+                copy_atomic(after, destination)
+                entry["output"] = str(destination)
+        else:
+            missing.append(target.id)
+            if target.rating_key in missing_items:
+                entry.update(status="missing", error=f"MISSING_ITEM: Plex has no item with ratingKey {target.rating_key}")
+            elif target.rating_key in overlaid:
+                entry.update(status="failed", error="OVERLAID_POSTER: Plex's poster already carries a Kometa overlay "
+                                                    "and Kometa refused it; give the target an input: image or set "
+                                                    "kometa.config so the stored original is used")
+            else:
+                entry.update(status="missing", error="MISSING_CAPTURE: Kometa uploaded no poster for this item")
+            log.error("MISSING_CAPTURE ratingKey=%s target=%s", target.rating_key, target.id)
+        targets[target.id] = entry
+
+    kometa_ok = kometa_exit_code == 0 and not error and not interrupted
+    success = kometa_ok and not missing
+    blocked = [{"method": r["method"], "path": r["path"], "timestamp": _iso(r["t"]), "rating_key": r.get("rating_key"),
+                "kind": r.get("kind"), "content_length": r.get("content_length"),
+                **({"url": r["url"]} if r.get("url") else {})}
+               for r in by_event.get("BLOCKED_WRITE", []) + by_event.get("UPLOAD_TOO_LARGE", [])]
+    mock_lists = [{"path": r["path"], "type": "listing", "returned_items": r["returned_items"],
+                   "timestamp": _iso(r["t"])} for r in by_event.get("MOCK_LIST", [])]
+    filtered = [{"path": r["path"], "items_before": r["items_before"], "items_after": r["items_after"],
+                 "removed": r["removed"], "timestamp": _iso(r["t"])} for r in by_event.get("FILTER_LIST", [])]
+    forwarded = [r for r in by_event.get("FLOW", []) if r.get("verdict") in ("ALLOW_FORWARD", "PASS_THROUGH",
+                                                                               "POSTER_SOURCE")]
+    learned = sorted({r["rating_key"] for r in by_event.get("LEARNED_PARENT", [])})
+    output_files = sorted(p.name for p in output.iterdir() if p.is_file() and not p.name.startswith("."))
+    summary = {
+        "timestamp": _iso(started or (records[0]["t"] if records else datetime.now().timestamp())),
+        "success": success,
+        "interrupted": interrupted,
+        "error": error,
+        "kometa_exit_code": kometa_exit_code,
+        "blocked_write_attempts": blocked,
+        "blocked_side_effects_count": len(by_event.get("BLOCKED_SIDE_EFFECT", [])),
+        "blocked_unknown_count": len(by_event.get("BLOCKED_UNKNOWN", [])),
+        "captured_uploads": [{"rating_key": c["rating_key"], "kind": c["kind"], "bytes": c["bytes"],
+                              "saved_path": str(Path(c["saved"]).relative_to(output))
+                              if Path(c["saved"]).is_relative_to(output) else c["saved"],
+                              "timestamp": _iso(c["t"])} for c in captures],
+        "captured_uploads_count": len(captures),
+        "successful_captures_count": len(exported),
+        "unparsed_uploads_count": len(by_event.get("CAPTURE_PARSE_ERROR", [])),
+        "exported_files": exported,
+        "missing_targets": missing,
+        "output_files": output_files,
+        "targets": targets,
+        "mock_mode": {
+            "enabled": mock,
+            "mock_list_requests": mock_lists,
+            "mock_list_requests_count": len(mock_lists),
+            "forward_requests_count": len(forwarded),
+            "blocked_metadata_count": len(by_event.get("BLOCK_METADATA", [])),
+            "learned_parent_keys": learned,
+            "filter_fallbacks": [{"path": r["path"], "reason": r["reason"], "timestamp": _iso(r["t"])}
+                                 for r in by_event.get("FILTER_FALLBACK", [])],
+        },
+        "filtering": {
+            "enabled": not mock,
+            "allowed_rating_keys": [t.rating_key for t in config.targets],
+            "allowed_count": len(config.targets),
+            "filtered_requests": filtered,
+            "filtered_requests_count": len(filtered),
+        },
+        "outside_calls": {name.lower(): len(by_event.get(name, [])) for name in
+                          ("OUTSIDE_PASS", "OFFLINE_VERSION", "OFFLINE_TMDB_CONFIGURATION", "OFFLINE_ANIME_IDS",
+                           "OUTSIDE_REFUSED_OFFLINE", "OUTSIDE_REFUSED_WRITE", "OUTSIDE_REFUSED_PLEX")},
+        "unauthorized_client_requests": len(by_event.get("UNAUTHORIZED_CLIENT", [])),
+        "proxy_errors": len(by_event.get("PROXY_ERROR", [])) + sum(1 for r in by_event.get("FLOW", [])
+                                                                   if r.get("verdict") == "PROXY_ERROR"),
+    }
+    write_json_atomic(output / "summary.json", summary)
+    exit_code = 130 if interrupted else (0 if success else 1)
+    return Outcome(summary, exit_code, output / "summary.json")

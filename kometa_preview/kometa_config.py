@@ -1,0 +1,101 @@
+"""kometa_run.yml: the Kometa configuration of one preview, in a fresh `<job>/kometa/` folder.
+
+Kometa talks to the proxy with the job token (never Plex's token), keeps no cache, and runs only
+overlays on the libraries that hold targets. From the user's own Kometa config it borrows only
+what overlays need (SPEC §5): service connections, rendering settings, and each target library's
+overlay definitions — never webhooks, notifications, collections, metadata, operations or playlists.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import SERVICE_SECTIONS, PreviewConfig
+
+#: Kometa settings that change how overlays are drawn; nothing else is borrowed.
+RENDER_SETTINGS = ("overlay_artwork_filetype", "overlay_artwork_quality", "custom_repo")
+#: Library keys that describe overlays; everything else (collection_files, operations, …) is dropped.
+LIBRARY_KEYS = ("overlay_files", "template_variables")
+OFFLINE_TMDB_KEY = "kometa-preview-offline"
+
+
+class KometaConfigError(ValueError):
+    """The preview cannot be given a working Kometa config. One line for the user."""
+
+
+def read_user_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KometaConfigError(f"kometa.config: cannot read {path} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise KometaConfigError(f"kometa.config: {path} is not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise KometaConfigError(f"kometa.config: {path} is not a Kometa config (no mapping at the top)")
+    return data
+
+
+def _library(definitions: dict[str, Any], title: str) -> dict[str, Any] | None:
+    """A library's definition by its Plex title: the key itself, or a `library_name:` inside it."""
+    for key, value in (definitions or {}).items():
+        if isinstance(value, dict) and (value.get("library_name") == title or (key == title and
+                                                                                 "library_name" not in value)):
+            return value
+    return None
+
+
+def _overlays_of(definition: dict[str, Any] | None) -> dict[str, Any]:
+    if not definition:
+        return {}
+    picked = {key: definition[key] for key in LIBRARY_KEYS if definition.get(key)}
+    if "overlay_files" not in picked and definition.get("overlay_path"):  # Kometa's older name
+        picked["overlay_files"] = definition["overlay_path"]
+    return picked
+
+
+def build(config: PreviewConfig, proxy_url: str, job_token: str, libraries: list[str], *,
+          offline: bool) -> dict[str, Any]:
+    """The kometa_run.yml document. Raises `KometaConfigError`."""
+    user = read_user_config(config.kometa.config) if config.kometa.config else {}
+    run_libraries: dict[str, Any] = {}
+    for title in libraries:
+        definition = _overlays_of(_library(config.libraries, title)) or _overlays_of(_library(user.get("libraries"), title))
+        if not definition.get("overlay_files"):
+            raise KometaConfigError(
+                f"{config.source.name}: libraries.{title}: no overlay_files for the library holding targets "
+                f"(add `libraries: {{{title}: {{overlay_files: [{{default: resolution}}]}}}}` or set kometa.config)")
+        run_libraries[title] = {**definition, "remove_overlays": False, "reset_overlays": None}
+        run_libraries[title] = {k: v for k, v in run_libraries[title].items() if v is not None}
+    settings = {key: value for key, value in (user.get("settings") or {}).items() if key in RENDER_SETTINGS}
+    settings.update(config.settings)
+    settings.update({"cache": False, "run_order": ["overlays"], "asset_directory": [], "playlist_report": False,
+                     "verify_ssl": True, "show_unmanaged": False, "show_missing": False, "save_report": False})
+    document: dict[str, Any] = {
+        "libraries": run_libraries,
+        "settings": settings,
+        "plex": {"url": proxy_url, "token": job_token, "timeout": config.plex.timeout, "db_cache": None,
+                 "clean_bundles": False, "empty_trash": False, "optimize": False, "verify_ssl": False},
+    }
+    for name in SERVICE_SECTIONS:
+        section = config.services.get(name) or user.get(name)
+        if section:
+            document[name] = section
+    if not (document.get("tmdb") or {}).get("apikey"):
+        if not offline:
+            raise KometaConfigError(f"{config.source.name}: tmdb.apikey: Kometa needs a TMDb API key "
+                                    "(add `tmdb: {apikey: …}` or set kometa.config), or run with --offline")
+        document["tmdb"] = {"apikey": OFFLINE_TMDB_KEY, "language": "en"}
+    return document
+
+
+def write(folder: Path, document: dict[str, Any]) -> Path:
+    """Write kometa_run.yml readable by its owner only (it holds service keys)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "kometa_run.yml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(document, handle, sort_keys=False)
+    return path

@@ -1,0 +1,204 @@
+"""One preview job: proxy up, Kometa through it, proxy down, export — and a summary whatever happens.
+
+Bad input or environment (config, Kometa not found, Plex unreachable, ports, job folder) raises
+`RenderError` before anything is left half written: a job folder this run created is removed.
+Once Kometa has started, every ending — success, missing targets, Kometa failing or timing out,
+Ctrl-C — ends with both children stopped and summary.json written.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from . import export, kometa_config
+from .config import ConfigError, PreviewConfig, load
+from .launcher import (KometaTimeout, LaunchError, ProxyProcess, find_kometa, kometa_environment, run_kometa,
+                       start_proxy)
+from .proxy.journal import Follower
+from .proxy.setup import JOURNAL_FILE
+
+log = logging.getLogger("kometa_preview.render")
+
+
+class RenderError(Exception):
+    """Bad input or environment: one line, exit code 2."""
+
+
+class Reporter(Protocol):
+    def stage(self, text: str) -> None: ...
+    def progress(self, captured: int, total: int) -> None: ...
+    def kometa_line(self, line: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    config_path: Path
+    kometa: Path | None = None
+    offline: bool = False
+    mock: bool = True
+    job: Path | None = None
+    force: bool = False
+    timeout: int | None = None
+
+
+@dataclass
+class Job:
+    folder: Path
+    created: bool
+    proxy: ProxyProcess | None = None
+    started: float = field(default_factory=time.time)
+
+
+def prepare_job(config: PreviewConfig, requested: Path | None, force: bool) -> Job:
+    """A new job folder: a fresh timestamped one, or `--job` (refused if it exists, unless --force)."""
+    if requested is not None:
+        folder = requested
+        if folder.exists() and any(folder.iterdir()):
+            if not force:
+                raise RenderError(f"job folder {folder} already exists; use --force to replace it or pick another --job")
+            shutil.rmtree(folder)
+    else:
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        folder = config.output / stamp
+        number = 1
+        while folder.exists():
+            number += 1
+            folder = config.output / f"{stamp}_{number}"
+    existed = folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".writable"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RenderError(f"output folder {folder} is not writable ({exc.strerror})") from None
+    return Job(folder.resolve(), created=not existed)
+
+
+def _file_logging(job: Path) -> logging.Handler:
+    (job / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(job / "logs" / "render.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-8s | %(message)s"))
+    root = logging.getLogger("kometa_preview")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def _keep_redacted_copy(run_yml: Path) -> None:
+    """kometa_run.yml holds service keys: after the run only a redacted copy stays in the job."""
+    try:
+        document = yaml.safe_load(run_yml.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return
+    for name in kometa_config.SERVICE_SECTIONS + ("plex",):
+        if isinstance(document.get(name), dict):
+            document[name] = {k: ("<redacted>" if k in ("apikey", "token", "client_secret", "authorization",
+                                                          "password") else v) for k, v in document[name].items()}
+    (run_yml.parent / "kometa_run.redacted.yml").write_text(yaml.safe_dump(document, sort_keys=False),
+                                                            encoding="utf-8")
+    run_yml.unlink()
+
+
+def _interrupt_on_sigterm() -> None:
+    def handler(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
+    try:
+        config = load(request.config_path)
+    except ConfigError as exc:
+        raise RenderError(str(exc)) from None
+    try:
+        kometa = find_kometa(request.kometa, config.kometa.path, config.kometa.python)
+    except LaunchError as exc:
+        raise RenderError(str(exc)) from None
+    job = prepare_job(config, request.job, request.force)
+    handler = _file_logging(job.folder)
+    _interrupt_on_sigterm()
+    try:
+        return _run(request, config, kometa, job, reporter)
+    finally:
+        logging.getLogger("kometa_preview").removeHandler(handler)
+        handler.close()
+
+
+def _abandon(job: Job, message: str) -> RenderError:
+    """Bad environment found before Kometa ran: leave nothing half written."""
+    if job.proxy is not None:
+        job.proxy.stop()
+    if job.created:
+        shutil.rmtree(job.folder, ignore_errors=True)
+    return RenderError(message)
+
+
+def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, reporter: Reporter) -> export.Outcome:
+    total = len(config.targets)
+    kometa_exit: int | None = None
+    error: str | None = None
+    interrupted = False
+    try:
+        reporter.stage(f"Starting the proxy ({'mock library' if request.mock else 'filter'} mode, "
+                       f"{'offline' if request.offline else 'online'}) for {total} targets")
+        try:
+            job.proxy = start_proxy(request.config_path.resolve(), job.folder, config.plex.url, mock=request.mock,
+                                    outside=True, offline=request.offline)
+        except LaunchError as exc:
+            raise _abandon(job, f"proxy: {exc}") from None
+        libraries = list(job.proxy.libraries)
+        if libraries:
+            try:
+                document = kometa_config.build(config, job.proxy.url, job.proxy.client_token, libraries,
+                                               offline=request.offline)
+            except kometa_config.KometaConfigError as exc:
+                raise _abandon(job, str(exc)) from None
+            run_yml = kometa_config.write(job.folder / "kometa", document)
+            reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
+            follower = Follower(job.folder / JOURNAL_FILE)
+            captured: set[str] = set()
+            wanted = {t.rating_key for t in config.targets}
+
+            def tick() -> None:
+                fresh = {r["rating_key"] for r in follower.new_records() if r["event"] == "CAPTURED_UPLOAD"}
+                if fresh & wanted - captured:
+                    captured.update(fresh & wanted)
+                    reporter.progress(len(captured), total)
+                if not job.proxy.alive():
+                    raise LaunchError("the proxy exited while Kometa was running")
+
+            try:
+                kometa_exit = run_kometa(kometa.argv(run_yml, libraries), kometa_environment(job.proxy),
+                                         cwd=kometa.script.parent, log_path=job.folder / "logs" / "kometa.log",
+                                         timeout=request.timeout or config.kometa.timeout,
+                                         on_line=reporter.kometa_line, on_tick=tick)
+                tick()
+            finally:
+                _keep_redacted_copy(run_yml)
+            if kometa_exit != 0:
+                error = f"Kometa exited with code {kometa_exit} (see logs/kometa.log)"
+        else:
+            reporter.stage("No target was found in Plex: Kometa is not run")
+    except KometaTimeout as exc:
+        error = str(exc)
+    except LaunchError as exc:
+        error = str(exc)
+    except KeyboardInterrupt:
+        interrupted = True
+        error = "interrupted"
+    finally:
+        if job.proxy is not None:
+            job.proxy.stop()
+    reporter.stage("Exporting the captured posters")
+    outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
+                             started=job.started)
+    log.info("RENDER_DONE exit_code=%d success=%s", outcome.exit_code, outcome.summary["success"])
+    return outcome
