@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,19 @@ def proxy_factory(tmp_path):
     yield start
     for proxy in started:
         proxy.stop()
+
+
+STANDIN = Path(__file__).parent / "kometa_standin.py"
+RESOLUTION_OVERLAYS = {"Movies": {"overlay_files": [{"default": "resolution"}]},
+                       "TV Shows": {"overlay_files": [{"default": "resolution"}],
+                                    "template_variables": {"builder_level": "episode"}}}
+
+
+def render_cli(config, *args: str, env: dict | None = None, timeout: float = 180):
+    """`kometa-preview render` as a user runs it, with the Kometa stand-in, offline."""
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(STANDIN),
+                           "--offline", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})

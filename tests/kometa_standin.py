@@ -57,10 +57,10 @@ def outside_calls(config: dict) -> None:
     session.get("https://raw.githubusercontent.com/Kometa-Team/Anime-IDs/master/anime_ids.json", timeout=30)
 
 
-def overlay_definitions(section, choices: list) -> list[tuple[str, str, int, str | None]]:
+def overlay_definitions(libtype: str, choices: list) -> list[tuple[str, str, int, str | None]]:
     """(name, query, weight, client-side check) per resolution/alt that has matching choices."""
     definitions = []
-    number = {"movie": 1, "show": 2}[section.type]
+    number = {"movie": 1, "show": 2, "season": 3, "episode": 4}[libtype]
     for key, pattern, weight in RESOLUTIONS:
         keys = [c.key for c in choices if re.search(pattern, c.title)]
         if not keys:
@@ -98,8 +98,10 @@ def draw(poster: bytes, badge: str, filetype: str) -> bytes:
 def run_library(plex: PlexServer, title: str, library: dict, settings: dict) -> None:
     section = plex.library.section(title)
     section.settings()
-    libtype = {"movie": "movie", "show": "show"}[section.type]
-    items = section.search(libtype=libtype, includeGuids=True)           # Kometa's map of the library
+    items = section.search(libtype=section.type, includeGuids=True)      # Kometa's map of the library
+    libtype = (library.get("template_variables") or {}).get("builder_level") or section.type
+    if libtype != section.type:                                          # overlays at season/episode level
+        items = section.search(libtype=libtype, includeGuids=True)
     say(f"Loaded {len(items)} {libtype}s from {title}")
     if os.environ.get("STANDIN_CRASH"):
         raise RuntimeError("stand-in crash requested")
@@ -111,7 +113,7 @@ def run_library(plex: PlexServer, title: str, library: dict, settings: dict) -> 
         say(f"No supported overlay for {title}")
         return
     choices = section.listFilterChoices("resolution", libtype=libtype)
-    definitions = overlay_definitions(section, choices)
+    definitions = overlay_definitions(libtype, choices)
     for name, _, _, _ in definitions:                                     # collection lookups by overlay name
         plex.query(f"/library/sections/{section.key}/all?includeGuids=1&title={quote(name)}&type=18")
     best: dict[int, tuple[int, str]] = {}
@@ -124,7 +126,7 @@ def run_library(plex: PlexServer, title: str, library: dict, settings: dict) -> 
                     continue
             if weight > best.get(item.ratingKey, (-1, ""))[0]:
                 best[item.ratingKey] = (weight, name)
-    already = {item.ratingKey for item in section.search(label="Overlay")}  # items to restore, if any
+    already = {item.ratingKey for item in section.search(label="Overlay", libtype=libtype)}  # to restore
     filetype = settings.get("overlay_artwork_filetype", "jpg").replace("webp_lossy", "webp").replace("webp_lossless", "webp")
     skip = {int(k) for k in os.environ.get("STANDIN_SKIP_UPLOAD", "").split(",") if k}
     for item in items:

@@ -146,7 +146,9 @@ def prefetch(state: PreviewState) -> None:
             if element is None:
                 state.missing[target.rating_key] = "not found in Plex"
                 state.journal.write("MISSING_ITEM", rating_key=target.rating_key, target=target.id)
-                log.error("MISSING_ITEM ratingKey=%s target=%s: Plex has no such item", target.rating_key, target.id)
+                # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
+                log.warning("MISSING_ITEM ratingKey=%s target=%s: Plex has no such item", target.rating_key,
+                            target.id)
                 continue
             if element.get("type") != target.type:
                 state.journal.write("TYPE_MISMATCH", rating_key=target.rating_key, target=target.id,
