@@ -190,3 +190,43 @@ def test_setup_refuses_a_plex_that_refuses_the_token(sample_plex, tmp_path):
     asyncio.run(run())
     assert '"ok": false' in (tmp_path / "job" / "proxy_ready.json").read_text()
     assert Path(tmp_path / "job" / "proxy_journal.jsonl").exists()
+
+
+OUTSIDE = [
+    ("GET", "https://raw.githubusercontent.com/Kometa-Team/Kometa/master/VERSION", False, "OUTSIDE_PASS", None),
+    ("GET", "https://raw.githubusercontent.com/Kometa-Team/Kometa/master/VERSION", True, "OFFLINE_VERSION", 200),
+    ("GET", "https://api.themoviedb.org/3/configuration?api_key=k", True, "OFFLINE_TMDB_CONFIGURATION", 200),
+    ("GET", "https://raw.githubusercontent.com/Kometa-Team/Anime-IDs/master/anime_ids.json", True,
+     "OFFLINE_ANIME_IDS", 200),
+    ("GET", "https://api.themoviedb.org/3/movie/603?api_key=k", True, "OUTSIDE_REFUSED_OFFLINE", 404),
+    ("POST", "https://discord.com/api/webhooks/1/x", False, "OUTSIDE_REFUSED_WRITE", 403),
+    ("POST", "https://api.trakt.tv/sync/history", True, "OUTSIDE_REFUSED_WRITE", 403),
+    ("GET", "http://127.0.0.1:1/library/metadata/1001", False, "OUTSIDE_REFUSED_PLEX", 403),
+]
+
+
+@pytest.mark.parametrize("method, url, offline, expected, status", OUTSIDE)
+def test_outside_calls(proxy, method, url, offline, expected, status):
+    from kometa_preview.proxy.outside_calls import OutsideCalls
+    from urllib.parse import urlsplit
+    addon = OutsideCalls(proxy)
+    parts = urlsplit(proxy.state.config.plex.url)
+    url = url.replace("127.0.0.1:1", parts.netloc)
+    split = urlsplit(url)
+    f = tflow.tflow(req=tutils.treq(method=method.encode(), scheme=split.scheme.encode(), host=split.hostname,
+                                    port=split.port or (443 if split.scheme == "https" else 80),
+                                    path=(split.path + (f"?{split.query}" if split.query else "")).encode()))
+
+    async def run():
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, preview_outside=True, preview_offline=offline)
+            addon.requestheaders(f)
+    asyncio.run(run())
+    assert verdict(f) == expected
+    assert (f.response.status_code if f.response else None) == status
+    if expected == "OFFLINE_TMDB_CONFIGURATION":
+        assert "secure_base_url" in f.response.json()["images"]
+    for addon_class in (TokenGuard, WriteBlock, ReadOnlyRoutes):  # Plex addons leave outside calls alone
+        before = f.response
+        call(addon_class(proxy), "requestheaders" if addon_class is TokenGuard else "request", f)
+        assert f.response is before
