@@ -79,6 +79,7 @@ def test_keys_and_params_are_kept_in_order():
     assert [k for k, _ in route.params] == ["push", "resolution", "or", "resolution", "pop", "type"]
     assert classify("GET", "/library/metadata/3,4").rating_keys == ("3", "4")
     assert classify("POST", "/library/metadata/7/posters").upload_kind == "poster"
+    assert classify("PUT", "/library/sections/1/all?id=7,8&label%5B0%5D.tag.tag=Overlay").rating_keys == ("7", "8")
 
 
 def test_transcode_url_points_at_an_image_route():

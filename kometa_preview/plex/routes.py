@@ -135,6 +135,8 @@ def classify(method: str, raw_path: str, headers: dict[str, str] | None = None) 
             if kind is Kind.LISTING and groups.get("section") and groups["sub"] not in _SECTION_LISTINGS:
                 kind = Kind.FILTER_CHOICES
             keys = tuple(groups["keys"].split(",")) if groups.get("keys") else ()
+            if kind is Kind.LISTING and not keys:  # an edit names its items in id= (plexapi's edit())
+                keys = tuple(k for k in dict(params).get("id", "").split(",") if k.isdigit())
             return Route(kind, section_id=groups.get("section"), rating_keys=keys, sub=groups.get("sub"),
                          **common)
     return Route(Kind.UNKNOWN, rating_keys=_keys_anywhere(path), **common)
