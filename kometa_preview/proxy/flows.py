@@ -10,7 +10,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mitmproxy import http
@@ -78,7 +78,13 @@ def unanswered(flow: http.HTTPFlow) -> bool:
 class Proxy:
     """What the addons share: the state (None until configured) and the forwarding choke point."""
     state: PreviewState | None = None
-    pending: dict[str, Any] = field(default_factory=dict)
+
+    def pending_read(self, flow: http.HTTPFlow) -> tuple[PreviewState, Route] | None:
+        """The state and route of a read no addon has answered yet; None for anything else."""
+        if self.state is None or not unanswered(flow):
+            return None
+        route = route_of(flow)
+        return (self.state, route) if route.is_read else None
 
     async def fetch(self, route: Route, path: str | None = None, *, headers: dict[str, str] | None = None,
                     sink: Callable[[bytes], None] | None = None, max_bytes: int | None = None) -> UpstreamResponse:

@@ -15,7 +15,7 @@ from mitmproxy import http
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, paging
-from .flows import Proxy, answer, fail_closed, route_of, unanswered
+from .flows import Proxy, answer, fail_closed
 from .journal import log, redact
 from .mock_library import candidates
 from .state import OVERLAY_LABEL
@@ -30,12 +30,10 @@ class ListingFilter:
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        state = self.proxy.state
-        if not unanswered(flow) or state is None or state.mock:
+        claimed = self.proxy.pending_read(flow)
+        if claimed is None or claimed[0].mock or claimed[1].kind not in (Kind.LISTING, Kind.HUB_SEARCH):
             return
-        route = route_of(flow)
-        if not route.is_read or route.kind not in (Kind.LISTING, Kind.HUB_SEARCH):
-            return
+        state, route = claimed
         local = self._overlay_label_search(state, route)
         if local is not None:
             keep = local.__contains__

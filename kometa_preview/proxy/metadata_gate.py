@@ -13,7 +13,7 @@ from mitmproxy import http
 
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route, image_path_of
-from .flows import Proxy, answer, fail_closed, route_of, unanswered
+from .flows import Proxy, answer, fail_closed
 from .journal import log
 from .state import OVERLAY_LABEL, PreviewState
 from .upstream import UpstreamResponse
@@ -32,12 +32,10 @@ class MetadataGate:
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        state = self.proxy.state
-        if not unanswered(flow) or state is None:
+        claimed = self.proxy.pending_read(flow)
+        if claimed is None or claimed[1].kind not in GATED:
             return
-        route = route_of(flow)
-        if not route.is_read or route.kind not in GATED:
-            return
+        state, route = claimed
         if route.kind is Kind.TRANSCODE:
             await self._transcode(flow, route, state)
             return

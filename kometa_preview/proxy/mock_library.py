@@ -16,7 +16,7 @@ from mitmproxy import http
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route, paging
-from .flows import Proxy, answer, fail_closed, route_of, unanswered
+from .flows import Proxy, answer, fail_closed
 from .journal import log, redact
 from .state import PreviewState
 
@@ -78,12 +78,10 @@ class MockLibrary:
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        state = self.proxy.state
-        if not unanswered(flow) or state is None or not state.mock:
+        claimed = self.proxy.pending_read(flow)
+        if claimed is None or not claimed[0].mock:
             return
-        route = route_of(flow)
-        if not route.is_read:
-            return
+        state, route = claimed
         handler = {Kind.LIBRARY: self._library, Kind.SECTIONS: self._sections, Kind.SECTION: self._section,
                    Kind.LISTING: self._listing, Kind.HUB_SEARCH: self._hubs, Kind.COLLECTIONS: self._collections,
                    Kind.FILTER_CHOICES: self._choices, Kind.CHILDREN: self._children}.get(route.kind)

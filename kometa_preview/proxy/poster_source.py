@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..plex.routes import Kind, Route, image_path_of
 from . import capture
-from .flows import Proxy, answer, fail_closed, route_of, unanswered
+from .flows import Proxy, answer, fail_closed
 from .journal import log
 from .state import PreviewState
 
@@ -63,12 +63,10 @@ class PosterSource:
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        state = self.proxy.state
-        if not unanswered(flow) or state is None:
+        claimed = self.proxy.pending_read(flow)
+        if claimed is None:
             return
-        route = route_of(flow)
-        if not route.is_read:
-            return
+        state, route = claimed
         image = route
         if route.kind is Kind.TRANSCODE:
             image = image_path_of(route.param("url") or "")
