@@ -171,12 +171,13 @@ class TerminalReporter:
 @click.option("--timeout", type=click.IntRange(min=1), help="Seconds before Kometa is stopped (default: kometa.timeout).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the results.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
+@click.option("--open", "open_report", is_flag=True, help="Open report.html in a browser when done.")
 def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mode: bool, job: Path | None,
-           force: bool, timeout: int | None, quiet: bool, verbose: bool) -> None:
+           force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool) -> None:
     """Run Kometa through the preview proxy and export the posters it would have uploaded.
 
     Results land in <job>/output/: <id>_after.<ext> (the overlaid poster), <id>_before.<ext>
-    (the poster Kometa started from) and summary.json. Plex is never written to.
+    (the poster Kometa started from), summary.json and report.html. Plex is never written to.
     Exit codes: 0 every target exported, 1 a target missing or Kometa failed, 2 bad input, 130 interrupted.
     """
     import os
@@ -200,4 +201,7 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
     if summary.get("error"):
         click.secho(f"! {summary['error']}", fg="yellow", err=True)
     click.echo(f"summary: {outcome.summary_path}")
+    click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")
+    if open_report:
+        click.launch(str(outcome.summary_path.parent / "report.html"))
     raise SystemExit(outcome.exit_code)

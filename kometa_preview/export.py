@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import report
 from .config import PreviewConfig
 from .proxy import journal
 from .proxy.setup import JOURNAL_FILE
@@ -137,7 +138,6 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     forwarded = [r for r in by_event.get("FLOW", []) if r.get("verdict") in ("ALLOW_FORWARD", "PASS_THROUGH",
                                                                                "POSTER_SOURCE")]
     learned = sorted({r["rating_key"] for r in by_event.get("LEARNED_PARENT", [])})
-    output_files = sorted(p.name for p in output.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = {
         "timestamp": _iso(started or (records[0]["t"] if records else datetime.now().timestamp())),
         "success": success,
@@ -156,7 +156,7 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
         "unparsed_uploads_count": len(by_event.get("CAPTURE_PARSE_ERROR", [])),
         "exported_files": exported,
         "missing_targets": missing,
-        "output_files": output_files,
+        "output_files": [],
         "targets": targets,
         "mock_mode": {
             "enabled": mock,
@@ -182,6 +182,9 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
         "proxy_errors": len(by_event.get("PROXY_ERROR", [])) + sum(1 for r in by_event.get("FLOW", [])
                                                                    if r.get("verdict") == "PROXY_ERROR"),
     }
+    report.write(output, summary)
+    summary["output_files"] = sorted(p.name for p in output.iterdir() if p.is_file() and not p.name.startswith("."))
+    summary["output_files"] += [] if "summary.json" in summary["output_files"] else ["summary.json"]
     write_json_atomic(output / "summary.json", summary)
     exit_code = 130 if interrupted else (0 if success else 1)
     return Outcome(summary, exit_code, output / "summary.json")

@@ -189,3 +189,33 @@ def test_filter_mode_strips_everything_but_targets(sample_plex_factory, proxy_fa
     assert keys(plex.library.section("Movies").all()) == {1005, 1200}
     records = [r for r in journal.read(proxy.job / "proxy_journal.jsonl") if r["event"] == "FILTER_LIST"]
     assert records and records[0]["items_before"] == 250 and records[0]["items_after"] == 2
+
+
+def test_unparseable_upload_is_kept_for_debugging_and_url_uploads_are_recorded(setup):
+    server, proxy, plex = setup
+    junk = b"\xff\xd8\xff\xe0 truncated jpeg" + b"x" * 100
+    response = requests.post(f"{proxy.url}/library/metadata/1003/posters", data=junk,
+                             headers={"X-Plex-Token": proxy.client_token})
+    assert response.status_code == 200
+    plex.fetchItem(1010).uploadPoster(url="https://image.example/poster.jpg")
+    kept = list((proxy.job / "output" / "captured_requests").iterdir())
+    assert [p.name.split("_")[:2] for p in kept] == [["1003", "poster"]] and kept[0].read_bytes() == junk
+    assert not (proxy.job / "output" / "by_ratingkey").exists()
+    records = journal.read(proxy.job / "proxy_journal.jsonl")
+    assert any(r["event"] == "CAPTURE_PARSE_ERROR" and r["rating_key"] == "1003" for r in records)
+    assert any(r["event"] == "BLOCKED_WRITE" and r.get("url") == "https://image.example/poster.jpg" for r in records)
+    assert server.log.changes() == []
+
+
+@pytest.mark.parametrize("body", [b"<html>Plex is busy</html>", b'<MediaContainer size="2"><Video ratingKey="1001"'])
+def test_filter_mode_passes_a_non_xml_listing_through_with_a_warning(sample_plex_factory, proxy_factory, monkeypatch,
+                                                                    body):
+    from kometa_preview.sandbox import server as sandbox_server
+    server = sample_plex_factory(movies=30, shows=0)
+    proxy = proxy_factory(server, movie_targets([1001]), mock=False)
+    monkeypatch.setattr(sandbox_server._Handler, "_listing", lambda self, *args, **kwargs: (200, body, "text/html"))
+    response = raw_get(proxy, "/library/sections/1/all?type=1")
+    assert response.status_code == 200 and response.content == body
+    records = journal.read(proxy.job / "proxy_journal.jsonl")
+    assert any(r["event"] == "FILTER_PARSE_ERROR" for r in records)
+    assert "FILTER_PARSE_ERROR endpoint=/library/sections/1/all" in proxy.log_path.read_text()

@@ -94,6 +94,11 @@ def test_render_puts_the_right_badge_on_each_target_and_never_writes(sample_plex
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
     assert "✓ movie_" in result.stdout and "summary:" in result.stdout
+    html = (output / "report.html").read_text()
+    for target in targets:
+        entry = summary["targets"][target["id"]]
+        assert f'src="{entry["before"]}"' in html and f'src="{entry["after"]}"' in html
+    assert "http://" not in html and "https://" not in html and html.count('class="status exported"') == len(targets)
 
 
 def test_input_image_and_output_copy(sample_plex, tmp_path):

@@ -46,6 +46,8 @@ def test_no_capture_for_a_target_is_missing_capture_and_exit_1(sample_plex, tmp_
     assert summary["targets"]["m1002"]["error"].startswith("MISSING_CAPTURE")
     assert "MISSING_CAPTURE ratingKey=1002 target=m1002" in (tmp_path / "job" / "logs" / "render.log").read_text()
     assert "✗ m1002: MISSING_CAPTURE" in result.stdout
+    html = (tmp_path / "job" / "output" / "report.html").read_text()
+    assert 'class="status missing"' in html and "MISSING_CAPTURE: Kometa uploaded no poster" in html
 
 
 def test_some_targets_missing_from_plex(sample_plex, tmp_path):

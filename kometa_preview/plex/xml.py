@@ -125,6 +125,8 @@ class StreamFilter:
             raise UnsafeXML(f"not XML: {exc}") from None
         if self.root is None:
             raise UnsafeXML("empty document")
+        if self.root.tag != "MediaContainer":
+            raise UnsafeXML(f"<{self.root.tag}> is not a Plex MediaContainer")
         self.root.extend(self.kept)
         kept_items = sum(1 for child in self.kept if child.tag in ITEM_TAGS)
         self.root.set("size", str(kept_items))
