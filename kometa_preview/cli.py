@@ -205,3 +205,59 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
     if open_report:
         click.launch(str(outcome.summary_path.parent / "report.html"))
     raise SystemExit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--library", help="Search only this library (its title in Plex).")
+@click.option("--type", "libtype", type=click.Choice(["movie", "show", "season", "episode"]),
+              help="Only items of this type.")
+@click.option("--children", is_flag=True, help="For shows, also list their seasons and first episodes.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take the Plex URL and token from this preview.yml.")
+@click.option("--plex-url", envvar="PLEX_URL", help="Plex URL (or PLEX_URL).")
+@click.option("--token", envvar="PLEX_TOKEN", help="Plex token (or PLEX_TOKEN).")
+def find(text: str, library: str | None, libtype: str | None, children: bool, config_path: Path | None,
+         plex_url: str | None, token: str | None) -> None:
+    """Search Plex for TEXT in titles and print ready-to-paste preview.targets entries.
+
+    Read-only: it only searches. Paste what it prints under `preview: targets:` in preview.yml.
+    """
+    from .find import FindError, as_yaml, connect, search
+
+    if config_path is not None:
+        config = _load_config(config_path)
+        plex_url, token = plex_url or config.plex.url, token or config.plex.token
+    if not plex_url or not token:
+        raise UserError("find: give --plex-url and --token (or PLEX_URL and PLEX_TOKEN, or --config preview.yml)")
+    try:
+        entries = search(connect(plex_url, token), text, library=library, libtype=libtype, children=children)
+    except FindError as exc:
+        raise UserError(f"find: {exc}") from None
+    if not entries:
+        click.echo(f"No {libtype or 'item'} with {text!r} in its title.", err=True)
+        raise SystemExit(1)
+    click.echo(f"# {len(entries)} found for {text!r}; paste under `preview: targets:` in preview.yml")
+    click.echo(as_yaml(entries))
+
+
+@main.command()
+@click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
+              help="kometa.py or the Kometa checkout holding it.")
+def check(preview_yml: Path, kometa_path: Path | None) -> None:
+    """Check everything a render needs: config, Plex and token, each ratingKey and its type,
+    overlay definitions, Kometa, input images, output folder, ports. Exit 0 only if all pass."""
+    from .check import run_checks
+
+    config = _load_config(preview_yml)
+    failed = 0
+    for result in run_checks(config, kometa_path):
+        if result.ok:
+            click.echo(f"{click.style('✓', fg='green')} {result.name}: {result.message}")
+        else:
+            failed += 1
+            fix = f" — {result.fix}" if result.fix else ""
+            click.echo(f"{click.style('✗', fg='red')} {result.name}: {result.message}{fix}")
+    click.echo(f"{'all checks passed' if not failed else f'{failed} check(s) failed'}")
+    raise SystemExit(1 if failed else 0)

@@ -56,13 +56,18 @@ def _overlays_of(definition: dict[str, Any] | None) -> dict[str, Any]:
     return picked
 
 
+def overlays_for(config: PreviewConfig, user: dict[str, Any], title: str) -> dict[str, Any]:
+    """A library's overlay definitions: from preview.yml, else from the user's Kometa config."""
+    return _overlays_of(_library(config.libraries, title)) or _overlays_of(_library(user.get("libraries"), title))
+
+
 def build(config: PreviewConfig, proxy_url: str, job_token: str, libraries: list[str], *,
           offline: bool) -> dict[str, Any]:
     """The kometa_run.yml document. Raises `KometaConfigError`."""
     user = read_user_config(config.kometa.config) if config.kometa.config else {}
     run_libraries: dict[str, Any] = {}
     for title in libraries:
-        definition = _overlays_of(_library(config.libraries, title)) or _overlays_of(_library(user.get("libraries"), title))
+        definition = overlays_for(config, user, title)
         if not definition.get("overlay_files"):
             raise KometaConfigError(
                 f"{config.source.name}: libraries.{title}: no overlay_files for the library holding targets "
