@@ -76,8 +76,22 @@ def choose_capture(captures: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(same_kind, key=lambda c: (c["t"], Path(c["saved"]).name))
 
 
+def _proxy_figures(by_event: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What the proxy cost and did: its own CPU and memory, and how requests were answered."""
+    done = next(iter(by_event.get("PROXY_DONE", [])), {})
+    flows = by_event.get("FLOW", [])
+    upstream = {"ALLOW_FORWARD", "PASS_THROUGH", "FILTER_LIST", "FILTER_CHILDREN", "UPSTREAM_STATUS",
+                "FILTER_PARSE_ERROR"}
+    return {"cpu_seconds": done.get("cpu_seconds"), "peak_rss_mib": done.get("peak_rss_mib"),
+            "upstream_requests": done.get("upstream_requests"), "upstream_bytes": done.get("upstream_bytes"),
+            "requests": len(flows),
+            "answered_with_plex": sum(1 for f in flows if f.get("verdict") in upstream),
+            "answered_locally": sum(1 for f in flows if f.get("verdict") not in upstream)}
+
+
 def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
-            interrupted: bool = False, started: float | None = None) -> Outcome:
+            interrupted: bool = False, started: float | None = None,
+            timings: dict[str, float] | None = None) -> Outcome:
     records = journal.read(job / JOURNAL_FILE)
     output = job / "output"
     output.mkdir(parents=True, exist_ok=True)
@@ -179,6 +193,8 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
                           ("OUTSIDE_PASS", "OFFLINE_VERSION", "OFFLINE_TMDB_CONFIGURATION", "OFFLINE_ANIME_IDS",
                            "OUTSIDE_REFUSED_OFFLINE", "OUTSIDE_REFUSED_WRITE", "OUTSIDE_REFUSED_PLEX")},
         "unauthorized_client_requests": len(by_event.get("UNAUTHORIZED_CLIENT", [])),
+        "timings_seconds": timings or {},
+        "proxy": _proxy_figures(by_event),
         "proxy_errors": len(by_event.get("PROXY_ERROR", [])) + sum(1 for r in by_event.get("FLOW", [])
                                                                    if r.get("verdict") == "PROXY_ERROR"),
     }

@@ -143,6 +143,8 @@ def _abandon(job: Job, message: str) -> RenderError:
 
 def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, reporter: Reporter) -> export.Outcome:
     total = len(config.targets)
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
     kometa_exit: int | None = None
     error: str | None = None
     interrupted = False
@@ -154,6 +156,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
                                     outside=True, offline=request.offline)
         except LaunchError as exc:
             raise _abandon(job, f"proxy: {exc}") from None
+        timings["proxy_start"] = round(time.monotonic() - clock, 3)
         libraries = list(job.proxy.libraries)
         if libraries:
             try:
@@ -175,6 +178,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
                 if not job.proxy.alive():
                     raise LaunchError("the proxy exited while Kometa was running")
 
+            kometa_clock = time.monotonic()
             try:
                 kometa_exit = run_kometa(kometa.argv(run_yml, libraries), kometa_environment(job.proxy),
                                          cwd=kometa.script.parent, log_path=job.folder / "logs" / "kometa.log",
@@ -182,6 +186,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
                                          on_line=reporter.kometa_line, on_tick=tick)
                 tick()
             finally:
+                timings["kometa"] = round(time.monotonic() - kometa_clock, 3)
                 _keep_redacted_copy(run_yml)
             if kometa_exit != 0:
                 error = f"Kometa exited with code {kometa_exit} (see logs/kometa.log)"
@@ -198,7 +203,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         if job.proxy is not None:
             job.proxy.stop()
     reporter.stage("Exporting the captured posters")
+    timings["total_before_export"] = round(time.monotonic() - clock, 3)
     outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
-                             started=job.started)
+                             started=job.started, timings=timings)
     log.info("RENDER_DONE exit_code=%d success=%s", outcome.exit_code, outcome.summary["success"])
     return outcome

@@ -9,7 +9,8 @@ winning. The badge is a coloured box (colour = resolution, second box = HDR or D
 test can check the right badge landed on the right poster.
 
 Test hooks (environment): STANDIN_CRASH=1 exits 3 after listing; STANDIN_HANG=seconds sleeps after
-start-up; STANDIN_SKIP_UPLOAD=<ratingKey,…> uploads nothing for those items.
+start-up; STANDIN_SKIP_UPLOAD=<ratingKey,…> uploads nothing for those items; STANDIN_NO_OUTSIDE=1
+skips the GitHub/TMDb calls (the benchmark's baseline runs it straight against a Plex, no proxy).
 """
 from __future__ import annotations
 
@@ -174,7 +175,8 @@ def main() -> int:
     with open(args.config, encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
     say("Kometa stand-in starting")
-    outside_calls(config)
+    if not os.environ.get("STANDIN_NO_OUTSIDE"):
+        outside_calls(config)
     plex = PlexServer(config["plex"]["url"], config["plex"]["token"], timeout=config["plex"].get("timeout", 60))
     plex.settings  # noqa: B018 - GET /:/prefs, as Kometa does at start-up
     for title in args.run_libraries.split("|"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,18 @@ from .upstream import UpstreamError, UpstreamResponse
 META_KEY = "preview"
 
 
+_ROUTES: "weakref.WeakKeyDictionary[http.HTTPFlow, tuple[str, str, Route]]" = weakref.WeakKeyDictionary()
+
+
 def route_of(flow: http.HTTPFlow) -> Route:
-    headers = {k: v for k, v in flow.request.headers.items()}
-    return classify(flow.request.method, flow.request.path, headers)
+    """The flow's Route, classified once per request line (every addon asks)."""
+    request = flow.request
+    cached = _ROUTES.get(flow)
+    if cached is not None and cached[0] == request.method and cached[1] == request.path:
+        return cached[2]
+    route = classify(request.method, request.path, dict(request.headers.items()))
+    _ROUTES[flow] = (request.method, request.path, route)
+    return route
 
 
 def tag(flow: http.HTTPFlow, verdict: str, **info: Any) -> None:

@@ -89,12 +89,15 @@ class MockLibrary:
             await handler(flow, route, state)
 
     # --- helpers ---------------------------------------------------------------------------
-    def _mock(self, flow: http.HTTPFlow, route: Route, state: PreviewState, root: ET.Element, verdict: str,
-              returned: int, **info) -> None:
-        answer(flow, verdict, plexml.serialize(root), returned_items=returned, **info)
-        if "totalSize" in root.attrib:
-            flow.response.headers["X-Plex-Container-Start"] = root.get("offset", "0")
-            flow.response.headers["X-Plex-Container-Total-Size"] = root.get("totalSize", "0")
+    def _mock(self, flow: http.HTTPFlow, route: Route, state: PreviewState, body: bytes | ET.Element,
+              verdict: str, returned: int, paging_attrs: dict[str, str] | None = None, **info) -> None:
+        if isinstance(body, ET.Element):
+            paging_attrs = {k: v for k, v in body.attrib.items() if k in ("offset", "totalSize")}
+            body = plexml.serialize(body)
+        answer(flow, verdict, body, returned_items=returned, **info)
+        if paging_attrs and "totalSize" in paging_attrs:
+            flow.response.headers["X-Plex-Container-Start"] = paging_attrs.get("offset", "0")
+            flow.response.headers["X-Plex-Container-Total-Size"] = paging_attrs["totalSize"]
         state.counters[verdict] += 1
         state.journal.write(verdict, path=route.path, query=redact(urlencode(route.params)), route=route.kind.value,
                             type=route.libtype, returned_items=returned, **info)
@@ -108,7 +111,7 @@ class MockLibrary:
                 "librarySectionUUID": section.uuid, "title1": section.title, "allowSync": "1",
                 "identifier": "com.plexapp.plugins.library"}
 
-    async def _meta(self, state: PreviewState, route: Route, upstream_path: str) -> ET.Element | None:
+    async def _meta(self, state: PreviewState, route: Route, upstream_path: str) -> bytes:
         """Plex's own `<Meta>` block for a section (small, read-only, the same at any library size)."""
         query = [("includeMeta", "1"), ("includeAdvanced", "1"), ("X-Plex-Container-Start", "0"),
                  ("X-Plex-Container-Size", "0")]
@@ -120,8 +123,7 @@ class MockLibrary:
             meta = plexml.parse(response.body).find("Meta") if response.status == 200 else None
             state.meta_cache[path] = ET.tostring(meta) if meta is not None else b""
             state.journal.write("META_FETCHED", path=upstream_path, found=meta is not None)
-        cached = state.meta_cache[path]
-        return ET.fromstring(cached) if cached else None
+        return state.meta_cache[path]
 
     async def _fallback(self, state: PreviewState, route: Route, listed: list[ET.Element],
                         reason: str) -> list[ET.Element]:
@@ -195,15 +197,13 @@ class MockLibrary:
         start, size = paging(route, dict(flow.request.headers.items()))
         chosen_page, paging_attrs = plexml.page(ordered, start, size)
         guids = route.param("includeGuids") == "1"
-        items = [state.listing_copy(e.get("ratingKey"), guids=guids) for e in chosen_page]
-        root = plexml.container({**self._section_attrs(state, route.section_id), **paging_attrs})
+        children = [state.listing_bytes(e.get("ratingKey"), guids=guids) for e in chosen_page]
         if route.param("includeMeta") == "1" and route.section_id in state.sections:
-            meta = await self._meta(state, route, f"/library/sections/{route.section_id}/{route.sub}")
-            if meta is not None:
-                root.append(meta)
-        root.extend(items)
-        root.set("size", str(len(items)))
-        self._mock(flow, route, state, root, "MOCK_LIST", len(items), total=len(ordered), fallback=fallback)
+            children.insert(0, await self._meta(state, route, f"/library/sections/{route.section_id}/{route.sub}"))
+        body = plexml.container_bytes({**self._section_attrs(state, route.section_id), **paging_attrs}, children,
+                                      len(chosen_page))
+        self._mock(flow, route, state, body, "MOCK_LIST", len(chosen_page), paging_attrs, total=len(ordered),
+                   fallback=fallback)
 
     async def _hubs(self, flow, route, state) -> None:
         query = (route.param("query") or "").lower()
@@ -229,8 +229,8 @@ class MockLibrary:
         root = plexml.container(self._section_attrs(state, route.section_id), ())
         if route.param("includeMeta") == "1" and route.section_id in target_sections(state):
             meta = await self._meta(state, route, f"/library/sections/{route.section_id}/collections")
-            if meta is not None:
-                root.append(meta)
+            if meta:
+                root.append(ET.fromstring(meta))
         start, size = paging(route, dict(flow.request.headers.items()))
         root.attrib.update(plexml.page([], start, size)[1])
         self._mock(flow, route, state, root, "MOCK_COLLECTIONS", 0)
@@ -284,5 +284,6 @@ class MockLibrary:
                  **paging_attrs, "key": parent}
         if owner is not None:
             attrs.update(parentTitle=owner.get("title", ""), title2=owner.get("title", ""))
-        root = plexml.container(attrs, [state.listing_copy(e.get("ratingKey"), guids=guids) for e in chosen])
-        self._mock(flow, route, state, root, "MOCK_CHILDREN", len(chosen), rating_key=parent)
+        body = plexml.container_bytes(attrs, [state.listing_bytes(e.get("ratingKey"), guids=guids) for e in chosen],
+                                      len(chosen))
+        self._mock(flow, route, state, body, "MOCK_CHILDREN", len(chosen), paging_attrs, rating_key=parent)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -128,8 +129,11 @@ class Setup:
         if state is None:
             return
         counters = dict(state.counters)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         state.journal.write("PROXY_DONE", counters=counters, learned_parent_keys=sorted(state.learned_parents),
-                            upstream_requests=state.upstream.requests, upstream_bytes=state.upstream.bytes)
+                            upstream_requests=state.upstream.requests, upstream_bytes=state.upstream.bytes,
+                            cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+                            peak_rss_mib=round(usage.ru_maxrss / 1024, 1))
         log.info("Mock list requests: %d", counters.get("MOCK_LIST", 0))
         log.info("Forwarded requests: %d", counters.get("forwarded", 0))
         log.info("Blocked metadata requests: %d", counters.get("BLOCK_METADATA", 0))

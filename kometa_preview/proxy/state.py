@@ -49,6 +49,7 @@ class PreviewState:
     missing: dict[str, str] = field(default_factory=dict)
     meta_cache: dict[str, bytes] = field(default_factory=dict)
     overlay_label_ids: set[str] = field(default_factory=set)
+    _listing_bytes: dict[tuple[str, bool], bytes] = field(default_factory=dict, repr=False)
     counters: Counter = field(default_factory=Counter)
 
     @property
@@ -89,6 +90,13 @@ class PreviewState:
                 element.remove(guid)
         return element
 
+    def listing_bytes(self, rating_key: str, *, guids: bool) -> bytes:
+        """`listing_copy` serialized, cached: targets do not change after start-up."""
+        key = (rating_key, guids)
+        if key not in self._listing_bytes:
+            self._listing_bytes[key] = ET.tostring(self.listing_copy(rating_key, guids=guids), encoding="utf-8")
+        return self._listing_bytes[key]
+
     def learn(self, element: ET.Element, child: str) -> None:
         """Remember the season and show of an allowed item: Kometa asks for them (`item.show()`)."""
         for attr in ("parentRatingKey", "grandparentRatingKey"):
@@ -106,6 +114,7 @@ class PreviewState:
         if removed:
             self.journal.write("STRIPPED_OVERLAY_LABEL", rating_key=element.get("ratingKey"))
         self.items[element.get("ratingKey", "")] = element
+        self._listing_bytes.clear()
 
 
 def _fetch_item(upstream: Upstream, rating_key: str) -> ET.Element | None:

@@ -40,14 +40,13 @@ class TokenGuard:
                    content_type="text/plain")
             return
         request = flow.request
-        offered = [v for k, v in request.query.items(multi=True) if k.lower() == "x-plex-token"]
-        offered += request.headers.get_all("X-Plex-Token")
-        for name in [k for k in request.query if k.lower() == "x-plex-token"]:
-            del request.query[name]
-        for name, value in list(request.query.items()):
-            if "x-plex-token" in value.lower():
-                request.query[name] = _without_nested_token(value)
+        offered = request.headers.get_all("X-Plex-Token")
         request.headers.pop("X-Plex-Token", None)
+        if "x-plex-token" in request.path.lower():  # parse the query only when a token can be in it
+            fields = request.query.fields
+            offered += [v for k, v in fields if k.lower() == "x-plex-token"]
+            request.query = [(k, _without_nested_token(v) if "x-plex-token" in v.lower() else v)
+                             for k, v in fields if k.lower() != "x-plex-token"]
         if not offered or not all(hmac.compare_digest(v.encode(), state.client_token.encode()) for v in offered):
             state.counters["unauthorized"] += 1
             state.journal.write("UNAUTHORIZED_CLIENT", method=request.method, path=redact(request.path),

@@ -1,0 +1,299 @@
+"""What a preview costs, measured: library sizes from 100 to 100,000 items, mock vs filter mode, against
+the baseline a user would otherwise run (the Kometa stand-in straight at the whole library, writes allowed).
+
+    .venv/bin/python scripts/bench.py                 # the full table (several minutes)
+    .venv/bin/python scripts/bench.py --quick         # a smoke run: small sizes, one run each
+    .venv/bin/python scripts/bench.py --write-doc     # also refresh the tables in docs/PERFORMANCE.md
+
+Every render is the real CLI (`kometa-preview render … --offline`) with the stand-in rendering 5 targets.
+Upstream requests and bytes are counted by the sample Plex server; proxy CPU and peak RSS are reported by
+the proxy itself (getrusage at exit). Timings are medians with [min–max] over the runs.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from kometa_preview.launcher import start_proxy  # noqa: E402
+from kometa_preview.plex import xml as plexml  # noqa: E402
+from kometa_preview.sandbox import SampleServer, generate  # noqa: E402
+
+STANDIN = ROOT / "tests" / "kometa_standin.py"
+TOKEN = "bench-token"
+TARGETS = [{"id": f"m{k}", "type": "movie", "ratingKey": str(k)} for k in range(1001, 1006)]
+LIBRARIES = {"Movies": {"overlay_files": [{"default": "resolution"}]}}
+MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "–"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
+
+
+def write_config(folder: Path, server: SampleServer, **extra) -> Path:
+    document = {"plex": {"url": server.url, "token": TOKEN, "timeout": 300}, "libraries": LIBRARIES,
+                "preview": {"output": str(folder / "out"), "targets": TARGETS}, **extra}
+    path = folder / "preview.yml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def render_once(server: SampleServer, mode: str, folder: Path) -> dict:
+    config = write_config(folder, server)
+    server.log.clear()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "-q",
+                             "--kometa", str(STANDIN), "--job", str(folder / "job"), "--force",
+                             *(["--filter-mode"] if mode == "filter" else [])], capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"render failed ({mode}): {result.stderr.strip()[-500:]}")
+    summary = json.loads((folder / "job" / "output" / "summary.json").read_text())
+    entries = server.log.snapshot()
+    return {"wall": wall, "kometa": summary["timings_seconds"]["kometa"],
+            "upstream_requests": len(entries), "upstream_bytes": sum(e.bytes_out for e in entries),
+            "cpu": summary["proxy"]["cpu_seconds"], "rss": summary["proxy"]["peak_rss_mib"],
+            "local": summary["proxy"]["answered_locally"], "forwarded": summary["proxy"]["answered_with_plex"]}
+
+
+def baseline_once(server: SampleServer, folder: Path) -> dict:
+    """The stand-in straight at the sample server: every item overlaid and uploaded."""
+    config = folder / "kometa.yml"
+    config.write_text(yaml.safe_dump({"plex": {"url": server.url, "token": TOKEN, "timeout": 300},
+                                      "libraries": LIBRARIES, "tmdb": {"apikey": "unused"}}), encoding="utf-8")
+    server.log.clear()
+    started = time.monotonic()
+    subprocess.run([sys.executable, str(STANDIN), "--config", str(config), "--run", "--overlays-only",
+                    "--run-libraries", "Movies"], check=True, capture_output=True,
+                   env={**os.environ, "STANDIN_NO_OUTSIDE": "1"})
+    wall = time.monotonic() - started
+    entries = server.log.snapshot()
+    return {"wall": wall, "upstream_requests": len(entries), "upstream_bytes": sum(e.bytes_out for e in entries),
+            "writes": sum(1 for e in entries if e.write)}
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def renders(sizes: list[int], modes: list[str], runs: int, baseline_sizes: list[int]) -> str:
+    results: dict[tuple[str, int], list[dict]] = {}
+    baselines: dict[int, dict] = {}
+    for size in sizes:
+        library = generate(seed=1, movies=size, shows=0)
+        with SampleServer(library, TOKEN) as server, tempfile.TemporaryDirectory() as scratch:
+            for mode in modes:
+                for run in range(runs):
+                    folder = Path(scratch) / f"{mode}{run}"
+                    folder.mkdir()
+                    results.setdefault((mode, size), []).append(render_once(server, mode, folder))
+                    print(f"  {mode:6} {size:>7} run {run + 1}: {results[(mode, size)][-1]['wall']:.2f}s",
+                          file=sys.stderr)
+            if size in baseline_sizes:
+                baselines[size] = baseline_once(server, Path(scratch))
+                print(f"  baseline {size:>7}: {baselines[size]['wall']:.2f}s", file=sys.stderr)
+    rows = []
+    for mode in modes:
+        reference = statistics.median(r["wall"] for r in results[(mode, sizes[0])])
+        for size in sizes:
+            runs_ = results[(mode, size)]
+            wall = [r["wall"] for r in runs_]
+            up_requests = sorted({r["upstream_requests"] for r in runs_})
+            up_bytes = sorted({r["upstream_bytes"] for r in runs_})
+            rows.append([mode, f"{size:,}", spread(wall), f"{statistics.median(wall) / reference:.2f}×",
+                         spread([r["kometa"] for r in runs_]),
+                         "/".join(str(v) for v in up_requests), "/".join(f"{v / 1024:,.0f}" for v in up_bytes),
+                         spread([r["cpu"] for r in runs_]), spread([r["rss"] for r in runs_], 0),
+                         f"{statistics.median(r['local'] for r in runs_):.0f} / "
+                         f"{statistics.median(r['forwarded'] for r in runs_):.0f}"])
+    out = table(rows, ["mode", "items", "render s", "vs first size", "Kometa s", "upstream req",
+                       "upstream KiB", "proxy CPU s", "proxy peak RSS MiB", "local / from Plex"])
+    if baselines:
+        base_rows = []
+        mock_runs = {size: statistics.median(r["wall"] for r in results[("mock", size)])
+                     for size in sizes if ("mock", size) in results}
+        for size, figures in sorted(baselines.items()):
+            ratio = f"{figures['wall'] / mock_runs[size]:.1f}×" if size in mock_runs else "–"
+            base_rows.append([f"{size:,}", f"{figures['wall']:.2f}", str(figures["upstream_requests"]),
+                              f"{figures['upstream_bytes'] / 1024:,.0f}", str(figures["writes"]), ratio])
+        out += "\n\nBaseline — the stand-in straight at the whole library, writes allowed (what \"just run " \
+               "Kometa\" costs):\n\n" + table(base_rows, ["items", "wall s", "requests to Plex", "KiB from Plex",
+                                                            "writes to Plex", "mock-mode preview is faster by"])
+    return out
+
+
+class _Timer:
+    """Median latency of sequential GETs on one keep-alive connection."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.token = token
+
+    def median_ms(self, path: str, count: int) -> float:
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            self.connection.request("GET", path, headers={"X-Plex-Token": self.token})
+            response = self.connection.getresponse()
+            response.read()
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status == 200, response.status
+        return statistics.median(samples[count // 10:])  # drop warm-up
+
+
+FLOOR_SCRIPT = textwrap.dedent('''
+    import json, os
+    from mitmproxy import ctx, http
+    class Floor:
+        def request(self, flow):
+            flow.response = http.Response.make(200, b'<MediaContainer size="0"/>', {"Content-Type": "text/xml"})
+        def running(self):
+            addrs = ctx.master.addons.get("proxyserver").listen_addrs()
+            with open(os.environ["FLOOR_READY"], "w") as out:
+                json.dump({"port": addrs[0][1]}, out)
+    addons = [Floor()]
+''')
+
+
+def start_floor(folder: Path) -> tuple[subprocess.Popen, int, float]:
+    script = folder / "floor.py"
+    script.write_text(FLOOR_SCRIPT)
+    ready = folder / "floor_ready.json"
+    ready.unlink(missing_ok=True)
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-c", "import sys; from mitmproxy.tools.main import mitmdump; "
+                                "sys.exit(mitmdump())", "-q", "-s", str(script), "--mode",
+                                "reverse:http://127.0.0.1:9@127.0.0.1:0", "--set", f"confdir={folder / 'conf'}",
+                                "--set", "connection_strategy=lazy"],
+                               env={**os.environ, "FLOOR_READY": str(ready)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    while not ready.exists():
+        time.sleep(0.01)
+    return process, json.loads(ready.read_text())["port"], time.monotonic() - started
+
+
+def overheads(requests_per_path: int, starts: int) -> str:
+    library = generate(seed=1, movies=1000, shows=0)
+    rows = []
+    with SampleServer(library, TOKEN) as server, tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        config = write_config(folder, server)
+        floor_starts, proxy_starts = [], []
+        for run in range(starts):
+            process, port, seconds = start_floor(folder)
+            floor_starts.append(seconds)
+            if run < starts - 1:
+                process.terminate()
+                process.wait()
+            started = time.monotonic()
+            proxy = start_proxy(config, folder / f"job{run}", server.url)
+            proxy_starts.append(time.monotonic() - started)
+            if run < starts - 1:
+                proxy.stop()
+        floor_ms = _Timer(port, "x").median_ms("/library/sections/1/all?type=1", requests_per_path)
+        timer = _Timer(proxy.port, proxy.client_token)
+        listing_ms = timer.median_ms("/library/sections/1/all?type=1&includeGuids=1", requests_per_path)
+        filtered_ms = timer.median_ms("/library/sections/1/all?type=1&sort=titleSort&push=1&resolution=1080&or=1"
+                                      "&resolution=720&pop=1&and=1&hdr=1", requests_per_path)
+        blocked_ms = timer.median_ms("/library/metadata/1999", requests_per_path)
+        process.terminate()
+        process.wait()
+        proxy.stop()
+    rows.append(["mitmdump + one addon answering locally (floor)", f"{floor_ms:.2f}", "–"])
+    for name, value in (("mock listing (5 targets, includeGuids)", listing_ms),
+                        ("mock listing with push/pop/or/and filter", filtered_ms),
+                        ("metadata of a non-target (BLOCK_METADATA)", blocked_ms)):
+        rows.append([name, f"{value:.2f}", f"{value - floor_ms:+.2f}"])
+    out = table(rows, ["locally answered request", "median ms", "added by our addons"])
+    out += "\n\n" + table([["mitmdump + trivial addon (floor)", spread(floor_starts)],
+                           ["kometa-preview proxy (prefetch of 5 targets)", spread(proxy_starts)],
+                           ["difference (medians)",
+                            f"{statistics.median(proxy_starts) - statistics.median(floor_starts):+.2f}"]],
+                          ["start until ready", "seconds"])
+    return out
+
+
+def xml_floor(sizes: list[int]) -> str:
+    rows = []
+    for size in sizes:
+        library = generate(seed=1, movies=size, shows=0)
+        with SampleServer(library, TOKEN) as server:
+            connection = http.client.HTTPConnection("127.0.0.1", server.httpd.server_address[1], timeout=300)
+            connection.request("GET", "/library/sections/1/all?type=1&includeGuids=1", headers={"X-Plex-Token": TOKEN})
+            body = connection.getresponse().read()
+        keep = {str(k) for k in range(1001, 1006)}
+        started = time.perf_counter()
+        ET.tostring(ET.fromstring(body))
+        floor = time.perf_counter() - started
+        started = time.perf_counter()
+        stream = plexml.StreamFilter(lambda e: e.get("ratingKey") in keep)
+        for offset in range(0, len(body), 65536):
+            stream.feed(body[offset:offset + 65536])
+        plexml.serialize(stream.close())
+        filtered = time.perf_counter() - started
+        rows.append([f"{size:,}", f"{len(body) / 1048576:.1f}", f"{floor * 1000:.0f}", f"{filtered * 1000:.0f}",
+                     f"{filtered / floor:.2f}×"])
+    return table(rows, ["items", "listing MiB", "parse + serialize ms (floor)", "stream filter ms", "vs floor"])
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="100,1000,10000,100000")
+    parser.add_argument("--modes", default="mock,filter")
+    parser.add_argument("--baseline-sizes", default="100,1000",
+                        help="sizes at which to run the baseline (it overlays every item: slow)")
+    parser.add_argument("--write-doc", action="store_true", help="refresh the tables in docs/PERFORMANCE.md")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.sizes, args.baseline_sizes = 1, "100,1000", "100"
+    sizes = [int(s) for s in args.sizes.split(",")]
+    command = "python scripts/bench.py" + (" --quick" if args.quick else "")
+    sections = [f"Command: `{command}` · {time.strftime('%Y-%m-%d')} · {machine()}",
+                "### Renders (5 targets, Kometa stand-in, --offline)",
+                renders(sizes, args.modes.split(","), args.runs, [int(s) for s in args.baseline_sizes.split(",") if s]),
+                "### Proxy overhead per request and at start-up",
+                overheads(100 if args.quick else 400, 2 if args.quick else 5),
+                "### Filter mode: the streaming filter against plain parse + serialize",
+                xml_floor([1000] if args.quick else [10000, 100000])]
+    report = "\n\n".join(sections)
+    print(report)
+    if args.write_doc:
+        doc = ROOT / "docs" / "PERFORMANCE.md"
+        text = doc.read_text(encoding="utf-8")
+        head, _, rest = text.partition(MARK_START)
+        _, _, tail = rest.partition(MARK_END)
+        doc.write_text(f"{head}{MARK_START}\n{report}\n{MARK_END}{tail}", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
