@@ -98,7 +98,8 @@ def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, po
 
 def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = True, port: int = 0,
                 web_port: int | None = None, save_flows: Path | None = None, timeout: float = 60,
-                outside: bool = False, offline: bool = False, extra: list[str] | None = None) -> ProxyProcess:
+                outside: bool = False, offline: bool = False, max_upload: int = 64 << 20,
+                extra: list[str] | None = None) -> ProxyProcess:
     """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason."""
     job.mkdir(parents=True, exist_ok=True)
     (job / READY_FILE).unlink(missing_ok=True)
@@ -106,7 +107,8 @@ def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = Tru
     logs.mkdir(exist_ok=True)
     log_path = logs / "proxy.log"
     command = proxy_command(config_path, job, plex_url, mock=mock, port=port, web_port=web_port,
-                            save_flows=save_flows, outside=outside, offline=offline, extra=extra)
+                            save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
+                            extra=extra)
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -23,6 +23,11 @@ def _check_chunk(chunk: bytes) -> None:
         raise UnsafeXML("document type declarations are not accepted")
 
 
+def has_dtd(body: bytes) -> bool:
+    """Does an XML answer carry a DTD (entity expansion, external entities)? Plex never sends one."""
+    return any(marker in body for marker in _FORBIDDEN)
+
+
 def parse(body: bytes) -> ET.Element:
     """Parse a whole (small) Plex response."""
     _check_chunk(body)

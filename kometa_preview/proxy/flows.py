@@ -110,16 +110,31 @@ class Proxy:
         self.state.counters["forwarded"] += 1
         return response
 
+    def upstream_error(self, flow: http.HTTPFlow, route: Route, exc: UpstreamError) -> None:
+        """Plex could not be read: answer 502 (plexapi raises BadRequest, Kometa moves on) and record why."""
+        log.error("UPSTREAM_ERROR %s %s: %s", route.method, redact(route.path), exc)
+        if self.state is not None:
+            self.state.journal.write("UPSTREAM_ERROR", path=redact(route.path), error=str(exc))
+        answer(flow, "UPSTREAM_ERROR", plexml.empty_container(), status=502, error=str(exc))
+
     async def forward(self, flow: http.HTTPFlow, route: Route, verdict: str, *, path: str | None = None,
                       transform: Callable[[UpstreamResponse], bytes] | None = None, **info: Any) -> None:
         """Answer the flow with Plex's answer to the same read (optionally rewritten)."""
         try:
             response = await self.fetch(route, path, headers=dict(flow.request.headers.items()))
         except UpstreamError as exc:
-            log.error("UPSTREAM_ERROR %s %s: %s", route.method, redact(route.path), exc)
-            answer(flow, "UPSTREAM_ERROR", plexml.empty_container(), status=502, error=str(exc))
+            self.upstream_error(flow, route, exc)
             return
+        if response.status >= 400 and self.state is not None:
+            self.state.journal.write("UPSTREAM_STATUS", path=redact(route.path), status=response.status)
         body = response.body
+        if body[:1] == b"<" and plexml.has_dtd(body):
+            log.warning("UNSAFE_UPSTREAM %s: Plex's answer carries a DTD; answered with an empty container",
+                        redact(route.path))
+            if self.state is not None:
+                self.state.journal.write("UNSAFE_UPSTREAM", path=redact(route.path), reason="DTD in XML answer")
+            answer(flow, "UNSAFE_UPSTREAM", plexml.empty_container(), upstream_status=response.status)
+            return
         if transform is not None and response.status == 200:
             body = transform(response)
         flow.response = http.Response.make(response.status, body,

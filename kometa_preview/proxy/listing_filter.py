@@ -67,6 +67,7 @@ class ListingFilter:
         try:
             response = await self.proxy.fetch(route, path, sink=sink, max_bytes=2 << 30)
             if response.status != 200:
+                state.journal.write("UPSTREAM_STATUS", path=route.path, status=response.status)
                 answer(flow, "UPSTREAM_STATUS", bytes(raw), status=response.status,
                        content_type=response.content_type or "text/html")
                 return
@@ -77,8 +78,7 @@ class ListingFilter:
             self._unparsed(flow, route, state, raw, str(exc))
             return
         except UpstreamError as exc:
-            log.error("UPSTREAM_ERROR %s %s: %s", route.method, redact(route.path), exc)
-            answer(flow, "UPSTREAM_ERROR", plexml.empty_container(), status=502, error=str(exc))
+            self.proxy.upstream_error(flow, route, exc)
             return
         items = [child for child in root if child.get("ratingKey")]
         for child in items:
@@ -114,6 +114,11 @@ class ListingFilter:
         return {e.get("ratingKey") for e in chosen}
 
     def _unparsed(self, flow, route, state, raw: bytearray, reason: str) -> None:
+        if plexml.has_dtd(bytes(raw[:65536])):
+            state.journal.write("UNSAFE_UPSTREAM", path=route.path, reason=reason)
+            log.warning("UNSAFE_UPSTREAM endpoint=%s: %s; answered with an empty container", route.path, reason)
+            answer(flow, "UNSAFE_UPSTREAM", plexml.empty_container(), reason=reason)
+            return
         state.journal.write("FILTER_PARSE_ERROR", path=route.path, reason=reason, bytes=len(raw))
         if len(raw) <= PASS_THROUGH_LIMIT:
             log.warning("FILTER_PARSE_ERROR endpoint=%s: %s; response passed through unchanged", route.path, reason)

@@ -71,8 +71,12 @@ class MetadataGate:
         """Drop the Overlay label and learn each item's season and show."""
         try:
             root = plexml.parse(response.body)
+            if root.tag != "MediaContainer":
+                raise plexml.UnsafeXML(f"<{root.tag}> is not a Plex MediaContainer")
         except plexml.UnsafeXML as exc:
-            log.warning("FORWARD_UNPARSED metadata answer passed through: %s", exc)
+            # Not XML at all (an HTML error page…): plexapi raises on it as it would on Plex's own.
+            log.warning("FORWARD_UNPARSED metadata answer passed through unchanged: %s", exc)
+            state.journal.write("FORWARD_UNPARSED", reason=str(exc))
             return response.body
         for element in root:
             key = element.get("ratingKey")

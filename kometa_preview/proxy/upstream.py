@@ -7,6 +7,8 @@ Every read is bounded: a deadline for the whole response (slow-loris) and a cap 
 """
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,21 +89,33 @@ class Upstream:
         chunks: list[bytes] = []
         size = 0
         complete = False
+        too_slow = f"Plex took longer than {self.timeout:g}s to answer {path.split('?')[0]}"
+        # A per-read timeout does not stop an answer that trickles in a byte at a time (slow-loris):
+        # a watchdog shuts the socket down when the whole answer is late, which ends the blocked read.
+        expired = threading.Event()
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (response, expired))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             for chunk in response.stream(65536, decode_content=True):
                 size += len(chunk)
                 if size > max_bytes:
                     raise UpstreamError(f"Plex answered {path.split('?')[0]} with more than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise UpstreamError(f"Plex took longer than {self.timeout:g}s to answer {path.split('?')[0]}")
+                if expired.is_set():
+                    raise UpstreamError(too_slow)
                 if sink is not None:
                     sink(chunk)
                 else:
                     chunks.append(chunk)
+            if expired.is_set():
+                raise UpstreamError(too_slow)
             complete = True
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if expired.is_set():
+                raise UpstreamError(too_slow) from None
             raise UpstreamError(f"reading from Plex failed: {describe(exc)}") from None
         finally:
+            watchdog.cancel()
             # An unfinished body leaves the connection in an unknown state: close it, never drain it.
             response.release_conn() if complete else response.close()
             self.bytes += size
@@ -109,3 +123,13 @@ class Upstream:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _shut(response: urllib3.BaseHTTPResponse, expired: threading.Event) -> None:
+    expired.set()
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
