@@ -48,6 +48,13 @@ class WriteBlock:
         route = route_of(flow)
         if route.is_read:
             return
+        body = flow.request.raw_content or b""
+        if len(body) > state.max_upload:  # a chunked body declares no length up front
+            answer(flow, "UPLOAD_TOO_LARGE", plexml.empty_container(), status=413, content_length=len(body))
+            self._record(route, "UPLOAD_TOO_LARGE", content_length=len(body))
+            log.warning("BLOCKED_WRITE (too large): %s %s ratingKey=%s bytes=%d limit=%d", route.method,
+                        redact(route.path), route.rating_key, len(body), state.max_upload)
+            return
         verdict = _verdict(route)
         answer(flow, verdict, plexml.empty_container(), rating_key=route.rating_key, kind=route.upload_kind)
         body = flow.request.content or b""
