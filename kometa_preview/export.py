@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -76,6 +77,22 @@ def choose_capture(captures: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(same_kind, key=lambda c: (c["t"], Path(c["saved"]).name))
 
 
+_CAPTURE_NAME = re.compile(r"(?P<rk>\d+)_(?P<kind>[a-z_]+?)_(?P<stamp>\d{8}_\d{6}_\d{6})(?:_\d+)?\.(?P<ext>jpg|png|webp)")
+
+
+def captures_on_disk(folder: Path, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Captures the journal missed (it could not be appended, e.g. on a full disk), read from their names."""
+    known = {Path(r["saved"]).name for r in recorded}
+    found = []
+    for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+        match = _CAPTURE_NAME.fullmatch(path.name)
+        if match and path.name not in known:
+            stamp = datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S_%f").timestamp()
+            found.append({"t": stamp, "rating_key": match["rk"], "kind": match["kind"], "ext": match["ext"],
+                          "bytes": path.stat().st_size, "saved": str(path), "recovered_from_disk": True})
+    return found
+
+
 def _proxy_figures(by_event: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """What the proxy cost and did: its own CPU and memory, and how requests were answered."""
     done = next(iter(by_event.get("PROXY_DONE", [])), {})
@@ -104,6 +121,7 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     overlaid = {r["rating_key"] for r in by_event.get("OVERLAID_POSTER", [])}
     sources = {r["rating_key"]: r for r in by_event.get("POSTER_SOURCE", [])}
     captures = by_event.get("CAPTURED_UPLOAD", [])
+    captures = captures + captures_on_disk(output / "by_ratingkey", captures)
 
     targets: dict[str, dict[str, Any]] = {}
     exported: dict[str, str] = {}

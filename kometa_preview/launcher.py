@@ -114,22 +114,27 @@ def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = Tru
                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + timeout
     ready_path = job / READY_FILE
-    while time.monotonic() < deadline:
-        if ready_path.exists():
-            ready = json.loads(ready_path.read_text(encoding="utf-8"))
-            if not ready.get("ok"):
-                process.wait(timeout=10)
-                raise LaunchError(ready.get("error", "the proxy did not start"))
-            outside_addresses = ready.get("modes", {}).get("regular") or [[None, None]]
-            return ProxyProcess(process, job, ready["listen"][0][1], ready["client_token"], log_path, web_port,
-                                outside_addresses[0][1], tuple(ready.get("libraries", ())))
-        if process.poll() is not None:
-            raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
-                              f"{_last_error(log_path)}")
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise LaunchError(f"the proxy was not ready after {timeout:g}s (see {log_path})")
+    try:
+        while time.monotonic() < deadline:
+            if ready_path.exists():
+                ready = json.loads(ready_path.read_text(encoding="utf-8"))
+                if not ready.get("ok"):
+                    process.wait(timeout=10)
+                    raise LaunchError(ready.get("error", "the proxy did not start"))
+                outside_addresses = ready.get("modes", {}).get("regular") or [[None, None]]
+                return ProxyProcess(process, job, ready["listen"][0][1], ready["client_token"], log_path, web_port,
+                                    outside_addresses[0][1], tuple(ready.get("libraries", ())))
+            if process.poll() is not None:
+                raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
+                                  f"{_last_error(log_path)}")
+            time.sleep(0.05)
+        raise LaunchError(f"the proxy was not ready after {timeout:g}s (see {log_path})")
+    except BaseException:
+        # Ctrl-C or a failure while waiting: the caller has no handle yet, so the child is ours to stop.
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        raise
 
 
 def _last_error(log_path: Path) -> str:

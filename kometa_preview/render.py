@@ -27,6 +27,10 @@ from .proxy.setup import JOURNAL_FILE
 log = logging.getLogger("kometa_preview.render")
 
 
+RESERVE_FILE = ".space-reserve"
+RESERVE_BYTES = 1 << 20
+
+
 class RenderError(Exception):
     """Bad input or environment: one line, exit code 2."""
 
@@ -74,10 +78,12 @@ def prepare_job(config: PreviewConfig, requested: Path | None, force: bool) -> J
     existed = folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".writable"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # Space kept back so that a disk filled by captures still leaves room for summary.json and the
+        # exported copies: export releases it first.
+        (folder / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
     except OSError as exc:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
         raise RenderError(f"output folder {folder} is not writable ({exc.strerror})") from None
     return Job(folder.resolve(), created=not existed)
 
@@ -203,6 +209,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         if job.proxy is not None:
             job.proxy.stop()
     reporter.stage("Exporting the captured posters")
+    (job.folder / RESERVE_FILE).unlink(missing_ok=True)
     timings["total_before_export"] = round(time.monotonic() - clock, 3)
     outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
                              started=job.started, timings=timings)
