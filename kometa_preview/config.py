@@ -204,10 +204,11 @@ def load(path: Path | str) -> PreviewConfig:
     top = r.mapping(_read_yaml(source), "",
                     ("plex", "kometa", "libraries", "settings", "preview", *SERVICE_SECTIONS))
     plex_raw = r.mapping(top.get("plex"), "plex", ("url", "token", "timeout", "verify_ssl"))
-    url = r.text(plex_raw.get("url"), "plex.url", required=True, env=True).rstrip("/")
+    written = r.text(plex_raw.get("url"), "plex.url", required=True, env=True)
+    url = written.rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise r.fail("plex.url", f"{url!r} must be an http:// or https:// URL")
+        raise r.fail("plex.url", f"{written!r} must be an http:// or https:// URL")
     plex = PlexSettings(url=url, token=r.text(plex_raw.get("token"), "plex.token", required=True, env=True),
                         timeout=r.number(plex_raw.get("timeout"), "plex.timeout", 60),
                         verify_ssl=r.flag(plex_raw.get("verify_ssl"), "plex.verify_ssl", True))

@@ -106,9 +106,39 @@ def _proxy_figures(by_event: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "answered_locally": sum(1 for f in flows if f.get("verdict") not in upstream)}
 
 
+def _why_missing(rating_key: str, missing_items: set[str], overlaid: set[str]) -> dict[str, str]:
+    if rating_key in missing_items:
+        return {"status": "missing", "error": f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"}
+    if rating_key in overlaid:
+        return {"status": "failed", "error": "OVERLAID_POSTER: Plex's poster already carries a Kometa overlay and "
+                                             "Kometa refused it; give the target an input: image or set "
+                                             "kometa.config so the stored original is used"}
+    return {"status": "missing", "error": "MISSING_CAPTURE: Kometa uploaded no poster for this item"}
+
+
+def _export_target(target, entry: dict[str, Any], output: Path, source: dict[str, Any] | None,
+                   chosen: dict[str, Any] | None) -> None:
+    """Copy the before image and the chosen capture to `<id>_before`/`<id>_after` (and `output:`)."""
+    if source and Path(source["saved"]).is_file():
+        before = output / f"{target.id}_before{Path(source['saved']).suffix}"
+        copy_atomic(Path(source["saved"]), before)
+        entry.update(before=before.name, poster_source=source["source"])
+    if chosen is None:
+        return
+    after = output / f"{target.id}_after.{chosen['ext']}"
+    copy_atomic(Path(chosen["saved"]), after)
+    entry.update(after=after.name, kind=chosen["kind"], bytes=chosen["bytes"])
+    if target.output is not None:
+        destination = output_path(target.output, chosen["ext"])
+        copy_atomic(after, destination)
+        entry["output"] = str(destination)
+
+
 def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
             interrupted: bool = False, started: float | None = None,
-            timings: dict[str, float] | None = None) -> Outcome:
+            timings: dict[str, float] | None = None, reserve: Path | None = None) -> Outcome:
+    """Map captures to targets and write the results. `reserve` is a file holding back disk space: it is
+    deleted just before summary.json is written, so a full disk still gets its summary."""
     records = journal.read(job / JOURNAL_FILE)
     output = job / "output"
     output.mkdir(parents=True, exist_ok=True)
@@ -129,32 +159,20 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     for target in config.targets:
         entry: dict[str, Any] = {"rating_key": target.rating_key, "type": target.type, "title": target.title,
                                  "status": "exported", "before": None, "after": None, "error": None}
-        source = sources.get(target.rating_key)
-        if source and Path(source["saved"]).is_file():
-            before = output / f"{target.id}_before{Path(source['saved']).suffix}"
-            copy_atomic(Path(source["saved"]), before)
-            entry.update(before=before.name, poster_source=source["source"])
-        chosen = choose_capture([c for c in captures if c["rating_key"] == target.rating_key])
-        if chosen is not None:
-            after = output / f"{target.id}_after.{chosen['ext']}"
-            copy_atomic(Path(chosen["saved"]), after)
-            entry.update(after=after.name, kind=chosen["kind"], bytes=chosen["bytes"])
-            exported[target.id] = str(after)
-            if target.output is not None:
-                destination = output_path(target.output, chosen["ext"])
-                copy_atomic(after, destination)
-                entry["output"] = str(destination)
+        try:
+            _export_target(target, entry, output, sources.get(target.rating_key),
+                           choose_capture([c for c in captures if c["rating_key"] == target.rating_key]))
+        except OSError as exc:
+            entry.update(status="failed", after=None,
+                         error=f"EXPORT_ERROR: could not write the results ({exc.strerror or exc})")
+            log.error("EXPORT_ERROR target=%s: %s", target.id, exc)
+        if entry["after"]:
+            exported[target.id] = str(output / entry["after"])
         else:
             missing.append(target.id)
-            if target.rating_key in missing_items:
-                entry.update(status="missing", error=f"MISSING_ITEM: Plex has no item with ratingKey {target.rating_key}")
-            elif target.rating_key in overlaid:
-                entry.update(status="failed", error="OVERLAID_POSTER: Plex's poster already carries a Kometa overlay "
-                                                    "and Kometa refused it; give the target an input: image or set "
-                                                    "kometa.config so the stored original is used")
-            else:
-                entry.update(status="missing", error="MISSING_CAPTURE: Kometa uploaded no poster for this item")
-            log.error("MISSING_CAPTURE ratingKey=%s target=%s", target.rating_key, target.id)
+            if not entry["error"]:
+                entry.update(_why_missing(target.rating_key, missing_items, overlaid))
+                log.error("MISSING_CAPTURE ratingKey=%s target=%s", target.rating_key, target.id)
         targets[target.id] = entry
 
     kometa_ok = kometa_exit_code == 0 and not error and not interrupted
@@ -216,7 +234,12 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
         "proxy_errors": len(by_event.get("PROXY_ERROR", [])) + sum(1 for r in by_event.get("FLOW", [])
                                                                    if r.get("verdict") == "PROXY_ERROR"),
     }
-    report.write(output, summary)
+    if reserve is not None:
+        reserve.unlink(missing_ok=True)
+    try:
+        report.write(output, summary)
+    except OSError as exc:
+        log.error("REPORT_ERROR could not write report.html: %s", exc.strerror or exc)
     summary["output_files"] = sorted(p.name for p in output.iterdir() if p.is_file() and not p.name.startswith("."))
     summary["output_files"] += [] if "summary.json" in summary["output_files"] else ["summary.json"]
     write_json_atomic(output / "summary.json", summary)

@@ -99,18 +99,24 @@ def _file_logging(job: Path) -> logging.Handler:
 
 
 def _keep_redacted_copy(run_yml: Path) -> None:
-    """kometa_run.yml holds service keys: after the run only a redacted copy stays in the job."""
+    """kometa_run.yml holds service keys: after the run it is deleted, and a redacted copy kept if the
+    disk allows (never the other way round)."""
     try:
         document = yaml.safe_load(run_yml.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
+        document = None
+    run_yml.unlink(missing_ok=True)
+    if not isinstance(document, dict):
         return
     for name in kometa_config.SERVICE_SECTIONS + ("plex",):
         if isinstance(document.get(name), dict):
             document[name] = {k: ("<redacted>" if k in ("apikey", "token", "client_secret", "authorization",
                                                           "password") else v) for k, v in document[name].items()}
-    (run_yml.parent / "kometa_run.redacted.yml").write_text(yaml.safe_dump(document, sort_keys=False),
-                                                            encoding="utf-8")
-    run_yml.unlink()
+    try:
+        (run_yml.parent / "kometa_run.redacted.yml").write_text(yaml.safe_dump(document, sort_keys=False),
+                                                                encoding="utf-8")
+    except OSError as exc:
+        log.warning("could not keep kometa_run.redacted.yml: %s", exc.strerror)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -202,6 +208,9 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         error = str(exc)
     except LaunchError as exc:
         error = str(exc)
+    except OSError as exc:  # e.g. the disk filled up while Kometa ran
+        error = f"{exc.strerror or exc} while running Kometa ({exc.filename or 'job folder'})"
+        log.error("RENDER_ERROR %s", error)
     except KeyboardInterrupt:
         interrupted = True
         error = "interrupted"
@@ -209,9 +218,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         if job.proxy is not None:
             job.proxy.stop()
     reporter.stage("Exporting the captured posters")
-    (job.folder / RESERVE_FILE).unlink(missing_ok=True)
     timings["total_before_export"] = round(time.monotonic() - clock, 3)
     outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
-                             started=job.started, timings=timings)
+                             started=job.started, timings=timings, reserve=job.folder / RESERVE_FILE)
     log.info("RENDER_DONE exit_code=%d success=%s", outcome.exit_code, outcome.summary["success"])
     return outcome

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("kometa_preview.proxy")
-_TOKEN_IN_QUERY = re.compile(r"(?i)(x-plex-token=)[^&#\s]*")
+#: Query parameters that carry credentials: Plex's token, TMDb's api_key, OAuth tokens, passwords.
+_SECRET_NAMES = r"(?:x-plex-token|api_?key|[a-z_]*token|[a-z_]*secret|password|passwd)"
+_SECRET_IN_QUERY = re.compile(rf"(?i)(\b{_SECRET_NAMES}=)[^&#\s]*")
+_SECRET_NESTED = re.compile(rf"(?i)(\b{_SECRET_NAMES}%3d)[^&%#\s]*")
 
 
 def redact(text: str) -> str:
-    """Remove token values from a path or URL (including one nested, encoded, in `url=`)."""
-    text = _TOKEN_IN_QUERY.sub(r"\1<redacted>", text)
-    return re.sub(r"(?i)(x-plex-token%3d)[^&%#\s]*", r"\1<redacted>", text)
+    """Remove credential values from a path or URL (including ones nested, encoded, in `url=`)."""
+    return _SECRET_NESTED.sub(r"\1<redacted>", _SECRET_IN_QUERY.sub(r"\1<redacted>", text))
 
 
 class Journal:

@@ -12,6 +12,7 @@ import email.policy
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -106,6 +107,7 @@ class SampleServer:
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
+        self.connections: set = set()
         self._thread: threading.Thread | None = None
 
     @property
@@ -120,8 +122,14 @@ class SampleServer:
         return self
 
     def stop(self) -> None:
+        """Stop like a server going away: no new connections, and open keep-alive ones closed."""
         self.httpd.shutdown()
         self.httpd.server_close()
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "SampleServer":
         return self.start()
@@ -134,6 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
     app: SampleServer
     protocol_version = "HTTP/1.1"
     server_version = "PlexMediaServer-sample"
+
+    def setup(self) -> None:
+        super().setup()
+        self.app.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.app.connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the base class
         log.debug("%s " + format, self.address_string(), *args)
