@@ -111,7 +111,7 @@ SIDE_EFFECT_GETS = ["/:/scrobble?key=1003&identifier=com.plexapp.plugins.library
                     "/library/sections/1/emptyTrash", "/playQueues?type=video&uri=x"]
 
 
-def test_writes_and_side_effects_never_reach_plex(setup, tmp_path):
+def test_writes_and_side_effects_never_reach_plex(setup, tmp_path, evidence):
     server, proxy, plex = setup
     movie = plex.fetchItem(1003)
     server.log.clear()
@@ -139,9 +139,10 @@ def test_writes_and_side_effects_never_reach_plex(setup, tmp_path):
     assert captured[0].read_bytes() == raw_poster.read_bytes() and captured[1].read_bytes() == multipart
     events = [r["event"] for r in journal.read(proxy.job / "proxy_journal.jsonl")]
     assert events.count("CAPTURED_UPLOAD") == 2 and events.count("BLOCKED_SIDE_EFFECT") == len(SIDE_EFFECT_GETS)
+    evidence("Nothing reaches Plex", "plexapi uploadPoster (raw body), a multipart upload, addLabel, lockPoster, editTitle, uploadPoster(url=), DELETE/PATCH/PROPFIND/MKCOL/lowercase put, a method-override GET, and 12 side-effecting GETs (scrobble, timeline, refresh, butler, updater…)", len(SIDE_EFFECT_GETS) + 12, "all answered 200 by the proxy; 0 writes and 0 side-effecting GETs at the sample server; captures byte-identical")
 
 
-def test_clients_without_the_job_token_are_refused(setup):
+def test_clients_without_the_job_token_are_refused(setup, evidence):
     server, proxy, plex = setup
     with pytest.raises(Unauthorized):
         PlexServer(proxy.url, "not-the-job-token")
@@ -149,9 +150,10 @@ def test_clients_without_the_job_token_are_refused(setup):
         PlexServer(proxy.url, TOKEN)
     assert requests.put(f"{proxy.url}/library/sections/1/all?id=1003&title.value=x").status_code == 401
     assert server.log.changes() == []
+    evidence("Secrets", "clients with no token, a wrong token, and Plex's own token", 3, "401 from the proxy every time; nothing forwarded")
 
 
-def test_no_token_in_journal_logs_or_saved_flows(sample_plex_factory, proxy_factory, tmp_path):
+def test_no_token_in_journal_logs_or_saved_flows(sample_plex_factory, proxy_factory, tmp_path, evidence):
     server = sample_plex_factory(movies=20, shows=1)
     flows = tmp_path / "flows.mitm"
     proxy = proxy_factory(server, movie_targets([1002]), save_flows=flows)
@@ -169,6 +171,7 @@ def test_no_token_in_journal_logs_or_saved_flows(sample_plex_factory, proxy_fact
         content = path.read_bytes()
         assert TOKEN.encode() not in content, path
         assert proxy.client_token.encode() not in content, path
+    evidence("Secrets", "Plex token and job token searched in a saved mitmproxy flow file (-w) and every job file after reads, a transcode (token nested in url=), a label edit and a search", len(scanned), "found nowhere")
 
 
 def test_poster_download_of_a_target_is_kept_as_before_image(setup):

@@ -68,7 +68,7 @@ def test_all_targets_missing_fails_without_running_kometa(sample_plex, tmp_path)
     assert summary["missing_targets"] == ["m987654", "m987655"]
 
 
-def test_kometa_crash_fails_the_job(sample_plex, tmp_path):
+def test_kometa_crash_fails_the_job(sample_plex, tmp_path, evidence):
     config = config_for(tmp_path, sample_plex, movie_targets([1001]))
     result = render_cli(config, "--job", str(tmp_path / "job"), env={"STANDIN_CRASH": "1"})
     assert result.returncode == 1
@@ -76,9 +76,10 @@ def test_kometa_crash_fails_the_job(sample_plex, tmp_path):
     assert summary["kometa_exit_code"] not in (0, None) and summary["success"] is False
     assert "Kometa exited with code" in summary["error"]
     assert gone(proxy_pid(tmp_path / "job"))
+    evidence("Faults during a render", "Kometa crashes", 1, "exit 1; kometa_exit_code in summary.json; proxy stopped")
 
 
-def test_kometa_timeout_stops_it_and_fails(sample_plex, tmp_path):
+def test_kometa_timeout_stops_it_and_fails(sample_plex, tmp_path, evidence):
     config = config_for(tmp_path, sample_plex, movie_targets([1001]))
     started = time.monotonic()
     result = render_cli(config, "--job", str(tmp_path / "job"), "--timeout", "3", env={"STANDIN_HANG": "120"})
@@ -87,9 +88,10 @@ def test_kometa_timeout_stops_it_and_fails(sample_plex, tmp_path):
     assert "stopped after 3s" in summary["error"] and summary["success"] is False
     assert gone(proxy_pid(tmp_path / "job"))
     assert subprocess.run(["pgrep", "-f", f"{STANDIN}.*{tmp_path}"], capture_output=True).returncode == 1
+    evidence("Faults during a render", "Kometa hangs past kometa.timeout (3 s)", 1, "Kometa and its process group stopped; exit 1; summary.json error says it timed out; proxy stopped")
 
 
-def test_ctrl_c_stops_both_children_and_still_writes_the_summary(sample_plex, tmp_path):
+def test_ctrl_c_stops_both_children_and_still_writes_the_summary(sample_plex, tmp_path, evidence):
     config = config_for(tmp_path, sample_plex, movie_targets([1001]))
     job = tmp_path / "job"
     process = subprocess.Popen([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(STANDIN),
@@ -106,6 +108,7 @@ def test_ctrl_c_stops_both_children_and_still_writes_the_summary(sample_plex, tm
     assert summary["success"] is False and summary["interrupted"] is True
     assert gone(proxy_pid(job))
     assert subprocess.run(["pgrep", "-f", f"{STANDIN}.*{tmp_path}"], capture_output=True).returncode == 1
+    evidence("Faults during a render", "Ctrl-C while Kometa runs", 1, "exit 130; summary.json with interrupted: true; both children gone")
 
 
 def test_overlaid_poster_in_plex_fails_that_target_with_a_fix(sample_plex, tmp_path):
@@ -131,7 +134,7 @@ def test_kometa_environment_overrides_are_removed(sample_plex, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_existing_job_folder_is_not_overwritten_without_force(sample_plex, tmp_path):
+def test_existing_job_folder_is_not_overwritten_without_force(sample_plex, tmp_path, evidence):
     config = config_for(tmp_path, sample_plex, movie_targets([1001]))
     job = tmp_path / "job"
     job.mkdir()
@@ -141,6 +144,7 @@ def test_existing_job_folder_is_not_overwritten_without_force(sample_plex, tmp_p
     assert (job / "earlier.txt").read_text() == "keep me"
     assert render_cli(config, "--job", str(job), "--force").returncode == 0
     assert not (job / "earlier.txt").exists()
+    evidence("Faults during a render", "a job folder that already exists", 2, "exit 2 and the earlier job untouched; with --force it is replaced")
 
 
 def test_default_job_folders_are_new_each_run(sample_plex, tmp_path):
@@ -215,12 +219,13 @@ def test_kometa_not_found(sample_plex, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_plex_unreachable_leaves_nothing_behind(tmp_path):
+def test_plex_unreachable_leaves_nothing_behind(tmp_path, evidence):
     config = write_preview_yml(tmp_path, "http://127.0.0.1:9", movie_targets([1001]), libraries=RESOLUTION_OVERLAYS)
     result = render_cli(config)
     assert result.returncode == 2
     assert one_line_error(result) == "Error: proxy: Plex at http://127.0.0.1:9 is unreachable: connection refused"
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    evidence("Faults during a render", "Plex down at start", 1, "exit 2 with one line (connection refused); no job folder left")
 
 
 def test_library_without_overlay_definitions_is_bad_input(sample_plex, tmp_path):
