@@ -97,3 +97,16 @@ def test_transcode_url_points_at_an_image_route():
 ])
 def test_paging_by_headers_or_query(path, headers, expected):
     assert paging(classify("GET", path), headers) == expected
+
+
+@pytest.mark.parametrize("path, kept", [
+    ("/library/metadata/7?includeGuids=1&url=%2Flibrary%2Fmetadata%2F8&_method=DELETE", [("includeGuids", "1")]),
+    ("/library/metadata/7/arts?X-HTTP-Method-Override=PUT&checkFiles=1", [("checkFiles", "1")]),
+    ("/photo/:/transcode?url=%2Fx&width=5&height=6&title.value=y", [("url", "/x"), ("width", "5"), ("height", "6")]),
+    ("/library/sections/1/all?type=1&resolution=4k&X-HTTP-Method-Override=DELETE",
+     [("type", "1"), ("resolution", "4k")]),
+    ("/:/prefs?FriendlyName=evil", []),
+])
+def test_only_known_parameters_travel_with_a_forwarded_read(path, kept):
+    from kometa_preview.plex.routes import forwardable_params
+    assert forwardable_params(classify("GET", path)) == kept

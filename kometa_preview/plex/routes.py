@@ -165,3 +165,24 @@ def paging(route: Route, headers: dict[str, str]) -> tuple[int, int | None]:
     size = lowered.get("x-plex-container-size") or route.param("X-Plex-Container-Size")
     first = int(start) if start.isdigit() else 0
     return first, (int(size) if size is not None and size.isdigit() else None)
+
+
+#: Query parameters a forwarded read may carry, per route kind; anything else a client adds is dropped.
+_ITEM_PARAMS = {"checkFiles", "asyncCheckFiles", "X-Plex-Container-Start", "X-Plex-Container-Size", "index", "type",
+                "sort"}
+_TRANSCODE_PARAMS = {"url", "width", "height", "minSize", "upscale", "format", "quality", "opacity", "saturation",
+                     "blur", "background", "blendColor"}
+_NEVER_FORWARDED = re.compile(r"(?i)x-plex-token|.*override.*|_?method")
+
+
+def forwardable_params(route: Route) -> list[tuple[str, str]]:
+    """The query a read may take to Plex: a known set for item reads, filters (minus method overrides) for
+    listings, nothing for fixed documents."""
+    params = [(k, v) for k, v in route.params if not _NEVER_FORWARDED.fullmatch(k)]
+    if route.kind in (Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE):
+        return [(k, v) for k, v in params if k in _ITEM_PARAMS or k.startswith(("include", "exclude"))]
+    if route.kind is Kind.TRANSCODE:
+        return [(k, v) for k, v in params if k in _TRANSCODE_PARAMS]
+    if route.kind in (Kind.LISTING, Kind.HUB_SEARCH, Kind.FILTER_CHOICES, Kind.COLLECTIONS):
+        return params
+    return [(k, v) for k, v in params if k.startswith("X-Plex-Container-")]

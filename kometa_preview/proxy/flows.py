@@ -10,6 +10,7 @@ import asyncio
 import functools
 import inspect
 import weakref
+from urllib.parse import urlencode
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from mitmproxy import http
 
 from ..plex import xml as plexml
-from ..plex.routes import Route, classify
+from ..plex.routes import Route, classify, forwardable_params
 from .journal import log, redact
 from .state import PreviewState
 from .upstream import UpstreamError, UpstreamResponse
@@ -143,6 +144,5 @@ class Proxy:
 
 
 def _path_without_token(route: Route) -> str:
-    from urllib.parse import urlencode
-    params = [(k, v) for k, v in route.params if k.lower() != "x-plex-token"]
+    params = forwardable_params(route)
     return route.path + ("?" + urlencode(params) if params else "")
