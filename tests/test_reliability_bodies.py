@@ -76,10 +76,12 @@ def raw_post(port: int, headers: list[str], body: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
         connection.sendall(("POST /library/metadata/1001/posters HTTP/1.1\r\nHost: plex\r\nConnection: close\r\n"
                             + "".join(f"{h}\r\n" for h in headers) + "\r\n").encode())
+        connection.settimeout(5)
         try:
             connection.sendall(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the proxy answered 413 and stopped reading the body; its answer is waiting
+        connection.settimeout(30)
         answer = b""
         try:
             while chunk := connection.recv(65536):
