@@ -74,6 +74,16 @@ def proxy_factory(tmp_path):
 
 
 STANDIN = Path(__file__).parent / "kometa_standin.py"
+
+
+def gone(pid: int) -> bool:
+    """Is no process with this pid left?"""
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 RESOLUTION_OVERLAYS = {"Movies": {"overlay_files": [{"default": "resolution"}]},
                        "TV Shows": {"overlay_files": [{"default": "resolution"}],
                                     "template_variables": {"builder_level": "episode"}}}

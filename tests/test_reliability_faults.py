@@ -17,18 +17,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import RESOLUTION_OVERLAYS, STANDIN, TOKEN, movie_targets, render_cli, write_preview_yml
+from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, TOKEN, movie_targets, render_cli, write_preview_yml
 
 pytestmark = pytest.mark.e2e
 TMDB_KEY = "tmdb-key-that-must-not-leak-0123"
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def children_gone(job: Path, tmp_path: Path) -> bool:

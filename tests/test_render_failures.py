@@ -12,21 +12,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import RESOLUTION_OVERLAYS, STANDIN, movie_targets, render_cli, write_preview_yml
+from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, movie_targets, render_cli, write_preview_yml
 
 pytestmark = pytest.mark.e2e
 
 
 def summary_of(job) -> dict:
     return json.loads((job / "output" / "summary.json").read_text())
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def proxy_pid(job) -> int:
