@@ -207,7 +207,8 @@ class MockLibrary:
 
     async def _hubs(self, flow, route, state) -> None:
         query = (route.param("query") or "").lower()
-        limit = int(route.param("limit") or 10) if (route.param("limit") or "10").isdigit() else 10
+        limit_text = route.param("limit") or ""
+        limit = int(limit_text) if limit_text.isdigit() else 10
         section_id = route.param("sectionId")
         root = plexml.container()
         returned = 0

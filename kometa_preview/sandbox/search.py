@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_plus
 from dataclasses import dataclass
 
 from .library import GENRES, Item, Library
@@ -56,7 +57,6 @@ def split_query(raw_query: str) -> list[tuple[str, str]]:
     `title==x` (unencoded exact match) arrives as name `title`, value `=x`; plexapi sends `title%3D=x`.
     Both mean the same, so a leading `=` in the value moves into the name.
     """
-    from urllib.parse import unquote_plus
     pairs = []
     for chunk in raw_query.split("&"):
         if not chunk:
