@@ -24,6 +24,8 @@ from .state import PreviewState
 from .upstream import UpstreamError, UpstreamResponse
 
 META_KEY = "preview"
+#: Set on Kometa's outside calls (GitHub, TMDb) by `OutsideCalls`; the Plex addons leave those flows alone.
+OUTSIDE_KEY = "preview.outside"
 
 
 _ROUTES: "weakref.WeakKeyDictionary[http.HTTPFlow, tuple[str, str, Route]]" = weakref.WeakKeyDictionary()
@@ -82,7 +84,7 @@ def fail_closed(hook: Callable) -> Callable:
 def unanswered(flow: http.HTTPFlow) -> bool:
     """The guard mitmproxy's own addons open every hook with, plus: not one of Kometa's outside
     calls (those belong to `OutsideCalls`, on the forward-proxy mode)."""
-    return flow.response is None and flow.error is None and flow.live and not flow.metadata.get("preview.outside")
+    return flow.response is None and flow.error is None and flow.live and not flow.metadata.get(OUTSIDE_KEY)
 
 
 @dataclass

@@ -14,10 +14,9 @@ from urllib.parse import urlsplit
 from mitmproxy import ctx, http
 from mitmproxy.proxy.mode_specs import RegularMode
 
-from .flows import Proxy, answer, fail_closed
+from .flows import OUTSIDE_KEY, Proxy, answer, fail_closed, tag
 from .journal import log, redact
 
-OUTSIDE_KEY = "preview.outside"
 KOMETA_VERSION_PATH = "/Kometa-Team/Kometa/"
 ANIME_IDS_PATH = "/Kometa-Team/Anime-IDs/"
 #: Enough of TMDb's /3/configuration for Kometa's client (kometa-traffic.md).
@@ -36,10 +35,6 @@ TMDB_CONFIGURATION = {
     "primary_translations": ["en-US"],
     "timezones": [{"iso_3166_1": "US", "zones": ["America/New_York"]}],
 }
-
-
-def is_outside(flow: http.HTTPFlow) -> bool:
-    return bool(flow.metadata.get(OUTSIDE_KEY))
 
 
 def offline_answer(host: str, path: str) -> tuple[str, bytes, str] | None:
@@ -89,8 +84,7 @@ class OutsideCalls:
                 answer(flow, verdict, body, content_type=content_type)
                 self._record(verdict, where)
         else:
-            flow.metadata["preview"] = {"verdict": "OUTSIDE_PASS"}
-            flow.comment = "OUTSIDE_PASS"
+            tag(flow, "OUTSIDE_PASS")
             self._record("OUTSIDE_PASS", where)
 
     def _refuse(self, flow: http.HTTPFlow, status: int, verdict: str, where: str) -> None:
