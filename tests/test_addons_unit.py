@@ -230,3 +230,21 @@ def test_outside_calls(proxy, method, url, offline, expected, status):
         before = f.response
         call(addon_class(proxy), "requestheaders" if addon_class is TokenGuard else "request", f)
         assert f.response is before
+
+
+@pytest.mark.parametrize("path", ["/:/scrobble?key=1001", "/library/metadata/1001/refresh",
+                                  "/library/sections/1/refresh", "/library/metadata/1001/../1002", "/accounts"])
+def test_fetch_refuses_to_send_anything_but_a_read_whatever_the_client_asked(proxy, path):
+    from kometa_preview.plex.routes import classify
+    read = classify("GET", "/library/metadata/1001")
+    with pytest.raises(PermissionError):
+        asyncio.run(proxy.fetch(read, path))
+
+
+def test_fetch_sends_only_the_parameters_known_for_the_route(proxy, sample_plex):
+    from kometa_preview.plex.routes import classify
+    sample_plex.log.clear()
+    read = classify("GET", "/library/metadata/1001")
+    response = asyncio.run(proxy.fetch(read, "/library/metadata/1001?includeGuids=1&_method=DELETE&url=%2Fx"))
+    assert response.status == 200
+    assert [(e.path, e.query) for e in sample_plex.log.snapshot()] == [("/library/metadata/1001", "includeGuids=1")]

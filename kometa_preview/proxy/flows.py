@@ -1,8 +1,9 @@
 """Answering flows: tag each decision, fail closed, and forward reads through one choke point.
 
 mitmproxy fails open — a hook that raises lets the flow go upstream (mitmproxy-notes.md) — so every
-request hook is wrapped in `fail_closed`, which answers 502 locally instead. And only `Forwarder`
-ever reaches Plex, only for routes on the read-only table.
+request hook is wrapped in `fail_closed`, which answers 502 locally instead. And only `Proxy.fetch`
+ever reaches Plex: it classifies the path it is about to send, refuses anything not on the read-only
+table, and strips the query to the parameters known for that route.
 """
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import asyncio
 import functools
 import inspect
 import weakref
-from urllib.parse import urlencode
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from mitmproxy import http
 
@@ -101,15 +102,19 @@ class Proxy:
 
     async def fetch(self, route: Route, path: str | None = None, *, headers: dict[str, str] | None = None,
                     sink: Callable[[bytes], None] | None = None, max_bytes: int | None = None) -> UpstreamResponse:
-        """Read from Plex. Refuses anything that is not a read on the read-only table."""
-        if not route.is_read:
-            raise PermissionError(f"{route.method} {route.path} is not a read-only route")
+        """Read `path` (default: the client's own request) from Plex. Both the client's request and the path
+        actually sent must be reads on the read-only table; the query sent is reduced to the parameters
+        known for that route."""
+        sent = route if path is None else classify(route.method, path)
+        if not (route.is_read and sent.is_read):
+            raise PermissionError(f"{sent.method} {sent.path} is not a read-only route")
         assert self.state is not None
-        upstream = self.state.upstream
+        params = forwardable_params(sent)
         kwargs: dict[str, Any] = {"client_headers": headers, "sink": sink, "method": route.method}
         if max_bytes is not None:
             kwargs["max_bytes"] = max_bytes
-        response = await asyncio.to_thread(upstream.get, path or _path_without_token(route), **kwargs)
+        response = await asyncio.to_thread(self.state.upstream.get,
+                                           sent.path + ("?" + urlencode(params) if params else ""), **kwargs)
         self.state.counters["forwarded"] += 1
         return response
 
@@ -143,8 +148,3 @@ class Proxy:
         flow.response = http.Response.make(response.status, body,
                                            {"Content-Type": response.content_type or plexml.XML_CONTENT_TYPE})
         tag(flow, verdict, upstream_status=response.status, **info)
-
-
-def _path_without_token(route: Route) -> str:
-    params = forwardable_params(route)
-    return route.path + ("?" + urlencode(params) if params else "")

@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from ..plex import filters
 from ..plex import xml as plexml
-from ..plex.routes import Kind, forwardable_params, paging
+from ..plex.routes import Kind, paging
 from .flows import Proxy, answer, fail_closed
 from .journal import log, redact
 from .mock_library import candidates
@@ -62,7 +62,7 @@ class ListingFilter:
                 except plexml.UnsafeXML as exc:
                     parse_errors.append(str(exc))
 
-        params = [(k, v) for k, v in forwardable_params(route) if not k.startswith("X-Plex-Container-")]
+        params = [(k, v) for k, v in route.params if not k.startswith("X-Plex-Container-")]
         path = route.path + ("?" + urlencode(params) if params else "")
         try:
             response = await self.proxy.fetch(route, path, sink=sink, max_bytes=2 << 30)

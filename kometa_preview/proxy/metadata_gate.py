@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from mitmproxy import http
 
 from ..plex import xml as plexml
-from ..plex.routes import Kind, Route, forwardable_params, image_path_of
+from ..plex.routes import Kind, Route, image_path_of
 from .flows import Proxy, answer, fail_closed
 from .journal import log
 from .state import OVERLAY_LABEL, PreviewState
@@ -22,8 +22,8 @@ GATED = frozenset({Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE, 
 
 
 def _query(route: Route) -> str:
-    params = forwardable_params(route)
-    return "?" + urlencode(params) if params else ""
+    """The client's query, as given; `Proxy.fetch` reduces it to what may be forwarded."""
+    return "?" + urlencode(route.params) if route.params else ""
 
 
 class MetadataGate:
@@ -100,6 +100,6 @@ class MetadataGate:
         if image is None or not state.is_allowed(image.rating_key):
             self._block(flow, route, state, image.rating_keys if image else ())
             return
-        params = [(k, image.path if k == "url" else v) for k, v in forwardable_params(route)]
+        params = [(k, image.path if k == "url" else v) for k, v in route.params]
         await self.proxy.forward(flow, route, "ALLOW_FORWARD", path=f"{route.path}?{urlencode(params)}",
                                  rating_key=image.rating_key)

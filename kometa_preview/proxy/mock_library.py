@@ -15,7 +15,7 @@ from mitmproxy import http
 
 from ..plex import filters
 from ..plex import xml as plexml
-from ..plex.routes import Kind, Route, forwardable_params, paging
+from ..plex.routes import Kind, Route, paging
 from .flows import Proxy, answer, fail_closed
 from .journal import log, redact
 from .state import PreviewState
@@ -132,7 +132,7 @@ class MockLibrary:
             return []
         wanted = {e.get("ratingKey") for e in listed}
         stream = plexml.StreamFilter(lambda element: element.get("ratingKey") in wanted)
-        params = [(k, v) for k, v in forwardable_params(route) if not k.startswith("X-Plex-Container-")]
+        params = [(k, v) for k, v in route.params if not k.startswith("X-Plex-Container-")]
         response = await self.proxy.fetch(route, f"{route.path}?{urlencode(params)}", sink=stream.feed)
         if response.status != 200:
             raise filters.Unsupported(f"Plex answered {response.status} to the fallback listing")
