@@ -50,17 +50,7 @@ class Journal:
 
 def read(path: Path) -> list[dict[str, Any]]:
     """All complete records (a torn last line from a crash is skipped)."""
-    records = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    return Follower(path).new_records()
 
 
 class Follower:
