@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import kometa_config
 from .config import PreviewConfig
-from .launcher import LaunchError, find_kometa
+from .launcher import LaunchError, child_environment, find_kometa
 from .plex import xml as plexml
 from .proxy.upstream import Upstream, UpstreamError
 
@@ -91,8 +91,9 @@ def _kometa(config: PreviewConfig, given: Path | None) -> Result:
     except LaunchError as exc:
         return Result(False, "kometa", str(exc), "install Kometa, or use the Docker image where it is /kometa.py")
     try:
+        # Kometa's module code runs even for --help: it gets the environment a render gives it, no secrets.
         run = subprocess.run([kometa.python, str(kometa.script), "--help"], cwd=kometa.script.parent,
-                             capture_output=True, timeout=120)
+                             capture_output=True, timeout=120, env=child_environment(config.secret_values()))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Result(False, "kometa", f"{kometa.script} could not be run ({type(exc).__name__})",
                       "set kometa.python to the interpreter that has Kometa's requirements")

@@ -79,6 +79,27 @@ def _load_config(path: Path):
         raise UserError(str(exc)) from None
 
 
+def mock_from_environment(filter_mode: bool) -> bool:
+    """Mock library mode unless --filter-mode or PREVIEW_MOCK_LIBRARY says off (0, false, no, off)."""
+    import os
+    value = os.environ.get("PREVIEW_MOCK_LIBRARY", "1").strip().lower()
+    return not filter_mode and value not in ("0", "false", "no", "off")
+
+
+def _token_from(given: str | None, token_file: Path | None, ctx: click.Context, command: str) -> str | None:
+    """A Plex token from --token-file, PLEX_TOKEN or --token. On the command line, a token can be read by every
+    local user (/proc/*/cmdline), so --token itself is accepted with a warning."""
+    if token_file is not None:
+        try:
+            return token_file.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise UserError(f"{command}: --token-file {token_file}: cannot be read ({exc.strerror})") from None
+    if given and ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
+        click.secho(f"{command}: warning: --token on the command line can be read by other users of this machine; "
+                    "use PLEX_TOKEN or --token-file", fg="yellow", err=True)
+    return given
+
+
 def _check_port(port: int, what: str) -> None:
     from .launcher import port_in_use
     if not 0 <= port <= 65535:
@@ -102,7 +123,6 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     It prints the URL and the job token a client must use. Every flow is tagged with its verdict
     (MOCK_LIST, ALLOW_FORWARD, BLOCKED_WRITE, …): with --web you see them in mitmweb.
     """
-    import os
     import time
 
     from .launcher import LaunchError, start_proxy
@@ -113,11 +133,11 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
         _check_port(web_port, "--web-port")
     job = job or config.output / time.strftime("proxy-%Y%m%d_%H%M%S")
     web_password = secrets.token_urlsafe(12)
-    mock = not filter_mode and os.environ.get("PREVIEW_MOCK_LIBRARY", "1") != "0"
+    mock = mock_from_environment(filter_mode)
     try:
         child = start_proxy(preview_yml.resolve(), job.resolve(), config.plex.url, mock=mock, port=port,
-                            web_port=web_port if web else None,
-                            extra=["--set", f"web_password={web_password}"] if web else None)
+                            web_port=web_port if web else None, web_password=web_password if web else None,
+                            secrets=config.expanded_environ)
     except LaunchError as exc:
         raise UserError(f"proxy: {exc}") from None
     click.echo(f"kometa-preview proxy ({'mock library' if mock else 'filter'} mode) for {len(config.targets)} targets")
@@ -180,12 +200,10 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
     (the poster Kometa started from), summary.json and report.html. Plex is never written to.
     Exit codes: 0 every target exported, 1 a target missing or Kometa failed, 2 bad input, 130 interrupted.
     """
-    import os
-
     from .render import RenderError, RenderRequest
     from .render import render as run
 
-    mock = not filter_mode and os.environ.get("PREVIEW_MOCK_LIBRARY", "1") != "0"
+    mock = mock_from_environment(filter_mode)
     request = RenderRequest(preview_yml, kometa=kometa_path, offline=offline, mock=mock, job=job, force=force,
                             timeout=timeout)
     try:
@@ -200,6 +218,11 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
             click.secho(f"✗ {target_id}: {entry['error']}", fg="red")
     if summary.get("error"):
         click.secho(f"! {summary['error']}", fg="yellow", err=True)
+    doors = summary.get("side_doors") or {}
+    if doors.get("total"):
+        kinds = ", ".join(f"{kind} {count}" for kind, count in doors["by_kind"].items())
+        click.secho(f"! {doors['total']} attempts to reach past the preview were refused ({kinds}); "
+                    "see side_doors in summary.json", fg="yellow", err=True)
     click.echo(f"summary: {outcome.summary_path}")
     click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")
     if open_report:
@@ -216,20 +239,25 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Take the Plex URL and token from this preview.yml.")
 @click.option("--plex-url", envvar="PLEX_URL", help="Plex URL (or PLEX_URL).")
-@click.option("--token", envvar="PLEX_TOKEN", help="Plex token (or PLEX_TOKEN).")
-def find(text: str, library: str | None, libtype: str | None, children: bool, config_path: Path | None,
-         plex_url: str | None, token: str | None) -> None:
+@click.option("--token", envvar="PLEX_TOKEN", help="Plex token (better: PLEX_TOKEN or --token-file; "
+                                                    "other users can read a command line).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the Plex token from this file.")
+@click.pass_context
+def find(ctx: click.Context, text: str, library: str | None, libtype: str | None, children: bool,
+         config_path: Path | None, plex_url: str | None, token: str | None, token_file: Path | None) -> None:
     """Search Plex for TEXT in titles and print ready-to-paste preview.targets entries.
 
     Read-only: it only searches. Paste what it prints under `preview: targets:` in preview.yml.
     """
     from .find import FindError, as_yaml, connect, search
 
+    token = _token_from(token, token_file, ctx, "find")
     if config_path is not None:
         config = _load_config(config_path)
         plex_url, token = plex_url or config.plex.url, token or config.plex.token
     if not plex_url or not token:
-        raise UserError("find: give --plex-url and --token (or PLEX_URL and PLEX_TOKEN, or --config preview.yml)")
+        raise UserError("find: give --plex-url and a token (PLEX_URL and PLEX_TOKEN, --token-file, "
+                        "or --config preview.yml)")
     try:
         entries = search(connect(plex_url, token), text, library=library, libtype=libtype, children=children)
     except FindError as exc:
@@ -245,12 +273,22 @@ def find(text: str, library: str | None, libtype: str | None, children: bool, co
 @click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
               help="kometa.py or the Kometa checkout holding it.")
-def check(preview_yml: Path, kometa_path: Path | None) -> None:
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the Plex token from this file instead of preview.yml's plex.token.")
+@click.pass_context
+def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, token_file: Path | None) -> None:
     """Check everything a render needs: config, Plex and token, each ratingKey and its type,
     overlay definitions, Kometa, input images, output folder, ports. Exit 0 only if all pass."""
+    import dataclasses
+
     from .check import run_checks
 
     config = _load_config(preview_yml)
+    if token_file is not None:
+        token = _token_from(None, token_file, ctx, "check")
+        if not token:
+            raise UserError(f"check: --token-file {token_file} is empty")
+        config = dataclasses.replace(config, plex=dataclasses.replace(config.plex, token=token))
     failed = 0
     for result in run_checks(config, kometa_path):
         if result.ok:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ TARGET_TYPES = ("movie", "show", "season", "episode")
 SERVICE_SECTIONS = ("tmdb", "omdb", "mdblist", "trakt", "mal", "anidb")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOST = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
@@ -64,10 +66,29 @@ class PreviewConfig:
     services: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     libraries: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Extra outside hosts Kometa may read (custom repos, image URLs): `outside: {allow: [host, …]}`.
+    outside_allow: tuple[str, ...] = ()
+    #: The values of the `${VARIABLES}` this file expanded: what a child needs to load it again without
+    #: inheriting the environment (the launcher hands them to the proxy in a 0600 file).
+    expanded_environ: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def rating_keys(self) -> list[str]:
         return [target.rating_key for target in self.targets]
+
+    def secret_values(self) -> list[str]:
+        """Every credential this file holds or expanded: the Plex token, each service section's text values
+        (api keys, client secrets, OAuth tokens), and every `${VARIABLE}` value. A child environment holding
+        any of them is refused (launcher.child_environment)."""
+        found = [self.plex.token, *self.expanded_environ.values()]
+        stack: list[Any] = list(self.services.values())
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, str):
+                found.append(value)
+        return [value for value in found if value]
 
 
 class _CountingLoader(yaml.SafeLoader):
@@ -86,8 +107,10 @@ class _CountingLoader(yaml.SafeLoader):
 class _Reader:
     """Walks the parsed YAML with the current field path, so every error names its field."""
 
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path, environ: Mapping[str, str]) -> None:
         self.source = source
+        self.environ = environ
+        self.expanded: dict[str, str] = {}
 
     def fail(self, where: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source.name}: {where}: {message}" if where else f"{self.source.name}: {message}")
@@ -114,9 +137,10 @@ class _Reader:
         if env:
             def expand(match: re.Match[str]) -> str:
                 name = match[1]
-                if name not in os.environ:
+                if name not in self.environ:
                     raise self.fail(where, f"environment variable {name} is not set")
-                return os.environ[name]
+                self.expanded[name] = self.environ[name]
+                return self.environ[name]
             text = _ENV.sub(expand, text)
         if required and not text.strip():
             raise self.fail(where, "must not be empty")
@@ -197,12 +221,32 @@ def _target(r: _Reader, raw: Any, where: str) -> Target:
                   input=image, output=r.path(data.get("output"), f"{where}.output"))
 
 
-def load(path: Path | str) -> PreviewConfig:
-    """Read and validate preview.yml. Raises `ConfigError` with the one line to show."""
+def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:
+    section = r.mapping(raw, "outside", ("allow",))
+    hosts = section.get("allow") or []
+    if not isinstance(hosts, list):
+        raise r.fail("outside.allow", "must be a list of host names (raw.githubusercontent.com, …)")
+    allowed = []
+    for n, value in enumerate(hosts):
+        where = f"outside.allow[{n}]"
+        host = (r.text(value, where, required=True) or "").strip().lower().rstrip(".")
+        if "://" in host or "/" in host or ":" in host:
+            raise r.fail(where, f"{value!r} must be a host name only (no scheme, port or path)")
+        if not _HOST.fullmatch(host) or host.replace(".", "").isdigit():
+            raise r.fail(where, f"{value!r} is not a host name (addresses are never allowed: name the host)")
+        if host == plex_host:
+            raise r.fail(where, f"{value!r} is Plex's host: Plex is never reachable through the outside door")
+        allowed.append(host)
+    return tuple(allowed)
+
+
+def load(path: Path | str, environ: Mapping[str, str] | None = None) -> PreviewConfig:
+    """Read and validate preview.yml, expanding `${VARIABLES}` from `environ` (default: this process's
+    environment). Raises `ConfigError` with the one line to show."""
     source = Path(path)
-    r = _Reader(source)
+    r = _Reader(source, os.environ if environ is None else environ)
     top = r.mapping(_read_yaml(source), "",
-                    ("plex", "kometa", "libraries", "settings", "preview", *SERVICE_SECTIONS))
+                    ("plex", "kometa", "libraries", "settings", "preview", "outside", *SERVICE_SECTIONS))
     plex_raw = r.mapping(top.get("plex"), "plex", ("url", "token", "timeout", "verify_ssl"))
     written = r.text(plex_raw.get("url"), "plex.url", required=True, env=True)
     url = written.rstrip("/")
@@ -246,4 +290,6 @@ def load(path: Path | str) -> PreviewConfig:
         seen[target.id] = n
     output = r.path(preview.get("output"), "preview.output") or source.parent / "preview-output"
     return PreviewConfig(source=source, plex=plex, kometa=kometa, targets=targets, output=output,
-                         services=services, libraries=libraries, settings=settings)
+                         services=services, libraries=libraries, settings=settings,
+                         outside_allow=_outside_allow(r, top.get("outside"), (parts.hostname or "").lower()),
+                         expanded_environ=dict(r.expanded))

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import report
 from .config import PreviewConfig
+from .outside_policy import Refusal
 from .proxy import journal
 from .proxy.setup import JOURNAL_FILE
 
@@ -134,6 +135,26 @@ def _export_target(target, entry: dict[str, Any], output: Path, source: dict[str
         entry["output"] = str(destination)
 
 
+#: Refused attempts to leave the preview by another door than the reverse proxy's reads: the outside-calls
+#: port towards Plex, an address or a host not allowed, a write, raw TCP; and on the reverse door, a client
+#: without the job token, oversized headers or bodies, side-effecting or unknown GETs. (`--offline` refusals
+#: are expected and are not counted here.)
+SIDE_DOOR_EVENTS = (*(r.value for r in Refusal if r is not Refusal.OFFLINE), "UNAUTHORIZED_CLIENT",
+                    "HEADERS_TOO_LARGE", "UPLOADS_BUSY", "UPLOAD_TOO_LARGE", "UPLOAD_UNDECODABLE",
+                    "BLOCKED_SIDE_EFFECT", "BLOCKED_UNKNOWN")
+
+
+def side_doors(by_event: dict[str, list[dict]]) -> dict:
+    """How many side-door attempts were refused, by kind, and the outside hosts they were aimed at."""
+    by_kind = {event: len(by_event[event]) for event in SIDE_DOOR_EVENTS if by_event.get(event)}
+    hosts: dict[str, int] = {}
+    for event in SIDE_DOOR_EVENTS:
+        for record in by_event.get(event, []):
+            if record.get("host"):
+                hosts[record["host"]] = hosts.get(record["host"], 0) + 1
+    return {"total": sum(by_kind.values()), "by_kind": by_kind, "hosts": hosts}
+
+
 def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
             interrupted: bool = False, started: float | None = None,
             timings: dict[str, float] | None = None, reserve: Path | None = None) -> Outcome:
@@ -227,7 +248,8 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
         },
         "outside_calls": {name.lower(): len(by_event.get(name, [])) for name in
                           ("OUTSIDE_PASS", "OFFLINE_VERSION", "OFFLINE_TMDB_CONFIGURATION", "OFFLINE_ANIME_IDS",
-                           "OUTSIDE_REFUSED_OFFLINE", "OUTSIDE_REFUSED_WRITE", "OUTSIDE_REFUSED_PLEX")},
+                           *(refusal.value for refusal in Refusal))},
+        "side_doors": side_doors(by_event),
         "unauthorized_client_requests": len(by_event.get("UNAUTHORIZED_CLIENT", [])),
         "timings_seconds": timings or {},
         "proxy": _proxy_figures(by_event),

@@ -15,11 +15,76 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from .proxy import script as proxy_script
 from .proxy.setup import READY_FILE
 
 MITM_ENTRY = "import sys; from mitmproxy.tools.main import {tool}; sys.exit({tool}())"
+SECRETS_FILE = "proxy_secrets.json"
+#: Seconds a client connection may stay idle before the proxy closes it (mitmproxy's default is 600).
+CLIENT_IDLE_TIMEOUT = 60
+
+# --- child environments: an allowlist ------------------------------------------------------------------
+
+#: What a child process needs from the parent's environment to run Python at all; nothing else is passed.
+ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+                       "TERM", "VIRTUAL_ENV"})
+ENV_PREFIXES = ("LC_", "PYTHON")
+#: Trust settings the proxy's own Plex client honours (a Plex behind a private CA).
+TRUST_NAMES = frozenset({"SSL_CERT_FILE", "SSL_CERT_DIR"})
+PROXY_NAMES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def child_environment(secrets: list[str], base: dict[str, str] | None = None,
+                      extra_names: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The parent's environment reduced to `ENV_NAMES`/`ENV_PREFIXES` (and `extra_names`), minus any variable
+    whose value holds one of `secrets` (the Plex token, service keys) — whatever its name."""
+    source = os.environ if base is None else base
+    needles = [secret for secret in secrets if secret and len(secret) >= 4]
+    env = {}
+    for name, value in source.items():
+        if not (name in ENV_NAMES or name in extra_names or name.upper().startswith(ENV_PREFIXES)):
+            continue
+        if any(needle in value for needle in needles):
+            continue
+        env[name] = value
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def user_proxy(base: dict[str, str] | None = None) -> str | None:
+    """The user's own outgoing proxy (HTTPS_PROXY, then HTTP_PROXY), unless NO_PROXY=* turns it off."""
+    source = os.environ if base is None else base
+    if (source.get("NO_PROXY") or source.get("no_proxy") or "").strip() == "*":
+        return None
+    for name in PROXY_NAMES[:4]:
+        if source.get(name):
+            return source[name]
+    return None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only this user can read (0600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def _mitmproxy_config(job: Path, web_password: str | None, upstream_auth: str | None) -> None:
+    """Options that are secrets go to `<confdir>/config.yaml` (0600), which mitmproxy reads at start:
+    never argv, which every local user can read in /proc."""
+    lines = []
+    if web_password is not None:
+        from argon2 import PasswordHasher  # mitmproxy's own dependency; mitmweb checks the token against it
+        lines.append(f"web_password: '{PasswordHasher().hash(web_password)}'")
+    if upstream_auth is not None:
+        lines.append(f"upstream_auth: {json.dumps(upstream_auth)}")
+    if lines:
+        write_private(job / "mitmproxy" / "config.yaml", "\n".join(lines) + "\n")
 
 
 class LaunchError(Exception):
@@ -73,21 +138,33 @@ def port_in_use(port: int) -> bool:
 
 def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, port: int = 0,
                   web_port: int | None = None, save_flows: Path | None = None, max_upload: int = 64 << 20,
-                  outside: bool = False, offline: bool = False, extra: list[str] | None = None) -> list[str]:
+                  outside: bool = False, offline: bool = False, upstream_proxy: str | None = None,
+                  secrets_file: Path | None = None, idle_timeout: int = CLIENT_IDLE_TIMEOUT,
+                  extra: list[str] | None = None) -> list[str]:
+    """mitmdump's (or mitmweb's) argv. Nothing secret is in it: the Plex token reaches the proxy through
+    `secrets_file`, mitmweb's password and proxy credentials through `<confdir>/config.yaml`."""
     tool = "mitmweb" if web_port is not None else "mitmdump"
     command = [sys.executable, "-c", MITM_ENTRY.format(tool=tool), "-s", str(Path(proxy_script.__file__)),
                "--mode", f"reverse:{plex_url}@127.0.0.1:{port}",
                "--set", f"confdir={job / 'mitmproxy'}",
                "--set", f"preview_config={config_path}", "--set", f"preview_job={job}",
+               "--set", f"tcp_timeout={idle_timeout}",
                "--set", f"preview_mock_library={'true' if mock else 'false'}",
                "--set", f"preview_max_upload={max_upload}",
                "--set", f"body_size_limit={max_upload + (64 << 10)}",
                "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
                "--set", "termlog_verbosity=info"]
+    if secrets_file is not None:
+        command += ["--set", f"preview_secrets={secrets_file}"]
     if outside:
-        # mitmproxy refuses two modes on the same address, even both on port 0.
-        command += ["--mode", f"regular@127.0.0.1:{free_port()}", "--set", "preview_outside=true",
+        # mitmproxy refuses two modes on the same address, even both on port 0. Behind the user's own proxy,
+        # allowed calls leave through it (mitmproxy's upstream mode); offline, nothing leaves at all.
+        mode = "regular" if offline or upstream_proxy is None else f"upstream:{_without_credentials(upstream_proxy)}"
+        command += ["--mode", f"{mode}@127.0.0.1:{free_port()}", "--set", "preview_outside=true",
                     "--set", f"preview_offline={'true' if offline else 'false'}"]
+        trusted = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+        if trusted:  # the user's CA bundle (a corporate proxy's CA) for the calls that are allowed
+            command += ["--set", f"ssl_verify_upstream_trusted_ca={trusted}"]
     if web_port is not None:
         command += ["--set", f"web_port={web_port}", "--set", "web_host=127.0.0.1",
                     "--set", "web_open_browser=false"]
@@ -96,22 +173,57 @@ def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, po
     return command + (extra or [])
 
 
+def _without_credentials(url: str) -> str:
+    split = urlsplit(url if "://" in url else f"http://{url}")
+    return f"{split.scheme}://{split.hostname}:{split.port or (443 if split.scheme == 'https' else 80)}"
+
+
+def _credentials(url: str | None) -> str | None:
+    if not url:
+        return None
+    split = urlsplit(url if "://" in url else f"http://{url}")
+    return f"{unquote(split.username)}:{unquote(split.password or '')}" if split.username else None
+
+
 def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = True, port: int = 0,
-                web_port: int | None = None, save_flows: Path | None = None, timeout: float = 60,
-                outside: bool = False, offline: bool = False, max_upload: int = 64 << 20,
+                web_port: int | None = None, web_password: str | None = None, save_flows: Path | None = None,
+                timeout: float = 60, outside: bool = False, offline: bool = False, max_upload: int = 64 << 20,
+                secrets: dict[str, str] | None = None, idle_timeout: int = CLIENT_IDLE_TIMEOUT,
                 extra: list[str] | None = None) -> ProxyProcess:
-    """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason."""
+    """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason.
+
+    `secrets` are the `${VARIABLES}` preview.yml expands (its Plex token): they reach the proxy through a
+    0600 file that is deleted once the proxy has read it, and the proxy's environment is the allowlist of
+    `child_environment` — so neither its argv nor its environment holds the token.
+    """
     job.mkdir(parents=True, exist_ok=True)
     (job / READY_FILE).unlink(missing_ok=True)
     logs = job / "logs"
     logs.mkdir(exist_ok=True)
     log_path = logs / "proxy.log"
+    upstream = None if offline or not outside else user_proxy()
+    _mitmproxy_config(job, web_password, _credentials(upstream))
+    secrets_file = None
+    if secrets:
+        secrets_file = job / SECRETS_FILE
+        write_private(secrets_file, json.dumps({"environ": secrets}))
     command = proxy_command(config_path, job, plex_url, mock=mock, port=port, web_port=web_port,
                             save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
+                            upstream_proxy=upstream, secrets_file=secrets_file, idle_timeout=idle_timeout,
                             extra=extra)
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    environment = child_environment(list((secrets or {}).values()), extra_names=TRUST_NAMES)
+    try:
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, env=environment)
+        return _wait_ready(process, job, log_path, web_port, timeout)
+    finally:
+        if secrets_file is not None:
+            secrets_file.unlink(missing_ok=True)
+
+
+def _wait_ready(process: subprocess.Popen, job: Path, log_path: Path, web_port: int | None,
+                timeout: float) -> ProxyProcess:
     deadline = time.monotonic() + timeout
     ready_path = job / READY_FILE
     try:
@@ -121,7 +233,8 @@ def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = Tru
                 if not ready.get("ok"):
                     process.wait(timeout=10)
                     raise LaunchError(ready.get("error", "the proxy did not start"))
-                outside_addresses = ready.get("modes", {}).get("regular") or [[None, None]]
+                modes = ready.get("modes", {})
+                outside_addresses = modes.get("regular") or modes.get("upstream") or [[None, None]]
                 return ProxyProcess(process, job, ready["listen"][0][1], ready["client_token"], log_path, web_port,
                                     outside_addresses[0][1], tuple(ready.get("libraries", ())))
             if process.poll() is not None:
@@ -182,14 +295,11 @@ def find_kometa(given: Path | None, configured: Path | None, python: str | None)
     raise LaunchError(f"Kometa not found (tried {', '.join(tried)}); point --kometa or KOMETA_PATH at kometa.py")
 
 
-def kometa_environment(proxy: ProxyProcess, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Kometa's environment: no KOMETA_*/PMM_* overrides; outside calls through the proxy's
-    forward mode, trusting its per-job CA; the reverse proxy itself reached directly."""
-    env = {k: v for k, v in (base if base is not None else os.environ).items()
-           if not k.upper().startswith(OVERRIDING_PREFIXES)}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        env.pop(name, None)
-        env.pop(name.lower(), None)
+def kometa_environment(proxy: ProxyProcess, secrets: list[str], base: dict[str, str] | None = None) -> dict[str, str]:
+    """Kometa's environment, from the allowlist of `child_environment`: no KOMETA_*/PMM_* overrides, no
+    variable holding the Plex token or a service key (`secrets`), none of the parent's proxy settings; outside
+    calls through the proxy's forward mode, trusting its per-job CA; the reverse proxy reached directly."""
+    env = child_environment(secrets, base)
     if proxy.outside_port:
         outside = f"http://127.0.0.1:{proxy.outside_port}"
         ca = str(proxy.job / "mitmproxy" / "mitmproxy-ca-cert.pem")

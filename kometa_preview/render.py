@@ -165,7 +165,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
                        f"{'offline' if request.offline else 'online'}) for {total} targets")
         try:
             job.proxy = start_proxy(request.config_path.resolve(), job.folder, config.plex.url, mock=request.mock,
-                                    outside=True, offline=request.offline)
+                                    outside=True, offline=request.offline, secrets=config.expanded_environ)
         except LaunchError as exc:
             raise _abandon(job, f"proxy: {exc}") from None
         timings["proxy_start"] = round(time.monotonic() - clock, 3)
@@ -192,7 +192,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
 
             kometa_clock = time.monotonic()
             try:
-                kometa_exit = run_kometa(kometa.argv(run_yml, libraries), kometa_environment(job.proxy),
+                kometa_exit = run_kometa(kometa.argv(run_yml, libraries), kometa_environment(job.proxy, config.secret_values()),
                                          cwd=kometa.script.parent, log_path=job.folder / "logs" / "kometa.log",
                                          timeout=request.timeout or config.kometa.timeout,
                                          on_line=reporter.kometa_line, on_tick=tick)

@@ -89,12 +89,29 @@ RESOLUTION_OVERLAYS = {"Movies": {"overlay_files": [{"default": "resolution"}]},
                                     "template_variables": {"builder_level": "episode"}}}
 
 
+HOSTILE = Path(__file__).parent / "hostile_standin.py"
+
+
+def standin_for(folder, env: dict | None = None, script: Path = STANDIN) -> Path:
+    """A Kometa stand-in with its test hooks (STANDIN_*, HOSTILE_*) baked into a small kometa.py beside the
+    test's files. Kometa's environment is an allowlist (nothing else the parent sets reaches it), so hooks
+    cannot ride on it."""
+    knobs = {k: v for k, v in (env or {}).items() if k.startswith(("STANDIN_", "HOSTILE_"))}
+    if not knobs:
+        return script
+    wrapper = Path(folder) / f"{script.stem}_with_hooks.py"
+    wrapper.write_text(f"import os, runpy\nos.environ.update({knobs!r})\n"
+                       f"runpy.run_path({str(script)!r}, run_name='__main__')\n", encoding="utf-8")
+    return wrapper
+
+
 def render_cli(config, *args: str, env: dict | None = None, timeout: float = 180):
     """`kometa-preview render` as a user runs it, with the Kometa stand-in, offline."""
     import os
     import subprocess
     import sys
-    return subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(STANDIN),
+    kometa = standin_for(Path(config).parent, env)
+    return subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(kometa),
                            "--offline", *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 

@@ -199,9 +199,17 @@ OUTSIDE = [
     ("GET", "https://raw.githubusercontent.com/Kometa-Team/Anime-IDs/master/anime_ids.json", True,
      "OFFLINE_ANIME_IDS", 200),
     ("GET", "https://api.themoviedb.org/3/movie/603?api_key=k", True, "OUTSIDE_REFUSED_OFFLINE", 404),
-    ("POST", "https://discord.com/api/webhooks/1/x", False, "OUTSIDE_REFUSED_WRITE", 403),
+    ("POST", "https://discord.com/api/webhooks/1/x", False, "OUTSIDE_REFUSED_HOST", 403),
     ("POST", "https://api.trakt.tv/sync/history", True, "OUTSIDE_REFUSED_WRITE", 403),
+    ("POST", "https://api.trakt.tv/oauth/token", False, "OUTSIDE_REFUSED_WRITE", 403),
     ("GET", "http://127.0.0.1:1/library/metadata/1001", False, "OUTSIDE_REFUSED_PLEX", 403),
+    ("PUT", "http://127.0.0.1:1/library/sections/1/all?title.value=x", False, "OUTSIDE_REFUSED_PLEX", 403),
+    ("GET", "http://localhost:1/:/scrobble?key=1001", False, "OUTSIDE_REFUSED_HOST", 403),
+    ("GET", "http://127.1:1/library/sections/1/refresh", False, "OUTSIDE_REFUSED_PLEX", 403),
+    ("GET", "http://2130706433:1/:/scrobble", False, "OUTSIDE_REFUSED_PLEX", 403),
+    ("GET", "http://0.0.0.0:1/:/scrobble", False, "OUTSIDE_REFUSED_ADDRESS", 403),
+    ("GET", "http://169.254.169.254/latest/meta-data", False, "OUTSIDE_REFUSED_ADDRESS", 403),
+    ("GET", "https://example.com/hook", False, "OUTSIDE_REFUSED_HOST", 403),
 ]
 
 
@@ -227,9 +235,50 @@ def test_outside_calls(proxy, method, url, offline, expected, status):
     if expected == "OFFLINE_TMDB_CONFIGURATION":
         assert "secure_base_url" in f.response.json()["images"]
     for addon_class in (TokenGuard, WriteBlock, ReadOnlyRoutes):  # Plex addons leave outside calls alone
+        if f.response is None:
+            break
         before = f.response
         call(addon_class(proxy), "requestheaders" if addon_class is TokenGuard else "request", f)
         assert f.response is before
+
+
+def test_outside_calls_judge_where_the_connection_goes_not_the_host_header(proxy):
+    """An absolute-form request naming Plex's address with a harmless Host header is Plex's, not TMDb's."""
+    from urllib.parse import urlsplit
+    from kometa_preview.proxy.outside_calls import OutsideCalls
+    addon = OutsideCalls(proxy)
+    plex = urlsplit(proxy.state.config.plex.url)
+    f = tflow.tflow(req=tutils.treq(method=b"GET", scheme=b"http", host=plex.hostname, port=plex.port,
+                                    path=b"/:/scrobble?key=1001"))
+    f.request.headers["Host"] = "api.themoviedb.org"
+
+    async def run():
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, preview_outside=True)
+            addon.requestheaders(f)
+    asyncio.run(run())
+    assert verdict(f) == "OUTSIDE_REFUSED_PLEX" and f.response.status_code == 403
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"query": "query { title(id: \\"tt0133093\\") { ratingsSummary { aggregateRating } } }"}', "OUTSIDE_PASS"),
+    (b'{"query": "mutation { addToWatchlist(id: \\"tt1\\") }"}', "OUTSIDE_REFUSED_WRITE"),
+    (b'not json', "OUTSIDE_REFUSED_WRITE"),
+])
+def test_imdb_graphql_posts_pass_only_as_read_queries(proxy, body, expected):
+    from kometa_preview.proxy.outside_calls import OutsideCalls
+    addon = OutsideCalls(proxy)
+    f = tflow.tflow(req=tutils.treq(method=b"POST", scheme=b"https", host="api.graphql.imdb.com", port=443,
+                                    path=b"/", content=body))
+
+    async def run():
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, preview_outside=True)
+            addon.requestheaders(f)
+            assert f.response is None  # judged with its body, in `request`
+            addon.request(f)
+    asyncio.run(run())
+    assert verdict(f) == expected
 
 
 @pytest.mark.parametrize("path", ["/:/scrobble?key=1001", "/library/metadata/1001/refresh",

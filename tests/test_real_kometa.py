@@ -38,3 +38,24 @@ def test_real_kometa_renders_movies_and_episodes_without_writing(sample_plex_fac
         assert Image.open(after).getexif().get(0x04BC) == "overlay"
     assert server.log.changes() == []
     assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "job").rglob("*") if p.is_file())
+
+
+def test_real_kometa_s_start_up_calls_go_through_the_user_s_proxy(sample_plex, tmp_path):
+    """Online, behind a TLS-inspecting HTTPS_PROXY with its own CA: real Kometa's start-up calls leave through it."""
+    from corporate_proxy import CorporateProxy
+    corp = CorporateProxy(tmp_path / "corp").start()
+    targets = [{"id": "m1", "type": "movie", "ratingKey": "1001"}]
+    config = write_preview_yml(tmp_path, sample_plex.url, targets, libraries=RESOLUTION_OVERLAYS,
+                               tmdb={"apikey": "0123456789abcdef0123456789abcdef"},
+                               kometa={"path": str(CHECKOUT / "kometa.py"),
+                                       "python": os.environ.get("KOMETA_PYTHON", sys.executable), "timeout": 900})
+    try:
+        result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--job",
+                                 str(tmp_path / "job")], capture_output=True, text=True, timeout=1200,
+                                env={**os.environ, "HTTPS_PROXY": corp.url, "REQUESTS_CA_BUNDLE": str(corp.ca_file)})
+    finally:
+        corp.stop()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "api.themoviedb.org/3/configuration" in corp.requests
+    assert any(r.endswith("/VERSION") for r in corp.requests)
+    assert sample_plex.log.changes() == []

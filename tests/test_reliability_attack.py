@@ -78,8 +78,8 @@ def requests_(draw, token: str) -> bytes:
     return method + b" " + target + b" HTTP/1.1\r\n" + b"\r\n".join(headers) + b"\r\n\r\n" + payload
 
 
-def send(port: int, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+def send(port: int, raw: bytes, timeout: float = 10) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
         connection.sendall(raw)
         chunks = []
         try:
@@ -131,3 +131,66 @@ def test_random_requests_never_change_plex(sample_plex_factory, proxy_factory, e
              f"0 writes, 0 side-effecting GETs, 0 reads of a non-target's metadata or images, 0 method-override "
              f"parameters at the sample server "
              f"({len(seen)} reads reached it); proxy alive; {time.monotonic() - started:.0f} s")
+
+
+# --- the outside-calls port ------------------------------------------------------------------------------
+OUTSIDE_HOSTS = ["{plex}", "127.0.0.1", "localhost", "127.1", "2130706433", "0x7f000001", "0.0.0.0", "[::1]",
+                 "[::ffff:127.0.0.1]", "127.0.0.1.", "LOCALHOST", "169.254.169.254", "10.0.0.1",
+                 "api.themoviedb.org", "raw.githubusercontent.com", "api.trakt.tv", "hooks.slack.com", "example.com",
+                 "api.themoviedb.org.127.0.0.1.nip.io", "api.graphql.imdb.com"]
+OUTSIDE_PATHS = ["/:/scrobble?key=1001", "/library/sections/1/refresh", "/library/sections/1/all?type=1&id=1001"
+                 "&title.value=x", "/library/metadata/1001", "/3/configuration", "/Kometa-Team/Kometa/master/VERSION",
+                 "/sync/history", "/services/T/B/X", "/"]
+
+
+@st.composite
+def outside_requests(draw, plex_port: int) -> bytes:
+    host = draw(st.sampled_from(OUTSIDE_HOSTS)).replace("{plex}", "127.0.0.1")
+    port = draw(st.sampled_from([plex_port, 80, 443, plex_port]))
+    method = draw(st.sampled_from(["GET", "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "get", "OPTIONS"]))
+    path = draw(st.sampled_from(OUTSIDE_PATHS))
+    form = draw(st.sampled_from(["absolute", "origin", "connect", "space"]))
+    host_header = draw(st.sampled_from(["api.themoviedb.org", f"127.0.0.1:{plex_port}", host, "plex"]))
+    body = draw(st.sampled_from([b"", b"{}", b'{"query": "mutation { x }"}', b"\xff\xd8\xffjunk"]))
+    headers = f"Host: {host_header}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    if draw(st.booleans()):
+        headers += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    if form == "connect" or method == "CONNECT":
+        tunnel = draw(st.sampled_from([b" PUT /library/sections/1/all?title.value=x HTTP/1.1\r\nHost: x\r\n\r\n",
+                                       f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n\r\n".encode(),
+                                       b"\x16\x03\x01\x00\x05hello", b"\x00\x01\x02"]))
+        return f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() + tunnel
+    target = {"absolute": f"http://{host}:{port}{path}", "origin": path, "space": f" http://{host}:{port}{path}"}[form]
+    return f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode() + body
+
+
+CANNED = (b"2.4.4\n", b"{}", b'["America/New_York"]}]}')
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["online", "offline"])
+def test_random_requests_on_the_outside_port_never_reach_plex(sample_plex_factory, proxy_factory, evidence, offline):
+    """Kometa's outside-calls port, attacked as raw bytes: absolute-form and CONNECT towards Plex in every
+    spelling, Host headers that lie, raw bytes in tunnels, upgrades, writes. Plex must see nothing at all."""
+    server = sample_plex_factory(movies=5, shows=1)
+    proxy = proxy_factory(server, movie_targets([1001]), outside=True, offline=offline, name=f"outside-{offline}")
+    plex_port = int(server.url.rsplit(":", 1)[1])
+    server.log.clear()
+    sent = []
+
+    @settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(outside_requests(plex_port))
+    def attack(raw: bytes) -> None:
+        answer = send(proxy.outside_port, raw, timeout=1.0)  # a tunnel waiting for more TLS answers nothing
+        sent.append(raw)
+        # Success is only ever a tunnel to an allowed host, or (offline) one of the canned start-up answers.
+        if answer.startswith(b"HTTP/1.1 2"):
+            assert b"Connection established" in answer[:100] or (offline and answer.endswith(CANNED)), answer[:200]
+        assert proxy.alive()
+
+    attack()
+    seen = server.log.snapshot()
+    assert seen == [], [(e.method, e.path) for e in seen]
+    evidence("Side doors", f"random raw requests on the outside-calls port ({'offline' if offline else 'online'}): "
+             "absolute-form, origin-form and CONNECT towards Plex in 12 spellings, lying Host headers, raw bytes and "
+             "TLS-looking bytes in tunnels, Upgrade, writes and GraphQL mutations", len(sent),
+             "the sample Plex server received 0 requests; the proxy stayed up")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, TOKEN, movie_targets, render_cli, write_preview_yml
+from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, TOKEN, movie_targets, render_cli, standin_for, write_preview_yml
 
 pytestmark = pytest.mark.e2e
 TMDB_KEY = "tmdb-key-that-must-not-leak-0123"
@@ -26,13 +26,14 @@ TMDB_KEY = "tmdb-key-that-must-not-leak-0123"
 def children_gone(job: Path, tmp_path: Path) -> bool:
     ready = job / "proxy_ready.json"
     proxy_gone = not ready.exists() or gone(json.loads(ready.read_text()).get("pid", 0) or 0)
-    kometa = subprocess.run(["pgrep", "-f", f"{STANDIN}.*{tmp_path}"], capture_output=True).returncode == 1
+    kometa = subprocess.run(["pgrep", "-f", f"kometa_standin.*{tmp_path}"], capture_output=True).returncode == 1
     mitm = subprocess.run(["pgrep", "-f", f"preview_job={job}"], capture_output=True).returncode == 1
     return proxy_gone and kometa and mitm
 
 
 def start_render(config, job, env=None):
-    return subprocess.Popen([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(STANDIN),
+    kometa = standin_for(Path(config).parent, env)
+    return subprocess.Popen([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(kometa),
                              "--offline", "--job", str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})})
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, movie_targets, render_cli, write_preview_yml
+from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, movie_targets, render_cli, standin_for, write_preview_yml
 
 pytestmark = pytest.mark.e2e
 
@@ -79,16 +79,17 @@ def test_kometa_timeout_stops_it_and_fails(sample_plex, tmp_path, evidence):
     summary = summary_of(tmp_path / "job")
     assert "stopped after 3s" in summary["error"] and summary["success"] is False
     assert gone(proxy_pid(tmp_path / "job"))
-    assert subprocess.run(["pgrep", "-f", f"{STANDIN}.*{tmp_path}"], capture_output=True).returncode == 1
+    assert subprocess.run(["pgrep", "-f", f"kometa_standin.*{tmp_path}"], capture_output=True).returncode == 1
     evidence("Faults during a render", "Kometa hangs past kometa.timeout (3 s)", 1, "Kometa and its process group stopped; exit 1; summary.json error says it timed out; proxy stopped")
 
 
 def test_ctrl_c_stops_both_children_and_still_writes_the_summary(sample_plex, tmp_path, evidence):
     config = config_for(tmp_path, sample_plex, movie_targets([1001]))
     job = tmp_path / "job"
-    process = subprocess.Popen([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(STANDIN),
+    kometa = standin_for(tmp_path, {"STANDIN_HANG": "120"})
+    process = subprocess.Popen([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(kometa),
                                 "--offline", "--job", str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "STANDIN_HANG": "120"})
+                               env=os.environ)
     deadline = time.monotonic() + 60
     while b"Loaded" not in ((job / "logs" / "kometa.log").read_bytes() if (job / "logs" / "kometa.log").exists()
                             else b""):
@@ -99,7 +100,7 @@ def test_ctrl_c_stops_both_children_and_still_writes_the_summary(sample_plex, tm
     summary = summary_of(job)
     assert summary["success"] is False and summary["interrupted"] is True
     assert gone(proxy_pid(job))
-    assert subprocess.run(["pgrep", "-f", f"{STANDIN}.*{tmp_path}"], capture_output=True).returncode == 1
+    assert subprocess.run(["pgrep", "-f", f"kometa_standin.*{tmp_path}"], capture_output=True).returncode == 1
     evidence("Faults during a render", "Ctrl-C while Kometa runs", 1, "exit 130; summary.json with interrupted: true; both children gone")
 
 

@@ -127,3 +127,29 @@ def test_report_shows_every_image_and_the_statuses_of_summary_json(sample_plex, 
     assert len(images) == 5 and all(width > 0 for _, width in images)  # 3 before + 2 after
     assert statuses == [[target_id, entry["status"]] for target_id, entry in summary["targets"].items()]
     assert all(url.startswith("file://") for url in requests_made)
+
+
+def test_check_runs_kometa_without_the_plex_token_in_its_environment(sample_plex, tmp_path):
+    """`check` runs kometa.py --help: Kometa's module code runs, so it gets a render's environment, no secrets."""
+    spy = tmp_path / "kometa.py"
+    seen = tmp_path / "environment.json"
+    spy.write_text(f"import json, os, sys\njson.dump(dict(os.environ), open({str(seen)!r}, 'w'))\n"
+                   "print('usage: kometa.py [--run]')\n", encoding="utf-8")
+    config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
+                               libraries=RESOLUTION_OVERLAYS)
+    config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, "${PLEX_TOKEN}"), encoding="utf-8")
+    result = cli("check", str(config), "--kometa", str(spy), env={"PLEX_TOKEN": TOKEN, "NOTES": f"x{TOKEN}x"})
+    assert "✓ plex" in result.stdout, result.stdout
+    environment = json.loads(seen.read_text(encoding="utf-8"))
+    assert "PATH" in environment and not [k for k, v in environment.items() if TOKEN in v]
+
+
+def test_find_takes_the_token_from_a_file_and_warns_about_one_on_the_command_line(sample_plex, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n", encoding="utf-8")
+    quiet = cli("find", "a", "--plex-url", sample_plex.url, "--token-file", str(token_file))
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr and "ratingKey" in quiet.stdout
+    loud = cli("find", "a", "--plex-url", sample_plex.url, "--token", TOKEN)
+    assert loud.returncode == 0 and "--token on the command line can be read by other users" in loud.stderr
+    from_env = cli("find", "a", "--plex-url", sample_plex.url, env={"PLEX_TOKEN": TOKEN})
+    assert from_env.returncode == 0 and "warning" not in from_env.stderr

@@ -35,12 +35,18 @@ class Kind(str, Enum):
     UNKNOWN = "unknown"
 
 
-#: Route kinds that are pure reads in Plex and may be forwarded for GET/HEAD.
-READ_ONLY = frozenset({
+#: Read-only route kinds whose answer lists items (ratingKeys) of the library: each is answered from the
+#: targets, either by the mock (mock mode) or by stripping Plex's answer to the targets and learned parents
+#: (filter mode, and the metadata gate in both modes). None is ever passed through.
+ITEM_LISTS = frozenset({Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS, Kind.METADATA, Kind.CHILDREN})
+#: Read-only route kinds that are fixed documents: server and section facts, filter choices by a fixed list
+#: of field names, one item's artwork. They name no other item.
+FIXED_DOCUMENTS = frozenset({
     Kind.ROOT, Kind.IDENTITY, Kind.SERVER_PREFS, Kind.LIBRARY, Kind.SECTIONS, Kind.SECTION,
-    Kind.SECTION_PREFS, Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS, Kind.FILTER_CHOICES,
-    Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE, Kind.TRANSCODE,
+    Kind.SECTION_PREFS, Kind.FILTER_CHOICES, Kind.ARTWORK_LIST, Kind.IMAGE, Kind.TRANSCODE,
 })
+#: Route kinds that are pure reads in Plex and may be forwarded for GET/HEAD.
+READ_ONLY = ITEM_LISTS | FIXED_DOCUMENTS
 READ_METHODS = frozenset({"GET", "HEAD"})
 #: Headers some servers and frameworks honour to turn a GET into a write.
 METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
@@ -52,9 +58,20 @@ UPLOAD_KINDS = {"posters": "poster", "poster": "poster", "arts": "art", "art": "
                 "squareArt": "square_art", "themes": "theme"}
 
 _KEY = r"[0-9]{1,12}"
-_SECTION_LISTINGS = {"all", "search", "recentlyAdded", "newest", "firstCharacter", "onDeck"}
+#: `/library/sections/{id}/<sub>` routes whose answer lists items: answered from the targets (mock mode) or
+#: stripped to them (filter mode), never passed through.
+SECTION_LISTINGS = frozenset({"all", "search", "recentlyAdded", "newest", "onDeck", "unwatched", "recentlyViewed",
+                              "allLeaves"})
+#: `/library/sections/{id}/<field>` filter-choice documents, by Plex's own field names in Plex's exact case (the
+#: `key` of each `<Filter>` in a section's `<Meta>`). Anything else under a section is UNKNOWN: `Refresh`,
+#: `emptytrash`, `autocomplete`, `common`, `firstCharacter` are never read upstream.
+FILTER_FIELDS = frozenset({
+    "genre", "year", "decade", "contentRating", "collection", "director", "actor", "writer", "producer",
+    "country", "studio", "network", "resolution", "audioCodec", "label", "mood", "style", "format", "subformat",
+    "audioLanguage", "subtitleLanguage", "editionTitle", "contentRatingAge",
+})
 _SIDE_EFFECTS = re.compile(
-    r"/(?::/(?:scrobble|unscrobble|timeline|rate|progress|websockets/.*)|library/sections/[^/]*/"
+    r"(?i)/(?::/(?:scrobble|unscrobble|timeline|rate|progress|websockets/.*)|library/sections/[^/]*/"
     r"(?:refresh|emptyTrash|analyze)|library/(?:optimize|clean/bundles)|butler.*|updater.*|playQueues.*|"
     r"player/.*|library/metadata/[^/]*/(?:refresh|analyze|match|unmatch|split|merge))")
 _PATTERNS: list[tuple[re.Pattern[str], Kind]] = [
@@ -66,7 +83,10 @@ _PATTERNS: list[tuple[re.Pattern[str], Kind]] = [
     (re.compile(rf"/library/sections/(?P<section>{_KEY})"), Kind.SECTION),
     (re.compile(rf"/library/sections/(?P<section>{_KEY})/prefs"), Kind.SECTION_PREFS),
     (re.compile(rf"/library/sections/(?P<section>{_KEY})/collections"), Kind.COLLECTIONS),
-    (re.compile(rf"/library/sections/(?P<section>{_KEY})/(?P<sub>[A-Za-z][A-Za-z.]{{0,40}})"), Kind.LISTING),
+    (re.compile(rf"/library/sections/(?P<section>{_KEY})/(?P<sub>{'|'.join(sorted(SECTION_LISTINGS))})"),
+     Kind.LISTING),
+    (re.compile(rf"/library/sections/(?P<section>{_KEY})/(?P<sub>{'|'.join(sorted(FILTER_FIELDS))})"),
+     Kind.FILTER_CHOICES),
     (re.compile(r"/library/(?P<sub>all|search|recentlyAdded|onDeck)"), Kind.LISTING),
     (re.compile(r"/hubs/search"), Kind.HUB_SEARCH),
     (re.compile(rf"/library/metadata/(?P<keys>{_KEY}(?:,{_KEY}){{0,199}})"), Kind.METADATA),
@@ -132,8 +152,6 @@ def classify(method: str, raw_path: str, headers: dict[str, str] | None = None) 
     for pattern, kind in _PATTERNS:
         if match := pattern.fullmatch(path):
             groups = match.groupdict()
-            if kind is Kind.LISTING and groups.get("section") and groups["sub"] not in _SECTION_LISTINGS:
-                kind = Kind.FILTER_CHOICES
             keys = tuple(groups["keys"].split(",")) if groups.get("keys") else ()
             if kind is Kind.LISTING and not keys:  # an edit names its items in id= (plexapi's edit())
                 keys = tuple(k for k in dict(params).get("id", "").split(",") if k.isdigit())
@@ -167,9 +185,16 @@ def paging(route: Route, headers: dict[str, str]) -> tuple[int, int | None]:
     return first, (int(size) if size is not None and size.isdigit() else None)
 
 
-#: Query parameters a forwarded read may carry, per route kind; anything else a client adds is dropped.
-_ITEM_PARAMS = {"checkFiles", "asyncCheckFiles", "X-Plex-Container-Start", "X-Plex-Container-Size", "index", "type",
-                "sort"}
+#: Query parameters a forwarded item read may carry; anything else a client adds is dropped. Only parameters
+#: that shape the item's own document: `includeRelated`, `includeChildren`, `includeOnDeck`,
+#: `includePopularLeaves`, `includeExtras`, `includeConcerts`, `includeStations`, `includeExternalMedia`…
+#: would pull other items into the answer, so they are not on the list.
+ITEM_PARAMS = frozenset({
+    "checkFiles", "asyncCheckFiles", "X-Plex-Container-Start", "X-Plex-Container-Size", "index", "type", "sort",
+    "includeGuids", "includeBandwidths", "includeChapters", "includeMarkers", "includeLoudnessRamps",
+    "includeGeolocation", "includeFields", "includePreferences", "includeMeta", "excludeFields",
+    "excludeElements", "excludeAllLeaves",
+})
 _TRANSCODE_PARAMS = {"url", "width", "height", "minSize", "upscale", "format", "quality", "opacity", "saturation",
                      "blur", "background", "blendColor"}
 _NEVER_FORWARDED = re.compile(r"(?i)x-plex-token|.*override.*|_?method")
@@ -180,7 +205,7 @@ def forwardable_params(route: Route) -> list[tuple[str, str]]:
     listings, nothing for fixed documents."""
     params = [(k, v) for k, v in route.params if not _NEVER_FORWARDED.fullmatch(k)]
     if route.kind in (Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE):
-        return [(k, v) for k, v in params if k in _ITEM_PARAMS or k.startswith(("include", "exclude"))]
+        return [(k, v) for k, v in params if k in ITEM_PARAMS]
     if route.kind is Kind.TRANSCODE:
         return [(k, v) for k, v in params if k in _TRANSCODE_PARAMS]
     if route.kind in (Kind.LISTING, Kind.HUB_SEARCH, Kind.FILTER_CHOICES, Kind.COLLECTIONS):

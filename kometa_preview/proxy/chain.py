@@ -1,12 +1,14 @@
 """The addon chain, in the order mitmproxy must call it.
 
-Order is part of the safety design: the token is checked first, writes are answered before any
+Order is part of the safety design: header and in-flight limits come first (before any work that grows
+with the request), then the outside door's allowlist, then the token, writes are answered before any
 addon that might forward, and `ReadOnlyRoutes` is last so nothing falls through to mitmproxy's own
 upstream connection.
 """
 from __future__ import annotations
 
 from .flows import Proxy
+from .limits import RequestLimits
 from .listing_filter import ListingFilter
 from .metadata_gate import MetadataGate
 from .mock_library import MockLibrary
@@ -20,5 +22,6 @@ from .write_block import WriteBlock
 
 def build() -> list[object]:
     proxy = Proxy()
-    return [Setup(proxy), FlowJournal(proxy), OutsideCalls(proxy), TokenGuard(proxy), WriteBlock(proxy),
+    return [Setup(proxy), FlowJournal(proxy), RequestLimits(proxy), OutsideCalls(proxy), TokenGuard(proxy),
+            WriteBlock(proxy),
             MockLibrary(proxy), PosterSource(proxy), MetadataGate(proxy), ListingFilter(proxy), ReadOnlyRoutes(proxy)]

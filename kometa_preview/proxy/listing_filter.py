@@ -15,7 +15,7 @@ from mitmproxy import http
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, paging
-from .flows import Proxy, answer, fail_closed
+from .flows import Proxy, answer, fail_closed, header_map
 from .journal import log, redact
 from .mock_library import candidates
 from .state import OVERLAY_LABEL
@@ -31,7 +31,7 @@ class ListingFilter:
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         claimed = self.proxy.pending_read(flow)
-        if claimed is None or claimed[0].mock or claimed[1].kind not in (Kind.LISTING, Kind.HUB_SEARCH):
+        if claimed is None or claimed[0].mock or claimed[1].kind not in (Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS):
             return
         state, route = claimed
         local = self._overlay_label_search(state, route)
@@ -83,7 +83,7 @@ class ListingFilter:
         items = [child for child in root if child.get("ratingKey")]
         for child in items:
             root.remove(child)
-        start, size = paging(route, dict(flow.request.headers.items()))
+        start, size = paging(route, header_map(flow.request))
         chosen, attrs = plexml.page(items, start, size)
         root.extend(chosen)
         root.attrib.update(attrs)

@@ -16,13 +16,13 @@ from mitmproxy import http
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route, paging
-from .flows import Proxy, answer, fail_closed
+from .flows import Proxy, answer, fail_closed, header_map
 from .journal import log, redact
 from .state import PreviewState
 
 #: Filter-choice lists this addon builds from the targets; any other field is asked of Plex.
 LOCAL_CHOICES = ("label", "genre", "year", "decade", "contentRating", "resolution", "audioCodec")
-_SORT_NUMERIC = {"addedAt", "year", "index", "ratingKey", "updatedAt", "viewCount", "duration"}
+_SORT_NUMERIC = {"addedAt", "year", "index", "ratingKey", "updatedAt", "viewCount", "duration", "lastViewedAt"}
 _SECTION_DIRECTORIES = ("all", "unwatched", "newest", "recentlyAdded", "recentlyViewed", "onDeck", "collections")
 
 
@@ -52,6 +52,21 @@ def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Eleme
     return ordered
 
 
+#: The order Plex lists a section's views in when the client names no sort.
+_DEFAULT_SORTS = {"recentlyAdded": "addedAt:desc", "newest": "addedAt:desc", "recentlyViewed": "lastViewedAt:desc"}
+
+
+def _in_view(sub: str | None, element: ET.Element) -> bool:
+    """Does a target belong in the section view `sub` (`unwatched`, `recentlyViewed`, `onDeck`)?"""
+    if sub == "unwatched":
+        return (element.get("viewCount") or "0") == "0"
+    if sub == "recentlyViewed":
+        return bool(element.get("lastViewedAt"))
+    if sub == "onDeck":
+        return bool(element.get("viewOffset"))
+    return True
+
+
 def target_sections(state: PreviewState) -> list[str]:
     held = {e.get("librarySectionID") for e in state.target_items()}
     return [key for key in state.sections if key in held]
@@ -65,6 +80,8 @@ def candidates(state: PreviewState, route: Route) -> tuple[list[ET.Element], str
     libtype = route.libtype
     if libtype is None and section is not None:
         libtype = section.type if section.type in ("movie", "show") else None
+        if route.sub == "allLeaves" and libtype == "show":  # a show library's every episode
+            libtype = "episode"
     elements = [e for e in state.target_items()
                 if route.section_id is None or e.get("librarySectionID") == route.section_id]
     if libtype is not None:
@@ -190,11 +207,10 @@ class MockLibrary:
                 chosen = await self._fallback(state, route, listed, fallback)
             query = (route.param("query") or "").lower()
             chosen = [e for e in chosen if query in (e.get("title") or "").lower()]
-        sort = route.param("sort")
-        if route.sub in ("recentlyAdded", "newest") and not sort:
-            sort = "addedAt:desc"
+            chosen = [e for e in chosen if _in_view(route.sub, e)]
+        sort = route.param("sort") or _DEFAULT_SORTS.get(route.sub or "")
         ordered = sort_elements(chosen, sort)
-        start, size = paging(route, dict(flow.request.headers.items()))
+        start, size = paging(route, header_map(flow.request))
         chosen_page, paging_attrs = plexml.page(ordered, start, size)
         guids = route.param("includeGuids") == "1"
         children = [state.listing_bytes(e.get("ratingKey"), guids=guids) for e in chosen_page]
@@ -232,7 +248,7 @@ class MockLibrary:
             meta = await self._meta(state, route, f"/library/sections/{route.section_id}/collections")
             if meta:
                 root.append(ET.fromstring(meta))
-        start, size = paging(route, dict(flow.request.headers.items()))
+        start, size = paging(route, header_map(flow.request))
         root.attrib.update(plexml.page([], start, size)[1])
         self._mock(flow, route, state, root, "MOCK_COLLECTIONS", 0)
 
@@ -277,7 +293,7 @@ class MockLibrary:
         attr = "parentRatingKey" if route.sub == "children" else "grandparentRatingKey"
         kids = [e for key, e in state.items.items() if e.get(attr) == parent and state.is_allowed(key)]
         kids.sort(key=lambda e: (int(e.get("parentIndex") or 0), int(e.get("index") or 0)))
-        start, size = paging(route, dict(flow.request.headers.items()))
+        start, size = paging(route, header_map(flow.request))
         chosen, paging_attrs = plexml.page(kids, start, size)
         guids = route.param("includeGuids") == "1"
         owner = state.items.get(parent)

@@ -1,25 +1,45 @@
-"""OutsideCalls: Kometa's calls to the rest of the internet (GitHub, TMDb), through a second mode of
-the same mitmdump (`regular@127.0.0.1:PORT`) that Kometa reaches with HTTPS_PROXY.
+"""OutsideCalls: the door Kometa's calls to the rest of the internet go through — a second mode of the same
+mitmdump (`regular@127.0.0.1:PORT`, or `upstream:` behind the user's own proxy) that Kometa reaches with
+HTTPS_PROXY.
 
-By default reads pass through and everything else is refused, because a preview must not send
-anything anywhere (no webhooks, no list syncs) and must never reach Plex by a side door. With
-`preview_offline`, Kometa's three start-up calls are answered here and every other call is refused
-with a recorded 404, so a preview runs with no internet at all.
+Every decision is made by `OutsidePolicy` (kometa_preview/outside_policy.py) on where the connection really
+goes, at each point mitmproxy decides it:
+- `http_connect`: the CONNECT authority, before mitmproxy answers "200 Connection established";
+- `requestheaders`/`request`: the request's host (the absolute URL's, or the tunnel's), its method, and for
+  a GraphQL POST its body — never the Host header;
+- `next_layer`: bytes that are not HTTP (or TLS carrying HTTP) end the connection: no raw-TCP relay;
+- `server_connect`: the name is resolved here and every address checked (Plex, loopback, link-local…), and
+  the connection is pinned to the address that was checked, so a second lookup cannot move it. The reverse
+  mode never connects anywhere itself (`Upstream` reads Plex outside mitmproxy), so any connection it would
+  open is refused too.
+
+With `preview_offline`, Kometa's three start-up calls are answered here and every other allowed call is
+refused with a recorded 404, so a preview runs with no internet at all. Credentials a request carried
+(`Authorization`, `Cookie`, `api_key=`) are redacted from the flow once it has been sent, before `-w` saves it.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http
-from mitmproxy.proxy.mode_specs import RegularMode
+from mitmproxy.addons.next_layer import NextLayer
+from mitmproxy.proxy import commands, events, layer, layers
+from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode, UpstreamMode
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
+from .bodies import BodyError, decoded
+from ..outside_policy import MAX_GRAPHQL_BYTES, OutsidePolicy, Refusal, Verdict
 from .flows import OUTSIDE_KEY, Proxy, answer, fail_closed, tag
-from .journal import log, redact
+from .journal import SECRET_HEADERS, log, redact
 
 KOMETA_VERSION_PATH = "/Kometa-Team/Kometa/"
 ANIME_IDS_PATH = "/Kometa-Team/Anime-IDs/"
-#: Enough of TMDb's /3/configuration for Kometa's client (kometa-traffic.md).
+#: Set on a POST whose body decides it (IMDb's GraphQL reads): judged again in `request`, with the body.
+NEEDS_BODY_KEY = "preview.outside.needs_body"
+#: Enough of TMDb's /3/configuration for Kometa's client (docs/KOMETA-TRAFFIC.md).
 TMDB_CONFIGURATION = {
     "images": {"base_url": "http://image.tmdb.org/t/p/", "secure_base_url": "https://image.tmdb.org/t/p/",
                "backdrop_sizes": ["w300", "w780", "w1280", "original"],
@@ -35,6 +55,7 @@ TMDB_CONFIGURATION = {
     "primary_translations": ["en-US"],
     "timezones": [{"iso_3166_1": "US", "zones": ["America/New_York"]}],
 }
+OUTSIDE_MODES = (RegularMode, UpstreamMode)
 
 
 def offline_answer(host: str, path: str) -> tuple[str, bytes, str] | None:
@@ -48,51 +69,190 @@ def offline_answer(host: str, path: str) -> tuple[str, bytes, str] | None:
     return None
 
 
+class _CloseConnection(layer.Layer):
+    """What replaces a raw-TCP or UDP relay on the outside door: the client connection is closed, and the
+    bytes already received are dropped unread."""
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.Start):
+            yield commands.CloseConnection(self.context.client)
+
+
+def _is_outside(mode: object) -> bool:
+    return isinstance(mode, OUTSIDE_MODES) and bool(ctx.options.preview_outside)
+
+
 class OutsideCalls:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
+        self._policy: tuple[object, OutsidePolicy] | None = None
 
     def load(self, loader) -> None:
         loader.add_option("preview_outside", bool, False,
-                          "Treat requests on the regular (forward) proxy mode as Kometa's outside calls.")
+                          "Treat requests on the regular (forward) or upstream proxy mode as Kometa's outside calls.")
         loader.add_option("preview_offline", bool, False,
                           "Answer Kometa's start-up calls (version, TMDb configuration, anime ids) locally "
                           "and refuse every other outside call.")
 
+    @property
+    def policy(self) -> OutsidePolicy:
+        """The allowlist for the current configuration (built once per loaded preview.yml)."""
+        state = self.proxy.state
+        config = state.config if state is not None else None
+        if self._policy is None or self._policy[0] is not config:
+            plex_host = (urlsplit(config.plex.url).hostname or "") if config is not None else ""
+            allow = config.outside_allow if config is not None else ()
+            self._policy = (config, OutsidePolicy.for_plex(plex_host, allow))
+        return self._policy[1]
+
+    # --- where a connection is asked for -------------------------------------------------------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """CONNECT: judged on its authority before mitmproxy says "200 Connection established"."""
+        if not _is_outside(flow.client_conn.proxy_mode):
+            return
+        try:
+            verdict = self.policy.destination(flow.request.host)
+        except Exception as exc:  # noqa: BLE001 - a policy that fails must refuse, never allow
+            verdict = Verdict(Refusal.HOST, reason=f"policy error: {type(exc).__name__}")
+        if not verdict.allowed:
+            self._refuse(flow, verdict, f"CONNECT {flow.request.host}:{flow.request.port}")
+
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or not ctx.options.preview_outside:
-            return
-        if not isinstance(flow.client_conn.proxy_mode, RegularMode):
+        if flow.response or flow.error or not flow.live or not _is_outside(flow.client_conn.proxy_mode):
             return
         flow.metadata[OUTSIDE_KEY] = True
         request = flow.request
-        host, path = request.pretty_host.lower(), urlsplit(request.path).path
-        state = self.proxy.state
-        plex = urlsplit(state.config.plex.url) if state else None
-        where = f"{request.method} {request.scheme}://{host}{redact(path)}"
-        if plex is not None and host == (plex.hostname or "").lower():
-            self._refuse(flow, 403, "OUTSIDE_REFUSED_PLEX", where)
-        elif request.method not in ("GET", "HEAD"):
-            self._refuse(flow, 403, "OUTSIDE_REFUSED_WRITE", where)
-        elif ctx.options.preview_offline:
-            canned = offline_answer(host, path)
-            if canned is None:
-                self._refuse(flow, 404, "OUTSIDE_REFUSED_OFFLINE", where)
+        host = request.host  # where mitmproxy will connect: the URL's or the tunnel's host, not Host:
+        where = self._where(flow)
+        if "upgrade" in request.headers:
+            self._refuse(flow, Verdict(Refusal.PROTOCOL, reason="protocol upgrades are not outside reads"), where)
+            return
+        if self.policy.needs_body(request.method, host):
+            flow.metadata[NEEDS_BODY_KEY] = True  # decided in `request`, once the (size-limited) body is read
+            return
+        self._decide(flow, self.policy.request(request.method, host), where)
+
+    @fail_closed
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.metadata.pop(NEEDS_BODY_KEY, False):
+            return
+        request = flow.request
+        try:
+            body = decoded(request.raw_content or b"", request.headers.get("content-encoding", ""),
+                           MAX_GRAPHQL_BYTES + 1)
+        except BodyError:
+            body = b""  # undecodable or too large: not a GraphQL read
+        self._decide(flow, self.policy.request(request.method, request.host, body), self._where(flow))
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """No raw-TCP relay on the outside door: after CONNECT, only HTTP (or TLS carrying it) is spoken."""
+        context = nextlayer.context
+        if not _is_outside(context.client.proxy_mode):
+            return
+        if nextlayer.layer is None:
+            builtin = ctx.master.addons.get("nextlayer")
+            if isinstance(builtin, NextLayer):
+                builtin.next_layer(nextlayer)
+        if isinstance(nextlayer.layer, (layers.TCPLayer, layers.UDPLayer)):
+            address = context.server.address
+            where = f"{address[0]}:{address[1]}" if address else "?"
+            self._record(Verdict(Refusal.PROTOCOL, reason="not HTTP: the connection was closed"), f"TCP {where}",
+                         host=address[0] if address else None)
+            log.warning("%s TCP %s: bytes that are not HTTP end the connection", Refusal.PROTOCOL, where)
+            nextlayer.layer = _CloseConnection(context)
+
+    async def server_connect(self, data: ServerConnectionHookData) -> None:
+        """The last word: resolve, check every address, and pin the connection to the address checked."""
+        mode = data.client.proxy_mode
+        server = data.server
+        if server.address is None:
+            return
+        host, port = server.address
+        if isinstance(mode, UpstreamMode) and tuple(server.address) == tuple(mode.address):
+            return  # the user's own proxy (HTTPS_PROXY): the target was judged by name on the way in
+        if isinstance(mode, ReverseMode) or not _is_outside(mode):
+            why = "the preview proxy never connects upstream itself; Plex is read by Upstream only"
+            server.error = f"kometa-preview: {why}"
+            self._record(Verdict(Refusal.PLEX if isinstance(mode, ReverseMode) else Refusal.HOST, reason=why),
+                         f"CONNECT {host}:{port}", host=host)
+            return
+        verdict = self.policy.destination(host)
+        if verdict.allowed:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                chosen, why = self.policy.connectable(host, [info[4][0] for info in infos])
+            except OSError as exc:
+                chosen, why = None, f"{host} cannot be resolved ({exc.strerror or exc})"
+                verdict = Verdict(Refusal.HOST, reason=why)
             else:
-                verdict, body, content_type = canned
-                answer(flow, verdict, body, content_type=content_type)
-                self._record(verdict, where)
+                if chosen is not None:
+                    server.address = (chosen, port)  # connect to exactly what was checked
+                    return
+                verdict = Verdict(Refusal.PLEX if "Plex" in why else Refusal.ADDRESS, reason=why)
+        server.error = f"kometa-preview: {verdict.reason}"
+        self._record(verdict, f"CONNECT {host}:{port}", host=host)
+        log.warning("%s connection to %s:%s: %s", verdict.refusal, host, port, verdict.reason)
+
+    # --- after the call: nothing secret stays in the flow that `-w` saves ----------------------------
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(OUTSIDE_KEY):
+            self._scrub(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(OUTSIDE_KEY):
+            self._scrub(flow)
+
+    @staticmethod
+    def _scrub(flow: http.HTTPFlow) -> None:
+        """The request has gone; the saved copy keeps no credential (headers or query parameters)."""
+        for name in SECRET_HEADERS:
+            if name in flow.request.headers:
+                flow.request.headers[name] = "<redacted>"
+        flow.request.path = redact(flow.request.path)
+
+    # --- decisions -------------------------------------------------------------------------------------
+
+    def _decide(self, flow: http.HTTPFlow, verdict: Verdict, where: str) -> None:
+        if not verdict.allowed:
+            self._refuse(flow, verdict, where)
+            return
+        if ctx.options.preview_offline:
+            canned = offline_answer(flow.request.host.lower(), urlsplit(flow.request.path).path)
+            if canned is None:
+                self._refuse(flow, Verdict(Refusal.OFFLINE, verdict.service, "offline"), where, status=404)
+                return
+            event, body, content_type = canned
+            answer(flow, event, body, content_type=content_type)
+            self._record_event(event, where, host=flow.request.host, service=verdict.service)
+            return
+        tag(flow, "OUTSIDE_PASS", service=verdict.service)
+        self._record_event("OUTSIDE_PASS", where, host=flow.request.host, service=verdict.service)
+
+    def _refuse(self, flow: http.HTTPFlow, verdict: Verdict, where: str, status: int = 403) -> None:
+        assert verdict.refusal is not None
+        answer(flow, verdict.refusal.value, f"kometa-preview: {verdict.refusal}: {verdict.reason}\n".encode(),
+               status=status, content_type="text/plain", reason=verdict.reason)
+        flow.marked = ":no_entry:"
+        self._record(verdict, where, host=flow.request.host)
+        if verdict.refusal is Refusal.OFFLINE:
+            log.info("%s %s", verdict.refusal, where)
         else:
-            tag(flow, "OUTSIDE_PASS")
-            self._record("OUTSIDE_PASS", where)
+            log.warning("%s %s: %s", verdict.refusal, where, verdict.reason)
 
-    def _refuse(self, flow: http.HTTPFlow, status: int, verdict: str, where: str) -> None:
-        answer(flow, verdict, f"kometa-preview: {verdict}".encode(), status=status, content_type="text/plain")
-        self._record(verdict, where)
-        log.warning("%s %s", verdict, where)
+    def _record(self, verdict: Verdict, where: str, host: str | None = None) -> None:
+        assert verdict.refusal is not None
+        self._record_event(verdict.refusal.value, where, host=host, service=verdict.service, reason=verdict.reason)
 
-    def _record(self, verdict: str, where: str) -> None:
-        if self.proxy.state is not None:
-            self.proxy.state.counters[verdict] += 1
-            self.proxy.state.journal.write(verdict, request=where)
+    def _record_event(self, event: str, where: str, **info) -> None:
+        state = self.proxy.state
+        if state is not None:
+            state.counters[event] += 1
+            state.journal.write(event, request=where, **{k: v for k, v in info.items() if v is not None})
+
+    @staticmethod
+    def _where(flow: http.HTTPFlow) -> str:
+        request = flow.request
+        return f"{request.method} {request.scheme}://{request.host}:{request.port}{redact(urlsplit(request.path).path)}"

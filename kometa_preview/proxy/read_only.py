@@ -13,8 +13,7 @@ from .journal import log, redact
 #: Reads that are the same at any library size and say nothing about other items.
 PASS_THROUGH = frozenset({Kind.ROOT, Kind.IDENTITY, Kind.SERVER_PREFS, Kind.SECTION_PREFS})
 #: Filter mode shows Plex's own library structure (listings are filtered by ListingFilter).
-PASS_THROUGH_FILTER_MODE = PASS_THROUGH | {Kind.LIBRARY, Kind.SECTIONS, Kind.SECTION, Kind.COLLECTIONS,
-                                           Kind.FILTER_CHOICES}
+PASS_THROUGH_FILTER_MODE = PASS_THROUGH | {Kind.LIBRARY, Kind.SECTIONS, Kind.SECTION, Kind.FILTER_CHOICES}
 
 
 class ReadOnlyRoutes:

@@ -27,7 +27,23 @@ from .upstream import Upstream
 READY_FILE = "proxy_ready.json"
 JOURNAL_FILE = "proxy_journal.jsonl"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-OPTIONS = {"preview_config", "preview_job", "preview_mock_library", "preview_client_token", "preview_max_upload"}
+OPTIONS = {"preview_config", "preview_job", "preview_mock_library", "preview_client_token", "preview_max_upload",
+           "preview_secrets"}
+#: Options that would let whoever can change options run code or open another door; fixed once running.
+FIXED_WHILE_RUNNING = {"scripts", "mode", "listen_host", "confdir", "ignore_hosts", "allow_hosts", "tcp_hosts",
+                       "udp_hosts", "stream_large_bodies", "connection_strategy"}
+
+
+def read_secrets(path: Path) -> dict[str, str]:
+    """The `${VARIABLES}` preview.yml expands, from the launcher's 0600 file (never argv or environment)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OptionsError(f"preview_secrets {path}: cannot be read ({exc})") from None
+    environ = document.get("environ") if isinstance(document, dict) else None
+    if not isinstance(environ, dict) or not all(isinstance(v, str) for v in environ.values()):
+        raise OptionsError(f"preview_secrets {path}: expected {{\"environ\": {{NAME: value}}}}")
+    return environ
 
 
 def write_ready(job: Path, payload: dict) -> None:
@@ -41,15 +57,33 @@ def write_ready(job: Path, payload: dict) -> None:
 
 
 def mock_default() -> bool:
+    """Live use (`mitmdump -s addons/preview.py`): PREVIEW_MOCK_LIBRARY=0/false/no/off selects filter mode."""
     return os.environ.get("PREVIEW_MOCK_LIBRARY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def peak_rss_mib(usage: resource.struct_rusage) -> float:
+    """This process's peak resident memory. Linux's `VmHWM` first: `ru_maxrss` survives fork+exec, so a
+    proxy started by a large parent would report the parent's peak as its own."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        pass
+    return round(usage.ru_maxrss / 1024, 1)
 
 
 class Setup:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
+        self.running_now = False
+        self._secrets: dict[str, str] | None = None
 
     def load(self, loader) -> None:
         loader.add_option("preview_config", str, "", "Path to preview.yml: the targets, and the Plex URL and token.")
+        loader.add_option("preview_secrets", str, "",
+                          "A 0600 JSON file {\"environ\": {NAME: value}} with the ${NAME}s preview.yml expands "
+                          "(the launcher's way to pass the Plex token without argv or environment).")
         loader.add_option("preview_job", str, "",
                           "Job folder for the journal, captures and ready file "
                           "(default: <preview.output>/live-<time>).")
@@ -61,6 +95,12 @@ class Setup:
         loader.add_option("preview_max_upload", int, 64 << 20, "Largest request body accepted, in bytes (413 above).")
 
     def configure(self, updated: set[str]) -> None:
+        if self.running_now and updated & FIXED_WHILE_RUNNING:
+            raise OptionsError(f"preview: {', '.join(sorted(updated & FIXED_WHILE_RUNNING))} cannot be changed "
+                               "while the preview runs")
+        if "connection_strategy" in updated and ctx.options.connection_strategy != "lazy":
+            # eager opens an upstream connection per client, and the preview never connects upstream itself.
+            ctx.options.connection_strategy = "lazy"
         if "mode" in updated or "listen_host" in updated:
             for spec in ctx.options.mode:
                 host = ProxyMode.parse(spec).listen_host(ctx.options.listen_host)
@@ -75,8 +115,10 @@ class Setup:
             self.proxy.state = None
             log.warning("NOT_CONFIGURED preview_config is not set: every request is answered 503")
             return
+        if ctx.options.preview_secrets and self._secrets is None:
+            self._secrets = read_secrets(Path(ctx.options.preview_secrets))
         try:
-            config = load(ctx.options.preview_config)
+            config = load(ctx.options.preview_config, environ=self._secrets)
         except ConfigError as exc:
             raise OptionsError(str(exc)) from None
         job = Path(ctx.options.preview_job) if ctx.options.preview_job else \
@@ -110,6 +152,7 @@ class Setup:
         log.info("Allowed ratingKeys: %s", keys)
 
     def running(self) -> None:
+        self.running_now = True
         state = self.proxy.state
         if state is None:
             return
@@ -133,7 +176,7 @@ class Setup:
         state.journal.write("PROXY_DONE", counters=counters, learned_parent_keys=sorted(state.learned_parents),
                             upstream_requests=state.upstream.requests, upstream_bytes=state.upstream.bytes,
                             cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-                            peak_rss_mib=round(usage.ru_maxrss / 1024, 1))
+                            peak_rss_mib=peak_rss_mib(usage))
         log.info("Mock list requests: %d", counters.get("MOCK_LIST", 0))
         log.info("Forwarded requests: %d", counters.get("forwarded", 0))
         log.info("Blocked metadata requests: %d", counters.get("BLOCK_METADATA", 0))

@@ -1,6 +1,7 @@
 """TokenGuard: only the client holding this job's token may use the proxy.
 
-The job token is removed from the request as soon as it is checked, so no flow, log line or saved
+The job token (and any `Authorization`/`Cookie` header) is removed from the request as soon as it is checked,
+so no flow, log line or saved
 flow ever carries a token, and if anything downstream failed open, Plex would see no token at all.
 The real Plex token is added by `Upstream` alone, outside the flow.
 """
@@ -13,7 +14,7 @@ from mitmproxy import http
 
 from ..plex import xml as plexml
 from .flows import Proxy, answer, fail_closed, unanswered
-from .journal import log, redact
+from .journal import SECRET_HEADERS, log, redact
 
 _NESTED_TOKEN = re.compile(r"(?i)[?&]x-plex-token=[^&#]*")
 
@@ -41,7 +42,8 @@ class TokenGuard:
             return
         request = flow.request
         offered = request.headers.get_all("X-Plex-Token")
-        request.headers.pop("X-Plex-Token", None)
+        for name in SECRET_HEADERS:  # Plex is read by Upstream with its own headers: no flow keeps these
+            request.headers.pop(name, None)
         if "x-plex-token" in request.path.lower():  # parse the query only when a token can be in it
             fields = request.query.fields
             offered += [v for k, v in fields if k.lower() == "x-plex-token"]

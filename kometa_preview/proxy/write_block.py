@@ -11,6 +11,7 @@ from mitmproxy import http
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route
 from . import capture
+from .bodies import BodyError, decoded
 from .flows import Proxy, answer, fail_closed, route_of, unanswered
 from .journal import log, redact
 
@@ -48,16 +49,22 @@ class WriteBlock:
         route = route_of(flow)
         if route.is_read:
             return
-        body = flow.request.raw_content or b""
-        if len(body) > state.max_upload:  # a chunked body declares no length up front
-            answer(flow, "UPLOAD_TOO_LARGE", plexml.empty_container(), status=413, content_length=len(body))
-            self._record(route, "UPLOAD_TOO_LARGE", content_length=len(body))
-            log.warning("BLOCKED_WRITE (too large): %s %s ratingKey=%s bytes=%d limit=%d", route.method,
-                        redact(route.path), route.rating_key, len(body), state.max_upload)
+        request = flow.request
+        try:
+            body = decoded(request.raw_content or b"", request.headers.get("content-encoding", ""), state.max_upload)
+        except BodyError as exc:
+            # Judged by the decoded size: a small compressed body that inflates past the limit is refused, and
+            # decoding stopped at the limit, so nothing of it is held or kept.
+            verdict = "UPLOAD_TOO_LARGE" if exc.status == 413 else "UPLOAD_UNDECODABLE"
+            answer(flow, verdict, plexml.empty_container(), status=exc.status, reason=str(exc))
+            flow.marked = ":no_entry:"
+            self._record(route, verdict, content_length=len(request.raw_content or b""), reason=str(exc))
+            log.warning("BLOCKED_WRITE (%s): %s %s ratingKey=%s bytes=%d: %s", verdict, route.method,
+                        redact(route.path), route.rating_key, len(request.raw_content or b""), exc)
             return
         verdict = _verdict(route)
         answer(flow, verdict, plexml.empty_container(), rating_key=route.rating_key, kind=route.upload_kind)
-        body = flow.request.content or b""
+        flow.marked = ":no_entry:"
         self._record(route, verdict, content_length=len(body), url=route.param("url"))
         if verdict == "BLOCKED_WRITE":
             log.info("BLOCKED_WRITE: %s %s ratingKey=%s", route.method, redact(route.path), route.rating_key)

@@ -33,7 +33,8 @@ SIDE_EFFECT_GET = re.compile(
     r"|library/(optimize|clean/bundles)|butler|updater|playQueues|player)(/|$)")
 _METADATA = re.compile(r"^/library/metadata/(?P<keys>[\d,]+)(?:/(?P<sub>[^/]+)(?:/(?P<rest>.*))?)?$")
 _SECTION = re.compile(r"^/library/sections/(?P<id>\d+)(?:/(?P<sub>[^/]+))?$")
-_LISTING_SUBS = {"all", "search", "recentlyAdded", "newest", "firstCharacter"}
+_LISTING_SUBS = {"all", "search", "recentlyAdded", "newest", "firstCharacter", "unwatched", "allLeaves",
+                 "recentlyViewed", "onDeck"}
 
 
 @dataclass
@@ -276,6 +277,10 @@ class _Handler(BaseHTTPRequestHandler):
         if sub in _LISTING_SUBS:
             if sub in ("recentlyAdded", "newest"):
                 raw_query += "&sort=addedAt:desc"
+            if sub == "allLeaves" and section.type == "show" and "type" not in params:
+                params = {**params, "type": "4"}  # every episode of the library, as Plex lists it
+            elif sub in ("recentlyViewed", "onDeck"):  # nothing in the sample library has been watched
+                items = []
             return self._listing(items, raw_query, params, section=section, meta=views.meta(section))
         libtype = LIBTYPES.get(params.get("type", ""), "movie" if section.type == "movie" else "show")
         typed = [i for i in items if i.type == libtype]

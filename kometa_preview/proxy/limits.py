@@ -1,0 +1,92 @@
+"""RequestLimits: the first addon on every door. A request with too many or too large headers is answered
+431, and the bytes of request bodies being received at once are capped, before any other addon does work
+that grows with them.
+
+mitmproxy buffers a whole request body before the `request` hook; one 63 MiB upload is fine, twenty at
+once are 1.3 GB. So every body reserves its size (its Content-Length, or the upload limit when chunked)
+from `INFLIGHT_UPLOADS` × the upload limit at `requestheaders`, and gives it back when the flow ends. A
+request that does not fit is killed there: its connection is closed unread. (Answering it instead would not
+help: mitmproxy 12.3 still buffers the whole body of a request answered in `requestheaders` — measured, 20
+such uploads took 2.1 GB.) Kometa uploads one poster at a time, so it never meets this limit. Header work elsewhere is linear (`flows.header_map`), and these
+limits bound it anyway.
+"""
+from __future__ import annotations
+
+from mitmproxy import http
+
+from ..plex import xml as plexml
+from .flows import Proxy, answer
+from .journal import log, redact
+
+#: Real clients send about ten headers (plexapi: 12, a browser: ~20); Plex's own limit is lower than this.
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 32 << 10
+#: How many upload bytes may be buffered at once, across all connections, in upload limits. mitmproxy holds a
+#: body up to three times while assembling and handing it over, so the proxy's peak memory stays under its
+#: idle size (~90 MiB) + 3 × INFLIGHT_UPLOADS × the upload limit: 474 MiB at the default 64 MiB, however many
+#: uploads arrive at once (measured by test_reliability_doors: docs/RELIABILITY.md).
+INFLIGHT_UPLOADS = 2
+#: The bound above, for the default upload limit, in MiB.
+PEAK_RSS_BOUND_MIB = 90 + 3 * INFLIGHT_UPLOADS * 64
+RESERVED_KEY = "preview.reserved"
+
+
+class RequestLimits:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.inflight = 0
+
+    def _max_upload(self) -> int:
+        state = self.proxy.state
+        return state.max_upload if state is not None else 64 << 20
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        request = flow.request
+        fields = request.headers.fields
+        size = sum(len(name) + len(value) + 4 for name, value in fields)
+        if len(fields) > MAX_HEADERS or size > MAX_HEADER_BYTES:
+            self._refuse(flow, 431, "HEADERS_TOO_LARGE", headers=len(fields), header_bytes=size)
+            return
+        if request.method in ("GET", "HEAD") and "content-length" not in request.headers \
+                and "transfer-encoding" not in request.headers:
+            return
+        reserve = self._reservation(request)
+        limit = INFLIGHT_UPLOADS * self._max_upload()
+        if reserve and self.inflight + reserve > limit:
+            self._record(flow, "UPLOADS_BUSY", reserve=reserve, inflight=self.inflight, limit=limit)
+            flow.kill()
+            return
+        self.inflight += reserve
+        flow.metadata[RESERVED_KEY] = reserve
+
+    def _reservation(self, request: http.Request) -> int:
+        """The bytes this body may take while buffered: what it declares, or the limit when chunked."""
+        limit = self._max_upload()
+        if "chunked" in request.headers.get("transfer-encoding", "").lower():
+            return limit
+        declared = [int(v) for v in request.headers.get("content-length", "0").split(",") if v.strip().isdigit()]
+        return min(max(declared, default=0), limit)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._release(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._release(flow)
+
+    def _release(self, flow: http.HTTPFlow) -> None:
+        self.inflight -= flow.metadata.pop(RESERVED_KEY, 0)
+
+    def _refuse(self, flow: http.HTTPFlow, status: int, event: str, **info: int) -> None:
+        answer(flow, event, plexml.empty_container(), status=status, **info)
+        flow.marked = ":no_entry:"
+        self._record(flow, event, **info)
+
+    def _record(self, flow: http.HTTPFlow, event: str, **info: int) -> None:
+        state = self.proxy.state
+        path = redact(flow.request.path[:200])
+        if state is not None:
+            state.counters[event] += 1
+            state.journal.write(event, method=flow.request.method, path=path, **info)
+        log.warning("%s %s %s %s", event, flow.request.method, path, " ".join(f"{k}={v}" for k, v in info.items()))
