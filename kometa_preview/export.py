@@ -140,7 +140,7 @@ def _export_target(target, entry: dict[str, Any], output: Path, source: dict[str
 #: without the job token, oversized headers or bodies, side-effecting or unknown GETs. (`--offline` refusals
 #: are expected and are not counted here.)
 SIDE_DOOR_EVENTS = (*(r.value for r in Refusal if r is not Refusal.OFFLINE), "UNAUTHORIZED_CLIENT",
-                    "HEADERS_TOO_LARGE", "UPLOADS_BUSY", "UPLOAD_TOO_LARGE", "UPLOAD_UNDECODABLE",
+                    "HEADERS_TOO_LARGE", "UPLOADS_BUSY", "UPLOAD_TOO_LARGE", "UPLOAD_UNDECODABLE", "SLOW_REQUEST",
                     "BLOCKED_SIDE_EFFECT", "BLOCKED_UNKNOWN")
 
 

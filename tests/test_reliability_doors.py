@@ -271,3 +271,32 @@ def test_no_answer_shows_a_non_target_in_either_mode(sample_plex_factory, proxy_
 
 
 MOVIES_AS_TEXT = [str(key) for key in MOVIES]
+
+
+def test_a_client_that_sends_its_request_slowly_is_closed(sample_plex, proxy_factory, evidence):
+    """Slow-loris from the client side: a byte every 0.3 s keeps the idle timeout from firing, so a deadline for
+    the whole request applies (preview_request_timeout; shortened here), while normal requests go on."""
+    import socket
+    import urllib.request
+    proxy = proxy_factory(sample_plex, movie_targets([1001]), extra=["--set", "preview_request_timeout=2"])
+    started = time.monotonic()
+    closed_after = None
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as slow:
+        request = f"GET /identity HTTP/1.1\r\nHost: plex\r\nX-Plex-Token: {proxy.client_token}\r\n" + "X-Slow: a\r\n" * 60
+        try:
+            for byte in request.encode():
+                slow.sendall(bytes([byte]))
+                time.sleep(0.3)
+                normal = urllib.request.Request(f"{proxy.url}/identity", headers={"X-Plex-Token": proxy.client_token})
+                with urllib.request.urlopen(normal, timeout=10) as answer:  # Kometa's requests go on meanwhile
+                    assert answer.status == 200
+                if time.monotonic() - started > 20:
+                    break
+            closed_after = None if slow.recv(1) else time.monotonic() - started
+        except OSError:
+            closed_after = time.monotonic() - started
+    assert closed_after is not None and closed_after < 10, closed_after
+    events = [json.loads(line)["event"] for line in (proxy.job / "proxy_journal.jsonl").read_text().splitlines()]
+    assert "SLOW_REQUEST" in events
+    evidence("Side doors", "a client sending its request a byte every 0.3 s", 1,
+             f"closed after {closed_after:.1f} s (preview_request_timeout; 30 s by default); normal requests answered")

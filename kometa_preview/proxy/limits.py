@@ -9,10 +9,19 @@ request that does not fit is killed there: its connection is closed unread. (Ans
 help: mitmproxy 12.3 still buffers the whole body of a request answered in `requestheaders` — measured, 20
 such uploads took 2.1 GB.) Kometa uploads one poster at a time, so it never meets this limit. Header work elsewhere is linear (`flows.header_map`), and these
 limits bound it anyway.
+
+A client that sends its request slowly (a byte every few seconds keeps mitmproxy's idle timeout from ever
+firing) is closed once `preview_request_timeout` passes without a complete request: from the connection's
+start, or from the last answer on a kept-alive connection, to the end of the request's body. The close is
+mitmproxy's own (`ConnectionHandler.on_timeout`, what its idle timeout calls).
 """
 from __future__ import annotations
 
-from mitmproxy import http
+import asyncio
+import contextlib
+import time
+
+from mitmproxy import connection, ctx, http
 
 from ..plex import xml as plexml
 from .flows import Proxy, answer
@@ -29,12 +38,65 @@ INFLIGHT_UPLOADS = 2
 #: The bound above, for the default upload limit, in MiB.
 PEAK_RSS_BOUND_MIB = 90 + 3 * INFLIGHT_UPLOADS * 64
 RESERVED_KEY = "preview.reserved"
+#: Seconds a client has to deliver a whole request (Kometa's are complete in milliseconds on loopback).
+REQUEST_TIMEOUT = 30
 
 
 class RequestLimits:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.inflight = 0
+        #: client id → when the request it owes us started being owed
+        self.owed: dict[str, float] = {}
+        self._watch: asyncio.Task | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("preview_request_timeout", int, REQUEST_TIMEOUT,
+                          "Seconds a client may take to send a whole request before its connection is closed.")
+
+    # --- slow requests ------------------------------------------------------------------------------
+
+    def running(self) -> None:
+        self._watch = asyncio.get_running_loop().create_task(self._close_slow_clients())
+
+    def done(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+
+    def client_connected(self, client: connection.Client) -> None:
+        self.owed[client.id] = time.monotonic()
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.owed.pop(client.id, None)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        self.owed.pop(flow.client_conn.id, None)  # the whole request, body included, has arrived
+
+    async def _close_slow_clients(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, max(ctx.options.preview_request_timeout / 4, 0.1)))
+            deadline = time.monotonic() - ctx.options.preview_request_timeout
+            late = {client_id for client_id, since in self.owed.items() if since < deadline}
+            if not late:
+                continue
+            server = ctx.master.addons.get("proxyserver")
+            for handler in list(getattr(server, "connections", {}).values()):
+                client = handler.client
+                if client.id in late and self.owed.pop(client.id, None) is not None:
+                    peer = f"{client.peername[0]}:{client.peername[1]}" if client.peername else "?"
+                    self._note("SLOW_REQUEST", f"no complete request within {ctx.options.preview_request_timeout} s",
+                               client=peer)
+                    with contextlib.suppress(Exception):
+                        await handler.on_timeout()
+
+    def _note(self, event: str, why: str, **info: str) -> None:
+        state = self.proxy.state
+        if state is not None:
+            state.counters[event] += 1
+            state.journal.write(event, reason=why, **info)
+        log.warning("%s %s: %s", event, " ".join(f"{k}={v}" for k, v in info.items()), why)
+
+    # --- headers and bodies ---------------------------------------------------------------------------
 
     def _max_upload(self) -> int:
         state = self.proxy.state
@@ -71,6 +133,8 @@ class RequestLimits:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._release(flow)
+        if flow.live:
+            self.owed[flow.client_conn.id] = time.monotonic()  # kept alive: the next request is owed from now
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._release(flow)
