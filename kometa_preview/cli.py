@@ -79,13 +79,6 @@ def _load_config(path: Path):
         raise UserError(str(exc)) from None
 
 
-def mock_from_environment(filter_mode: bool) -> bool:
-    """Mock library mode unless --filter-mode or PREVIEW_MOCK_LIBRARY says off (0, false, no, off)."""
-    import os
-    value = os.environ.get("PREVIEW_MOCK_LIBRARY", "1").strip().lower()
-    return not filter_mode and value not in ("0", "false", "no", "off")
-
-
 def _token_from(given: str | None, token_file: Path | None, ctx: click.Context, command: str) -> str | None:
     """A Plex token from --token-file, PLEX_TOKEN or --token. On the command line, a token can be read by every
     local user (/proc/*/cmdline), so --token itself is accepted with a warning."""
@@ -125,6 +118,7 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     """
     import time
 
+    from .config import mock_library_from_environment
     from .launcher import LaunchError, start_proxy
 
     config = _load_config(preview_yml)
@@ -133,7 +127,7 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
         _check_port(web_port, "--web-port")
     job = job or config.output / time.strftime("proxy-%Y%m%d_%H%M%S")
     web_password = secrets.token_urlsafe(12)
-    mock = mock_from_environment(filter_mode)
+    mock = not filter_mode and mock_library_from_environment()
     try:
         child = start_proxy(preview_yml.resolve(), job.resolve(), config.plex.url, mock=mock, port=port,
                             web_port=web_port if web else None, web_password=web_password if web else None,
@@ -200,10 +194,11 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
     (the poster Kometa started from), summary.json and report.html. Plex is never written to.
     Exit codes: 0 every target exported, 1 a target missing or Kometa failed, 2 bad input, 130 interrupted.
     """
+    from .config import mock_library_from_environment
     from .render import RenderError, RenderRequest
     from .render import render as run
 
-    mock = mock_from_environment(filter_mode)
+    mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, offline=offline, mock=mock, job=job, force=force,
                             timeout=timeout)
     try:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .outside_policy import as_address
+
 MAX_FILE_BYTES = 1 << 20
 MAX_ALIASES = 200
 TARGET_TYPES = ("movie", "show", "season", "episode")
@@ -24,6 +26,13 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+def mock_library_from_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """Mock library mode unless PREVIEW_MOCK_LIBRARY says off (0, false, no, off): one reading for render,
+    proxy and live `mitmdump -s addons/preview.py`."""
+    value = (os.environ if environ is None else environ).get("PREVIEW_MOCK_LIBRARY", "1")
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 class ConfigError(ValueError):
@@ -232,7 +241,7 @@ def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:
         host = (r.text(value, where, required=True) or "").strip().lower().rstrip(".")
         if "://" in host or "/" in host or ":" in host:
             raise r.fail(where, f"{value!r} must be a host name only (no scheme, port or path)")
-        if not _HOST.fullmatch(host) or host.replace(".", "").isdigit():
+        if not _HOST.fullmatch(host) or as_address(host) is not None:
             raise r.fail(where, f"{value!r} is not a host name (addresses are never allowed: name the host)")
         if host == plex_host:
             raise r.fail(where, f"{value!r} is Plex's host: Plex is never reachable through the outside door")

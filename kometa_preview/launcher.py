@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from .files import write_private
 from .proxy import script as proxy_script
 from .proxy.setup import READY_FILE
 
@@ -33,7 +34,8 @@ ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "T
 ENV_PREFIXES = ("LC_", "PYTHON")
 #: Trust settings the proxy's own Plex client honours (a Plex behind a private CA).
 TRUST_NAMES = frozenset({"SSL_CERT_FILE", "SSL_CERT_DIR"})
-PROXY_NAMES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+#: The user's own outgoing proxy, in the order requests reads them for https URLs.
+PROXY_NAMES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
 
 def child_environment(secrets: list[str], base: dict[str, str] | None = None,
@@ -58,20 +60,10 @@ def user_proxy(base: dict[str, str] | None = None) -> str | None:
     source = os.environ if base is None else base
     if (source.get("NO_PROXY") or source.get("no_proxy") or "").strip() == "*":
         return None
-    for name in PROXY_NAMES[:4]:
+    for name in PROXY_NAMES:
         if source.get(name):
             return source[name]
     return None
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only this user can read (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
 
 
 def _mitmproxy_config(job: Path, web_password: str | None, upstream_auth: str | None) -> None:
@@ -159,7 +151,7 @@ def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, po
     if outside:
         # mitmproxy refuses two modes on the same address, even both on port 0. Behind the user's own proxy,
         # allowed calls leave through it (mitmproxy's upstream mode); offline, nothing leaves at all.
-        mode = "regular" if offline or upstream_proxy is None else f"upstream:{_without_credentials(upstream_proxy)}"
+        mode = "regular" if offline or upstream_proxy is None else f"upstream:{split_proxy_url(upstream_proxy)[0]}"
         command += ["--mode", f"{mode}@127.0.0.1:{free_port()}", "--set", "preview_outside=true",
                     "--set", f"preview_offline={'true' if offline else 'false'}"]
         trusted = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
@@ -173,16 +165,13 @@ def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, po
     return command + (extra or [])
 
 
-def _without_credentials(url: str) -> str:
+def split_proxy_url(url: str) -> tuple[str, str | None]:
+    """A proxy URL as mitmproxy wants it: `scheme://host:port` for the mode, and `user:password` (or None) for
+    `upstream_auth`, which must not be on argv."""
     split = urlsplit(url if "://" in url else f"http://{url}")
-    return f"{split.scheme}://{split.hostname}:{split.port or (443 if split.scheme == 'https' else 80)}"
-
-
-def _credentials(url: str | None) -> str | None:
-    if not url:
-        return None
-    split = urlsplit(url if "://" in url else f"http://{url}")
-    return f"{unquote(split.username)}:{unquote(split.password or '')}" if split.username else None
+    address = f"{split.scheme}://{split.hostname}:{split.port or (443 if split.scheme == 'https' else 80)}"
+    credentials = f"{unquote(split.username)}:{unquote(split.password or '')}" if split.username else None
+    return address, credentials
 
 
 def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = True, port: int = 0,
@@ -202,7 +191,7 @@ def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = Tru
     logs.mkdir(exist_ok=True)
     log_path = logs / "proxy.log"
     upstream = None if offline or not outside else user_proxy()
-    _mitmproxy_config(job, web_password, _credentials(upstream))
+    _mitmproxy_config(job, web_password, split_proxy_url(upstream)[1] if upstream else None)
     secrets_file = None
     if secrets:
         secrets_file = job / SECRETS_FILE

@@ -187,17 +187,21 @@ class OutsidePolicy:
         service = self._services.get(normalize_host(host))
         return service is not None and service.graphql_reads and method not in READS
 
-    def connectable(self, host: str, addresses: Iterable[str]) -> tuple[str | None, str]:
-        """The first address of `addresses` the connection may use, or (None, why not). Every address must be
-        acceptable: a name that resolves to Plex or loopback among public addresses is refused whole."""
+    def connectable(self, host: str, addresses: Iterable[str]) -> tuple[str | None, Verdict]:
+        """The first address of `addresses` the connection may use with an allowing verdict, or None with the
+        refusal. Every address must be acceptable: a name that resolves to Plex or loopback among public
+        addresses is refused whole."""
         private_ok = normalize_host(host) in self.user_hosts
         chosen = None
         for text in addresses:
             address = as_address(text)
             if address is None:
-                return None, f"{text} is not an address"
+                return None, Verdict(Refusal.ADDRESS, reason=f"{text} is not an address")
             why = forbidden_address(address, self.plex_addresses, private_ok)
             if why is not None:
-                return None, f"{host} resolves to {address}, which {why}"
+                refusal = Refusal.PLEX if address in self.plex_addresses else Refusal.ADDRESS
+                return None, Verdict(refusal, reason=f"{host} resolves to {address}, which {why}")
             chosen = chosen or str(address)
-        return (chosen, "") if chosen else (None, f"{host} resolves to no address")
+        if chosen is None:
+            return None, Verdict(Refusal.ADDRESS, reason=f"{host} resolves to no address")
+        return chosen, Verdict(None)

@@ -192,8 +192,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
 
             kometa_clock = time.monotonic()
             try:
-                kometa_exit = run_kometa(kometa.argv(run_yml, libraries), kometa_environment(job.proxy, config.secret_values()),
-                                         cwd=kometa.script.parent, log_path=job.folder / "logs" / "kometa.log",
+                kometa_exit = run_kometa(kometa.argv(run_yml, libraries),
+                                         kometa_environment(job.proxy, config.secret_values()), cwd=kometa.script.parent, log_path=job.folder / "logs" / "kometa.log",
                                          timeout=request.timeout or config.kometa.timeout,
                                          on_line=reporter.kometa_line, on_tick=tick)
                 tick()

@@ -68,12 +68,13 @@ def test_each_service_has_its_methods(method, host, body, expected):
     ("api.themoviedb.org", [], False),
 ])
 def test_connections_are_judged_on_every_resolved_address(host, addresses, allowed):
-    chosen, why = PLEX_BY_NAME.connectable(host, addresses)
-    assert (chosen is not None) == allowed, why
+    chosen, verdict = PLEX_BY_NAME.connectable(host, addresses)
+    assert (chosen is not None) == allowed == verdict.allowed, verdict.reason
 
 
 def test_plex_s_own_lan_address_is_refused_even_for_a_user_named_host():
-    assert PLEX_BY_NAME.connectable("posters.example.net", ["192.168.1.20"])[0] is None
+    chosen, verdict = PLEX_BY_NAME.connectable("posters.example.net", ["192.168.1.20"])
+    assert chosen is None and verdict.refusal is Refusal.PLEX
 
 
 def test_read_only_routes_are_item_lists_or_fixed_documents():

@@ -62,12 +62,6 @@ def _zstd(data: bytes, budget: int) -> Iterator[bytes]:
         yield decoder.decompress(b"", max_length=CHUNK)
 
 
-DECODERS: dict[str, Callable[[bytes, int], Iterator[bytes]]] = {
-    "gzip": _zlib(16 + zlib.MAX_WBITS), "x-gzip": _zlib(16 + zlib.MAX_WBITS),
-    "deflate": _zlib(zlib.MAX_WBITS), "br": _brotli, "zstd": _zstd,
-}
-
-
 def _deflate_any(data: bytes, budget: int) -> Iterator[bytes]:
     """`deflate` is zlib-wrapped by the RFC and raw in practice; mitmproxy accepts both, and so do we."""
     try:
@@ -76,7 +70,10 @@ def _deflate_any(data: bytes, budget: int) -> Iterator[bytes]:
         yield from _zlib(-zlib.MAX_WBITS)(data, budget)
 
 
-DECODERS["deflate"] = _deflate_any
+DECODERS: dict[str, Callable[[bytes, int], Iterator[bytes]]] = {
+    "gzip": _zlib(16 + zlib.MAX_WBITS), "x-gzip": _zlib(16 + zlib.MAX_WBITS),
+    "deflate": _deflate_any, "br": _brotli, "zstd": _zstd,
+}
 
 
 def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:
@@ -85,8 +82,6 @@ def decoded(raw: bytes, content_encoding: str, limit: int) -> bytes:
     Raises `TooLarge` (413) past the limit and `BodyError` (400 for a broken body, 415 for an unknown
     encoding). Nothing larger than `limit` plus one chunk is ever held.
     """
-    if len(raw) > limit and not content_encoding.strip():
-        raise TooLarge(limit)
     data = raw
     for name in reversed([part.strip().lower() for part in content_encoding.split(",") if part.strip()]):
         if name == "identity":

@@ -7,8 +7,8 @@ once are 1.3 GB. So every body reserves its size (its Content-Length, or the upl
 from `INFLIGHT_UPLOADS` × the upload limit at `requestheaders`, and gives it back when the flow ends. A
 request that does not fit is killed there: its connection is closed unread. (Answering it instead would not
 help: mitmproxy 12.3 still buffers the whole body of a request answered in `requestheaders` — measured, 20
-such uploads took 2.1 GB.) Kometa uploads one poster at a time, so it never meets this limit. Header work elsewhere is linear (`flows.header_map`), and these
-limits bound it anyway.
+such uploads took 2.1 GB.) Kometa uploads one poster at a time, so it never meets this limit. Header work
+elsewhere is linear (`flows.header_map`), and these limits bound it anyway.
 
 A client that sends its request slowly (a byte every few seconds keeps mitmproxy's idle timeout from ever
 firing) is closed once `preview_request_timeout` passes without a complete request: from the connection's
@@ -84,17 +84,10 @@ class RequestLimits:
                 client = handler.client
                 if client.id in late and self.owed.pop(client.id, None) is not None:
                     peer = f"{client.peername[0]}:{client.peername[1]}" if client.peername else "?"
-                    self._note("SLOW_REQUEST", f"no complete request within {ctx.options.preview_request_timeout} s",
-                               client=peer)
+                    self._record("SLOW_REQUEST", client=peer,
+                                 reason=f"no complete request within {ctx.options.preview_request_timeout} s")
                     with contextlib.suppress(Exception):
                         await handler.on_timeout()
-
-    def _note(self, event: str, why: str, **info: str) -> None:
-        state = self.proxy.state
-        if state is not None:
-            state.counters[event] += 1
-            state.journal.write(event, reason=why, **info)
-        log.warning("%s %s: %s", event, " ".join(f"{k}={v}" for k, v in info.items()), why)
 
     # --- headers and bodies ---------------------------------------------------------------------------
 
@@ -117,7 +110,8 @@ class RequestLimits:
         reserve = self._reservation(request)
         limit = INFLIGHT_UPLOADS * self._max_upload()
         if reserve and self.inflight + reserve > limit:
-            self._record(flow, "UPLOADS_BUSY", reserve=reserve, inflight=self.inflight, limit=limit)
+            self._record("UPLOADS_BUSY", method=request.method, path=redact(request.path[:200]), reserve=reserve,
+                         inflight=self.inflight, limit=limit)
             flow.kill()
             return
         self.inflight += reserve
@@ -145,12 +139,12 @@ class RequestLimits:
     def _refuse(self, flow: http.HTTPFlow, status: int, event: str, **info: int) -> None:
         answer(flow, event, plexml.empty_container(), status=status, **info)
         flow.marked = ":no_entry:"
-        self._record(flow, event, **info)
+        self._record(event, method=flow.request.method, path=redact(flow.request.path[:200]), **info)
 
-    def _record(self, flow: http.HTTPFlow, event: str, **info: int) -> None:
+    def _record(self, event: str, **info: object) -> None:
+        """One refusal: counter, journal line and log line with the same fields."""
         state = self.proxy.state
-        path = redact(flow.request.path[:200])
         if state is not None:
             state.counters[event] += 1
-            state.journal.write(event, method=flow.request.method, path=path, **info)
-        log.warning("%s %s %s %s", event, flow.request.method, path, " ".join(f"{k}={v}" for k, v in info.items()))
+            state.journal.write(event, **info)
+        log.warning("%s %s", event, " ".join(f"{k}={v}" for k, v in info.items()))

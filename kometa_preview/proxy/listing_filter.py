@@ -22,6 +22,8 @@ from .state import OVERLAY_LABEL
 from .upstream import UpstreamError
 
 PASS_THROUGH_LIMIT = 4 << 20
+#: Route kinds whose Plex answer this addon strips to the targets.
+STRIPPED = frozenset({Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS})
 
 
 class ListingFilter:
@@ -31,7 +33,7 @@ class ListingFilter:
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         claimed = self.proxy.pending_read(flow)
-        if claimed is None or claimed[0].mock or claimed[1].kind not in (Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS):
+        if claimed is None or claimed[0].mock or claimed[1].kind not in STRIPPED:
             return
         state, route = claimed
         local = self._overlay_label_search(state, route)

@@ -107,14 +107,12 @@ class OutsideCalls:
 
     # --- where a connection is asked for -------------------------------------------------------------
 
+    @fail_closed  # a policy that raises answers the CONNECT with a 502: the tunnel is never opened
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """CONNECT: judged on its authority before mitmproxy says "200 Connection established"."""
         if not _is_outside(flow.client_conn.proxy_mode):
             return
-        try:
-            verdict = self.policy.destination(flow.request.host)
-        except Exception as exc:  # noqa: BLE001 - a policy that fails must refuse, never allow
-            verdict = Verdict(Refusal.HOST, reason=f"policy error: {type(exc).__name__}")
+        verdict = self.policy.destination(flow.request.host)
         if not verdict.allowed:
             self._refuse(flow, verdict, f"CONNECT {flow.request.host}:{flow.request.port}")
 
@@ -182,15 +180,13 @@ class OutsideCalls:
         if verdict.allowed:
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                chosen, why = self.policy.connectable(host, [info[4][0] for info in infos])
             except OSError as exc:
-                chosen, why = None, f"{host} cannot be resolved ({exc.strerror or exc})"
-                verdict = Verdict(Refusal.HOST, reason=why)
+                verdict = Verdict(Refusal.HOST, reason=f"{host} cannot be resolved ({exc.strerror or exc})")
             else:
+                chosen, verdict = self.policy.connectable(host, [info[4][0] for info in infos])
                 if chosen is not None:
                     server.address = (chosen, port)  # connect to exactly what was checked
                     return
-                verdict = Verdict(Refusal.PLEX if "Plex" in why else Refusal.ADDRESS, reason=why)
         server.error = f"kometa-preview: {verdict.reason}"
         self._record(verdict, f"CONNECT {host}:{port}", host=host)
         log.warning("%s connection to %s:%s: %s", verdict.refusal, host, port, verdict.reason)

@@ -17,7 +17,8 @@ from mitmproxy import ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from ..config import ConfigError, load
+from ..config import ConfigError, load, mock_library_from_environment
+from ..files import write_private
 from .flows import META_KEY, Proxy
 from .journal import Journal, log, redact
 from .mock_library import target_sections
@@ -48,17 +49,7 @@ def read_secrets(path: Path) -> dict[str, str]:
 
 def write_ready(job: Path, payload: dict) -> None:
     """Atomically write the ready file (mode 0600: it holds the job token)."""
-    job.mkdir(parents=True, exist_ok=True)
-    temporary = job / f".{READY_FILE}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
-    os.replace(temporary, job / READY_FILE)
-
-
-def mock_default() -> bool:
-    """Live use (`mitmdump -s addons/preview.py`): PREVIEW_MOCK_LIBRARY=0/false/no/off selects filter mode."""
-    return os.environ.get("PREVIEW_MOCK_LIBRARY", "1").strip().lower() not in ("0", "false", "no", "off")
+    write_private(job / READY_FILE, json.dumps(payload))
 
 
 def peak_rss_mib(usage: resource.struct_rusage) -> float:
@@ -87,7 +78,7 @@ class Setup:
         loader.add_option("preview_job", str, "",
                           "Job folder for the journal, captures and ready file "
                           "(default: <preview.output>/live-<time>).")
-        loader.add_option("preview_mock_library", bool, mock_default(),
+        loader.add_option("preview_mock_library", bool, mock_library_from_environment(),
                           "Answer listings locally with only the targets (default: on unless PREVIEW_MOCK_LIBRARY=0); "
                           "off = forward listings to Plex and filter them.")
         loader.add_option("preview_client_token", str, "",

@@ -1,8 +1,8 @@
 """TokenGuard: only the client holding this job's token may use the proxy.
 
-The job token (and any `Authorization`/`Cookie` header) is removed from the request as soon as it is checked,
-so no flow, log line or saved
-flow ever carries a token, and if anything downstream failed open, Plex would see no token at all.
+The job token (and any `Authorization`/`Cookie` header) is removed from the request as soon as it is
+checked, so no flow, log line or saved flow ever carries a token, and if anything downstream failed open,
+Plex would see no token at all.
 The real Plex token is added by `Upstream` alone, outside the flow.
 """
 from __future__ import annotations

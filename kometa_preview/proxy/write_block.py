@@ -50,17 +50,18 @@ class WriteBlock:
         if route.is_read:
             return
         request = flow.request
+        raw = request.raw_content or b""
         try:
-            body = decoded(request.raw_content or b"", request.headers.get("content-encoding", ""), state.max_upload)
+            body = decoded(raw, request.headers.get("content-encoding", ""), state.max_upload)
         except BodyError as exc:
             # Judged by the decoded size: a small compressed body that inflates past the limit is refused, and
             # decoding stopped at the limit, so nothing of it is held or kept.
             verdict = "UPLOAD_TOO_LARGE" if exc.status == 413 else "UPLOAD_UNDECODABLE"
             answer(flow, verdict, plexml.empty_container(), status=exc.status, reason=str(exc))
             flow.marked = ":no_entry:"
-            self._record(route, verdict, content_length=len(request.raw_content or b""), reason=str(exc))
+            self._record(route, verdict, content_length=len(raw), reason=str(exc))
             log.warning("BLOCKED_WRITE (%s): %s %s ratingKey=%s bytes=%d: %s", verdict, route.method,
-                        redact(route.path), route.rating_key, len(request.raw_content or b""), exc)
+                        redact(route.path), route.rating_key, len(raw), exc)
             return
         verdict = _verdict(route)
         answer(flow, verdict, plexml.empty_container(), rating_key=route.rating_key, kind=route.upload_kind)
