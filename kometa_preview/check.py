@@ -18,8 +18,8 @@ from PIL import Image
 from . import kometa_config
 from .config import PreviewConfig
 from .launcher import LaunchError, child_environment, find_kometa
-from .plex import xml as plexml
-from .proxy.upstream import Upstream, UpstreamError
+from .plex import client
+from .plex.client import PlexAnswerError, Upstream, UpstreamError
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,14 @@ class Result:
 def _plex(config: PreviewConfig) -> Iterator[Result]:
     upstream = Upstream(config.plex.url, config.plex.token, min(config.plex.timeout, 30), config.plex.verify_ssl)
     try:
-        root = upstream.get("/")
+        server = client.server(upstream)
+        sections = {d.get("key"): d.get("title") for d in client.sections(upstream)}
+    except PlexAnswerError as exc:
+        fix = "put a valid X-Plex-Token in plex.token" if "(401)" in str(exc) else "check plex.url"
+        yield Result(False, "plex", str(exc), fix)
+        return
     except UpstreamError as exc:
         yield Result(False, "plex", str(exc), "check plex.url, and that Plex is running and reachable from here")
-        return
-    if root.status == 401:
-        yield Result(False, "plex", f"Plex at {config.plex.url} refused the token (401)",
-                     "put a valid X-Plex-Token in plex.token")
-        return
-    try:
-        server = plexml.parse(root.body)
-        sections = {d.get("key"): d.get("title") for d in plexml.parse(upstream.get("/library/sections").body).iter("Directory")}
-    except (plexml.UnsafeXML, UpstreamError) as exc:
-        yield Result(False, "plex", f"{config.plex.url} does not answer like Plex ({exc})", "check plex.url")
         return
     yield Result(True, "plex", f"reachable at {config.plex.url}, token accepted "
                                f"({server.get('friendlyName', 'Plex')} {server.get('version', '')})".rstrip())
@@ -59,10 +54,8 @@ def _plex(config: PreviewConfig) -> Iterator[Result]:
     for n, target in enumerate(config.targets):
         where = f"preview.targets[{n}]"
         try:
-            answer = upstream.get(f"/library/metadata/{target.rating_key}")
-            root = plexml.parse(answer.body) if answer.status == 200 else None
-            element = next(iter(root), None) if root is not None else None
-        except (plexml.UnsafeXML, UpstreamError) as exc:
+            element = client.item(upstream, target.rating_key)
+        except UpstreamError as exc:
             yield Result(False, f"target {target.id}", f"could not be read ({exc})")
             continue
         if element is None:
@@ -70,7 +63,7 @@ def _plex(config: PreviewConfig) -> Iterator[Result]:
                          f"fix {where}.ratingKey (`kometa-preview find TITLE` prints the right one)")
             continue
         kind, title = element.get("type"), element.get("title")
-        library = sections.get(element.get("librarySectionID") or root.get("librarySectionID"), "?")
+        library = sections.get(element.get("librarySectionID"), "?")
         if kind != target.type:
             yield Result(False, f"target {target.id}", f"ratingKey {target.rating_key} is the {kind} {title!r}, "
                                                        f"not a {target.type}", f"set {where}.type: {kind}")

@@ -129,9 +129,9 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     web_password = secrets.token_urlsafe(12)
     mock = not filter_mode and mock_library_from_environment()
     try:
-        child = start_proxy(preview_yml.resolve(), job.resolve(), config.plex.url, mock=mock, port=port,
+        child = start_proxy(config.for_proxy(), job.resolve(), mock=mock, port=port,
                             web_port=web_port if web else None, web_password=web_password if web else None,
-                            secrets=config.expanded_environ)
+                            secrets=config.secret_values())
     except LaunchError as exc:
         raise UserError(f"proxy: {exc}") from None
     click.echo(f"kometa-preview proxy ({'mock library' if mock else 'filter'} mode) for {len(config.targets)} targets")
@@ -178,7 +178,8 @@ class TerminalReporter:
               help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py).")
 @click.option("--offline", is_flag=True,
               help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally.")
-@click.option("--filter-mode", is_flag=True, help="Forward listings to Plex and filter them (legacy mode).")
+@click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
+              help="Forward listings to Plex and filter them (legacy mode).")
 @click.option("--job", type=click.Path(file_okay=False, path_type=Path),
               help="Job folder (default: a new timestamped folder under preview.output).")
 @click.option("--force", is_flag=True, help="Replace --job if it already exists.")
@@ -206,17 +207,20 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
     except RenderError as exc:
         raise UserError(str(exc)) from None
     summary = outcome.summary
-    for target_id, entry in summary["targets"].items():
-        if entry["after"]:
-            click.echo(f"✓ {target_id}: {entry['after']}")
+    for target_id, entry in summary.targets.items():
+        if entry.after:
+            click.echo(f"✓ {target_id}: {entry.after}")
         else:
-            click.secho(f"✗ {target_id}: {entry['error']}", fg="red")
-    if summary.get("error"):
-        click.secho(f"! {summary['error']}", fg="yellow", err=True)
-    doors = summary.get("side_doors") or {}
-    if doors.get("total"):
-        kinds = ", ".join(f"{kind} {count}" for kind, count in doors["by_kind"].items())
-        click.secho(f"! {doors['total']} attempts to reach past the preview were refused ({kinds}); "
+            click.secho(f"✗ {target_id}: {entry.error}", fg="red")
+    if summary.error:
+        click.secho(f"! {summary.error}", fg="yellow", err=True)
+    if summary.proxy_errors:
+        click.secho(f"! the proxy answered {summary.proxy_errors} requests with 502 after an internal error; "
+                    "see logs/proxy.log", fg="yellow", err=True)
+    doors = summary.side_doors
+    if doors.total:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in doors.by_kind.items())
+        click.secho(f"! {doors.total} attempts to reach past the preview were refused ({kinds}); "
                     "see side_doors in summary.json", fg="yellow", err=True)
     click.echo(f"summary: {outcome.summary_path}")
     click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")

@@ -6,6 +6,7 @@ An object of these classes that exists is valid.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -16,21 +17,23 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from . import images
+from .limits import MAX_CONFIG_FILE_BYTES
 from .outside_policy import as_address
 
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = MAX_CONFIG_FILE_BYTES
 MAX_ALIASES = 200
 TARGET_TYPES = ("movie", "show", "season", "episode")
 SERVICE_SECTIONS = ("tmdb", "omdb", "mdblist", "trakt", "mal", "anidb")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
 def mock_library_from_environment(environ: Mapping[str, str] | None = None) -> bool:
-    """Mock library mode unless PREVIEW_MOCK_LIBRARY says off (0, false, no, off): one reading for render,
-    proxy and live `mitmdump -s addons/preview.py`."""
+    """Mock library mode unless PREVIEW_MOCK_LIBRARY says off (0, false, no, off): the one reading of it, used by
+    `render`, `proxy` and the live-inspection script `addons/preview.py` (the addons never read the
+    environment: the launcher passes the mode as an option)."""
     value = (os.environ if environ is None else environ).get("PREVIEW_MOCK_LIBRARY", "1")
     return value.strip().lower() not in ("0", "false", "no", "off")
 
@@ -98,6 +101,69 @@ class PreviewConfig:
             elif isinstance(value, str):
                 found.append(value)
         return [value for value in found if value]
+
+
+    def for_proxy(self) -> ProxyConfig:
+        """The part of this file the proxy process needs (never the service keys or Kometa's settings)."""
+        return ProxyConfig(plex=self.plex, targets=self.targets, kometa_config=self.kometa.config,
+                           outside_allow=self.outside_allow, output=self.output)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """What the proxy process is given: Plex, the targets, where Kometa keeps its stored original posters,
+    and the extra outside hosts. The launcher writes it as a 0600 JSON file the proxy reads once and
+    deletes (so the Plex token is on no argv and in no environment); `mitmdump -s addons/preview.py`
+    users point `preview_config` at preview.yml instead and get the same object from `load`."""
+    plex: PlexSettings
+    targets: tuple[Target, ...]
+    kometa_config: Path | None = None
+    outside_allow: tuple[str, ...] = ()
+    #: Where live-inspection jobs go when no `preview_job` is given (preview.output).
+    output: Path | None = None
+
+    @property
+    def rating_keys(self) -> list[str]:
+        return [target.rating_key for target in self.targets]
+
+    def to_json(self) -> dict[str, Any]:
+        def path(value: Path | None) -> str | None:
+            return None if value is None else str(value)
+        return {"plex": {"url": self.plex.url, "token": self.plex.token, "timeout": self.plex.timeout,
+                         "verify_ssl": self.plex.verify_ssl},
+                "targets": [{"id": t.id, "type": t.type, "rating_key": t.rating_key, "title": t.title,
+                             "input": path(t.input), "output": path(t.output)} for t in self.targets],
+                "kometa_config": path(self.kometa_config), "outside_allow": list(self.outside_allow),
+                "output": path(self.output)}
+
+    @classmethod
+    def from_json(cls, document: Any, name: str) -> ProxyConfig:
+        """Raises `ConfigError` naming `name` (the file) for a document that is not one of ours."""
+        try:
+            plex = PlexSettings(**document["plex"])
+            targets = tuple(Target(id=t["id"], type=t["type"], rating_key=t["rating_key"], title=t.get("title", ""),
+                                   input=Path(t["input"]) if t.get("input") else None,
+                                   output=Path(t["output"]) if t.get("output") else None)
+                            for t in document["targets"])
+            return cls(plex=plex, targets=targets,
+                       kometa_config=Path(document["kometa_config"]) if document.get("kometa_config") else None,
+                       outside_allow=tuple(document.get("outside_allow") or ()),
+                       output=Path(document["output"]) if document.get("output") else None)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{name}: not a kometa-preview proxy configuration ({type(exc).__name__}: {exc})") \
+                from None
+
+
+def load_for_proxy(path: str | Path) -> ProxyConfig:
+    """`preview_config` as the proxy reads it: the launcher's JSON, or a preview.yml (live inspection)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc})") from None
+        return ProxyConfig.from_json(document, str(path))
+    return load(path).for_proxy()
 
 
 class _CountingLoader(yaml.SafeLoader):
@@ -224,7 +290,7 @@ def _target(r: _Reader, raw: Any, where: str) -> Target:
                 head = handle.read(16)
         except OSError as exc:
             raise r.fail(f"{where}.input", f"cannot read {image} ({exc.strerror})") from None
-        if not (head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        if images.sniff(head) is None:
             raise r.fail(f"{where}.input", f"{image} is not a JPEG, PNG or WebP image")
     return Target(id=target_id, type=kind, rating_key=rating_key, title=r.text(data.get("title"), f"{where}.title") or "",
                   input=image, output=r.path(data.get("output"), f"{where}.output"))

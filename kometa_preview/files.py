@@ -1,18 +1,90 @@
-"""Files only this user may read: the ready file (job token), the proxy's secrets file, mitmproxy's config.
+"""Writing files so that a crash or a full disk never leaves half of one: the only file writers of the project.
 
-No mitmproxy import, so both processes use the same helper.
+Every writer goes through a temporary file in the same folder and `os.replace`/`os.link`, so a reader sees
+either nothing (or the old file) or the complete new one. `private=True` files are 0600 from their first
+byte: the ready file (job token), the proxy's config (Plex token), mitmproxy's config, kometa_run.yml.
+No mitmproxy import, so both processes use the same helpers.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `path` with mode 0600, atomically: it is either absent or complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+def _temporary(folder: Path, suffix: str, private: bool) -> tuple[int, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=suffix)
+    os.fchmod(handle, 0o600 if private else 0o644 & ~_umask())
+    return handle, Path(name)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_atomic(path: Path, data: bytes | str, *, private: bool = False, durable: bool = False) -> Path:
+    """Replace `path` with `data` in one step. `durable` fsyncs before the rename (captures: what Kometa
+    uploaded must survive a power cut once the proxy has said 200)."""
+    handle, temporary = _temporary(path.parent, path.suffix, private)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write `path` with mode 0600, atomically."""
+    return write_atomic(path, text, private=True)
+
+
+def write_json(path: Path, document: Any, *, private: bool = False) -> Path:
+    return write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", private=private)
+
+
+def copy_atomic(source: Path, destination: Path) -> Path:
+    """Copy so that `destination` is either the old file or the complete new one."""
+    handle, temporary = _temporary(destination.parent, destination.suffix, False)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def save_new(folder: Path, names: Callable[[int], str], data: bytes) -> Path:
+    """Write `data` under the first free name `names` offers, never overwriting an earlier file (two uploads of
+    one poster in the same microsecond both stay). Durable, like `write_atomic(durable=True)`."""
+    handle, temporary = _temporary(folder, ".tmp", False)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        for attempt in range(1000):
+            final = folder / names(attempt)
+            try:
+                os.link(temporary, final)
+            except FileExistsError:
+                continue
+            return final
+        raise FileExistsError(folder / names(0))
+    finally:
+        temporary.unlink(missing_ok=True)
+

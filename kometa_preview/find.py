@@ -10,6 +10,8 @@ from plexapi.server import PlexServer
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
+from .plex import client
+
 LIBTYPES = ("movie", "show", "season", "episode")
 FIRST_EPISODES = 3
 
@@ -43,6 +45,12 @@ def describe(item) -> tuple[str, str]:
 
 
 def connect(url: str, token: str, timeout: int = 30) -> PlexServer:
+    """Plex as plexapi's server object, after the same reachability and token check `check` and the proxy's
+    prefetch make (`plex.client.server`), so the three say the same thing about the same Plex."""
+    try:
+        client.server(client.Upstream(url, token, timeout))
+    except client.UpstreamError as exc:
+        raise FindError(str(exc)) from None
     try:
         return PlexServer(url, token, timeout=timeout)
     except Unauthorized:

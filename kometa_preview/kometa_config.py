@@ -7,13 +7,16 @@ overlay definitions — never webhooks, notifications, collections, metadata, op
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .config import SERVICE_SECTIONS, PreviewConfig
+from .files import write_private
+from .job import JobLayout
+
+RUN_CONFIG_NAME = JobLayout(Path()).run_config.name
 
 #: Kometa settings that change how overlays are drawn; nothing else is borrowed.
 RENDER_SETTINGS = ("overlay_artwork_filetype", "overlay_artwork_quality", "custom_repo")
@@ -97,10 +100,5 @@ def build(config: PreviewConfig, proxy_url: str, job_token: str, libraries: list
 
 
 def write(folder: Path, document: dict[str, Any]) -> Path:
-    """Write kometa_run.yml readable by its owner only (it holds service keys)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "kometa_run.yml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(document, handle, sort_keys=False)
-    return path
+    """Write kometa_run.yml, atomically and readable by its owner only (it holds service keys)."""
+    return write_private(folder / RUN_CONFIG_NAME, yaml.safe_dump(document, sort_keys=False))

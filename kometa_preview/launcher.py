@@ -13,18 +13,20 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .files import write_private
-from .proxy import script as proxy_script
-from .proxy.setup import READY_FILE
+from .config import ProxyConfig
+from .files import write_json, write_private
+from .job import JobLayout, Ready
+from .limits import BODY_SIZE_SLACK, CLIENT_IDLE_SECONDS, MAX_UPLOAD_BYTES
 
 MITM_ENTRY = "import sys; from mitmproxy.tools.main import {tool}; sys.exit({tool}())"
-SECRETS_FILE = "proxy_secrets.json"
-#: Seconds a client connection may stay idle before the proxy closes it (mitmproxy's default is 600).
-CLIENT_IDLE_TIMEOUT = 60
+#: The addon script mitmdump loads. Named by path, never imported here: importing it builds the addon chain,
+#: and the parent process does not import mitmproxy at all.
+PROXY_SCRIPT = Path(__file__).parent / "proxy" / "script.py"
+CLIENT_IDLE_TIMEOUT = CLIENT_IDLE_SECONDS
 
 # --- child environments: an allowlist ------------------------------------------------------------------
 
@@ -66,7 +68,7 @@ def user_proxy(base: dict[str, str] | None = None) -> str | None:
     return None
 
 
-def _mitmproxy_config(job: Path, web_password: str | None, upstream_auth: str | None) -> None:
+def _mitmproxy_config(layout: JobLayout, web_password: str | None, upstream_auth: str | None) -> None:
     """Options that are secrets go to `<confdir>/config.yaml` (0600), which mitmproxy reads at start:
     never argv, which every local user can read in /proc."""
     lines = []
@@ -76,7 +78,7 @@ def _mitmproxy_config(job: Path, web_password: str | None, upstream_auth: str | 
     if upstream_auth is not None:
         lines.append(f"upstream_auth: {json.dumps(upstream_auth)}")
     if lines:
-        write_private(job / "mitmproxy" / "config.yaml", "\n".join(lines) + "\n")
+        write_private(layout.mitmproxy_config, "\n".join(lines) + "\n")
 
 
 class LaunchError(Exception):
@@ -88,9 +90,8 @@ class ProxyProcess:
     process: subprocess.Popen
     job: Path
     port: int
-    client_token: str
+    client_token: str = field(repr=False)
     log_path: Path
-    web_port: int | None = None
     outside_port: int | None = None
     libraries: tuple[str, ...] = ()
 
@@ -103,13 +104,7 @@ class ProxyProcess:
 
     def stop(self, timeout: float = 10) -> int:
         """SIGTERM (runs the addons' `done` hooks), then SIGKILL if it does not exit in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         return self.process.returncode
 
 
@@ -128,26 +123,25 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, port: int = 0,
-                  web_port: int | None = None, save_flows: Path | None = None, max_upload: int = 64 << 20,
+def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0,
+                  web_port: int | None = None, save_flows: Path | None = None, max_upload: int = MAX_UPLOAD_BYTES,
                   outside: bool = False, offline: bool = False, upstream_proxy: str | None = None,
-                  secrets_file: Path | None = None, idle_timeout: int = CLIENT_IDLE_TIMEOUT,
-                  extra: list[str] | None = None) -> list[str]:
-    """mitmdump's (or mitmweb's) argv. Nothing secret is in it: the Plex token reaches the proxy through
-    `secrets_file`, mitmweb's password and proxy credentials through `<confdir>/config.yaml`."""
+                  idle_timeout: int = CLIENT_IDLE_TIMEOUT) -> list[str]:
+    """mitmdump's (or mitmweb's) argv. Nothing secret is in it: the Plex token reaches the proxy in
+    `<job>/proxy_config.json` (0600, deleted once read), mitmweb's password and proxy credentials through
+    `<confdir>/config.yaml`."""
+    layout = JobLayout(job)
     tool = "mitmweb" if web_port is not None else "mitmdump"
-    command = [sys.executable, "-c", MITM_ENTRY.format(tool=tool), "-s", str(Path(proxy_script.__file__)),
+    command = [sys.executable, "-c", MITM_ENTRY.format(tool=tool), "-s", str(PROXY_SCRIPT),
                "--mode", f"reverse:{plex_url}@127.0.0.1:{port}",
-               "--set", f"confdir={job / 'mitmproxy'}",
-               "--set", f"preview_config={config_path}", "--set", f"preview_job={job}",
+               "--set", f"confdir={layout.confdir}",
+               "--set", f"preview_config={layout.proxy_config}", "--set", f"preview_job={job}",
                "--set", f"tcp_timeout={idle_timeout}",
                "--set", f"preview_mock_library={'true' if mock else 'false'}",
                "--set", f"preview_max_upload={max_upload}",
-               "--set", f"body_size_limit={max_upload + (64 << 10)}",
+               "--set", f"body_size_limit={max_upload + BODY_SIZE_SLACK}",
                "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
                "--set", "termlog_verbosity=info"]
-    if secrets_file is not None:
-        command += ["--set", f"preview_secrets={secrets_file}"]
     if outside:
         # mitmproxy refuses two modes on the same address, even both on port 0. Behind the user's own proxy,
         # allowed calls leave through it (mitmproxy's upstream mode); offline, nothing leaves at all.
@@ -162,7 +156,7 @@ def proxy_command(config_path: Path, job: Path, plex_url: str, *, mock: bool, po
                     "--set", "web_open_browser=false"]
     if save_flows is not None:
         command += ["-w", str(save_flows)]
-    return command + (extra or [])
+    return command
 
 
 def split_proxy_url(url: str) -> tuple[str, str | None]:
@@ -174,58 +168,49 @@ def split_proxy_url(url: str) -> tuple[str, str | None]:
     return address, credentials
 
 
-def start_proxy(config_path: Path, job: Path, plex_url: str, *, mock: bool = True, port: int = 0,
+def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int = 0,
                 web_port: int | None = None, web_password: str | None = None, save_flows: Path | None = None,
-                timeout: float = 60, outside: bool = False, offline: bool = False, max_upload: int = 64 << 20,
-                secrets: dict[str, str] | None = None, idle_timeout: int = CLIENT_IDLE_TIMEOUT,
-                extra: list[str] | None = None) -> ProxyProcess:
+                timeout: float = 60, outside: bool = False, offline: bool = False,
+                max_upload: int = MAX_UPLOAD_BYTES, secrets: list[str] | None = None,
+                idle_timeout: int = CLIENT_IDLE_TIMEOUT) -> ProxyProcess:
     """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason.
 
-    `secrets` are the `${VARIABLES}` preview.yml expands (its Plex token): they reach the proxy through a
-    0600 file that is deleted once the proxy has read it, and the proxy's environment is the allowlist of
-    `child_environment` — so neither its argv nor its environment holds the token.
+    The proxy gets `config` (Plex and the targets, nothing else of preview.yml) in a 0600 file that is deleted
+    once it is ready, and the environment allowlist of `child_environment` minus anything holding one of
+    `secrets` — so neither its argv nor its environment holds the token.
     """
+    layout = JobLayout(job)
     job.mkdir(parents=True, exist_ok=True)
-    (job / READY_FILE).unlink(missing_ok=True)
-    logs = job / "logs"
-    logs.mkdir(exist_ok=True)
-    log_path = logs / "proxy.log"
+    layout.ready.unlink(missing_ok=True)
+    layout.logs.mkdir(exist_ok=True)
     upstream = None if offline or not outside else user_proxy()
-    _mitmproxy_config(job, web_password, split_proxy_url(upstream)[1] if upstream else None)
-    secrets_file = None
-    if secrets:
-        secrets_file = job / SECRETS_FILE
-        write_private(secrets_file, json.dumps({"environ": secrets}))
-    command = proxy_command(config_path, job, plex_url, mock=mock, port=port, web_port=web_port,
+    _mitmproxy_config(layout, web_password, split_proxy_url(upstream)[1] if upstream else None)
+    write_json(layout.proxy_config, config.to_json(), private=True)
+    command = proxy_command(job, config.plex.url, mock=mock, port=port, web_port=web_port,
                             save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
-                            upstream_proxy=upstream, secrets_file=secrets_file, idle_timeout=idle_timeout,
-                            extra=extra)
-    environment = child_environment(list((secrets or {}).values()), extra_names=TRUST_NAMES)
+                            upstream_proxy=upstream, idle_timeout=idle_timeout)
+    environment = child_environment([config.plex.token, *(secrets or [])], extra_names=TRUST_NAMES)
     try:
-        with log_path.open("ab") as log_file:
+        with layout.proxy_log.open("ab") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True, env=environment)
-        return _wait_ready(process, job, log_path, web_port, timeout)
+        return _wait_ready(process, layout, timeout)
     finally:
-        if secrets_file is not None:
-            secrets_file.unlink(missing_ok=True)
+        layout.proxy_config.unlink(missing_ok=True)
 
 
-def _wait_ready(process: subprocess.Popen, job: Path, log_path: Path, web_port: int | None,
-                timeout: float) -> ProxyProcess:
+def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) -> ProxyProcess:
     deadline = time.monotonic() + timeout
-    ready_path = job / READY_FILE
+    log_path = layout.proxy_log
     try:
         while time.monotonic() < deadline:
-            if ready_path.exists():
-                ready = json.loads(ready_path.read_text(encoding="utf-8"))
-                if not ready.get("ok"):
+            if layout.ready.exists():
+                ready = Ready.read(layout)
+                if not ready.ok:
                     process.wait(timeout=10)
-                    raise LaunchError(ready.get("error", "the proxy did not start"))
-                modes = ready.get("modes", {})
-                outside_addresses = modes.get("regular") or modes.get("upstream") or [[None, None]]
-                return ProxyProcess(process, job, ready["listen"][0][1], ready["client_token"], log_path, web_port,
-                                    outside_addresses[0][1], tuple(ready.get("libraries", ())))
+                    raise LaunchError(ready.error or "the proxy did not start")
+                return ProxyProcess(process, layout.root, ready.port, ready.client_token, log_path,
+                                    ready.outside_port, tuple(ready.libraries))
             if process.poll() is not None:
                 raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
                                   f"{_last_error(log_path)}")
@@ -330,28 +315,35 @@ def run_kometa(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, 
         try:
             while process.poll() is None:
                 if time.monotonic() > deadline:
-                    stop_group(process)
+                    stop_process(process, group=True)
                     raise KometaTimeout(f"Kometa was stopped after {timeout:g}s (kometa.timeout)")
                 if on_tick is not None:
                     on_tick()
                 time.sleep(0.2)
         except BaseException:
-            stop_group(process)
+            stop_process(process, group=True)
             raise
         finally:
             reader.join(timeout=5)
     return process.returncode
 
 
-def stop_group(process: subprocess.Popen, grace: float = 10) -> None:
-    """SIGTERM the child's whole process group, SIGKILL what is left after `grace` seconds."""
+def stop_process(process: subprocess.Popen, grace: float = 10, *, group: bool = False) -> None:
+    """SIGTERM the child (with `group`, its whole process group: Kometa's own children too), SIGKILL what is
+    left after `grace` seconds. The one way every child of the tool is stopped."""
     if process.poll() is not None:
         return
+
+    def send(sig: int) -> None:
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        send(signal.SIGTERM)
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        send(signal.SIGKILL)
         process.wait()
     except ProcessLookupError:
         pass

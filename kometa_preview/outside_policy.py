@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .limits import MAX_GRAPHQL_BYTES
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 READS = frozenset({"GET", "HEAD"})
 #: An IMDb GraphQL query is a small JSON document; anything larger is not one of Kometa's.
-MAX_GRAPHQL_BYTES = 64 << 10
 
 
 class Refusal(StrEnum):

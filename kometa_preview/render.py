@@ -19,16 +19,17 @@ import yaml
 
 from . import export, kometa_config
 from .config import ConfigError, PreviewConfig, load
+from .events import Event, Follower
+from .files import write_atomic
+from .job import JobLayout
 from .launcher import (KometaTimeout, LaunchError, ProxyProcess, find_kometa, kometa_environment, run_kometa,
                        start_proxy)
-from .proxy.journal import Follower
-from .proxy.setup import JOURNAL_FILE
+from .limits import RESERVE_BYTES
+from .redaction import redact_document
 
 log = logging.getLogger("kometa_preview.render")
 
 
-RESERVE_FILE = ".space-reserve"
-RESERVE_BYTES = 1 << 20
 
 
 class RenderError(Exception):
@@ -80,7 +81,7 @@ def prepare_job(config: PreviewConfig, requested: Path | None, force: bool) -> J
         folder.mkdir(parents=True, exist_ok=True)
         # Space kept back so that a disk filled by captures still leaves room for summary.json and the
         # exported copies: export releases it first.
-        (folder / RESERVE_FILE).write_bytes(b"\0" * RESERVE_BYTES)
+        JobLayout(folder).reserve.write_bytes(b"\0" * RESERVE_BYTES)
     except OSError as exc:
         if not existed:
             shutil.rmtree(folder, ignore_errors=True)
@@ -89,8 +90,9 @@ def prepare_job(config: PreviewConfig, requested: Path | None, force: bool) -> J
 
 
 def _file_logging(job: Path) -> logging.Handler:
-    (job / "logs").mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(job / "logs" / "render.log", encoding="utf-8")
+    layout = JobLayout(job)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(layout.render_log, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-8s | %(message)s"))
     root = logging.getLogger("kometa_preview")
     root.addHandler(handler)
@@ -98,9 +100,10 @@ def _file_logging(job: Path) -> logging.Handler:
     return handler
 
 
-def _keep_redacted_copy(run_yml: Path) -> None:
-    """kometa_run.yml holds service keys: after the run it is deleted, and a redacted copy kept if the
-    disk allows (never the other way round)."""
+def _keep_redacted_copy(layout: JobLayout) -> None:
+    """kometa_run.yml holds service keys: after the run it is deleted, and a copy redacted by the one policy
+    (`redaction.redact_document`) kept if the disk allows (never the other way round)."""
+    run_yml = layout.run_config
     try:
         document = yaml.safe_load(run_yml.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -108,13 +111,8 @@ def _keep_redacted_copy(run_yml: Path) -> None:
     run_yml.unlink(missing_ok=True)
     if not isinstance(document, dict):
         return
-    for name in kometa_config.SERVICE_SECTIONS + ("plex",):
-        if isinstance(document.get(name), dict):
-            document[name] = {k: ("<redacted>" if k in ("apikey", "token", "client_secret", "authorization",
-                                                          "password") else v) for k, v in document[name].items()}
     try:
-        (run_yml.parent / "kometa_run.redacted.yml").write_text(yaml.safe_dump(document, sort_keys=False),
-                                                                encoding="utf-8")
+        write_atomic(layout.redacted_run_config, yaml.safe_dump(redact_document(document), sort_keys=False))
     except OSError as exc:
         log.warning("could not keep kometa_run.redacted.yml: %s", exc.strerror)
 
@@ -164,8 +162,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         reporter.stage(f"Starting the proxy ({'mock library' if request.mock else 'filter'} mode, "
                        f"{'offline' if request.offline else 'online'}) for {total} targets")
         try:
-            job.proxy = start_proxy(request.config_path.resolve(), job.folder, config.plex.url, mock=request.mock,
-                                    outside=True, offline=request.offline, secrets=config.expanded_environ)
+            job.proxy = start_proxy(config.for_proxy(), job.folder, mock=request.mock, outside=True,
+                                    offline=request.offline, secrets=config.secret_values())
         except LaunchError as exc:
             raise _abandon(job, f"proxy: {exc}") from None
         timings["proxy_start"] = round(time.monotonic() - clock, 3)
@@ -176,14 +174,15 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
                                                offline=request.offline)
             except kometa_config.KometaConfigError as exc:
                 raise _abandon(job, str(exc)) from None
-            run_yml = kometa_config.write(job.folder / "kometa", document)
+            layout = JobLayout(job.folder)
+            run_yml = kometa_config.write(layout.kometa, document)
             reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
-            follower = Follower(job.folder / JOURNAL_FILE)
+            follower = Follower(layout.journal)
             captured: set[str] = set()
             wanted = {t.rating_key for t in config.targets}
 
             def tick() -> None:
-                fresh = {r["rating_key"] for r in follower.new_records() if r["event"] == "CAPTURED_UPLOAD"}
+                fresh = {r.get("rating_key") for r in follower.new_lines() if r.get("event") == Event.CAPTURED_UPLOAD}
                 if fresh & wanted - captured:
                     captured.update(fresh & wanted)
                     reporter.progress(len(captured), total)
@@ -193,13 +192,14 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
             kometa_clock = time.monotonic()
             try:
                 kometa_exit = run_kometa(kometa.argv(run_yml, libraries),
-                                         kometa_environment(job.proxy, config.secret_values()), cwd=kometa.script.parent, log_path=job.folder / "logs" / "kometa.log",
+                                         kometa_environment(job.proxy, config.secret_values()), cwd=kometa.script.parent,
+                                         log_path=layout.kometa_log,
                                          timeout=request.timeout or config.kometa.timeout,
                                          on_line=reporter.kometa_line, on_tick=tick)
                 tick()
             finally:
                 timings["kometa"] = round(time.monotonic() - kometa_clock, 3)
-                _keep_redacted_copy(run_yml)
+                _keep_redacted_copy(layout)
             if kometa_exit != 0:
                 error = f"Kometa exited with code {kometa_exit} (see logs/kometa.log)"
         else:
@@ -220,6 +220,6 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
     reporter.stage("Exporting the captured posters")
     timings["total_before_export"] = round(time.monotonic() - clock, 3)
     outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
-                             started=job.started, timings=timings, reserve=job.folder / RESERVE_FILE)
-    log.info("RENDER_DONE exit_code=%d success=%s", outcome.exit_code, outcome.summary["success"])
+                             started=job.started, timings=timings, reserve=JobLayout(job.folder).reserve)
+    log.info("RENDER_DONE exit_code=%d success=%s", outcome.exit_code, outcome.summary.success)
     return outcome

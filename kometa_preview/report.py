@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
+
+from .files import write_atomic
+from .summary import Summary
 
 STYLE = """
 body{font:15px/1.4 system-ui,sans-serif;margin:2rem;background:#111;color:#eee}
@@ -38,37 +40,38 @@ def _figure(output: Path, name: str | None, label: str) -> str:
             f'{_image_info(output / name)}</figcaption></figure>')
 
 
-def render_html(output: Path, summary: dict[str, Any]) -> str:
-    mock = summary["mock_mode"]
-    counters = [("Result", "success" if summary["success"] else "failed"),
-                ("Kometa exit code", summary["kometa_exit_code"]),
-                ("Mode", "mock library" if mock["enabled"] else "filter"),
-                ("Mock listings answered", mock["mock_list_requests_count"]),
-                ("Filtered listings", summary["filtering"]["filtered_requests_count"]),
-                ("Forwarded to Plex (read-only)", mock["forward_requests_count"]),
-                ("Blocked metadata requests", mock["blocked_metadata_count"]),
-                ("Blocked writes", len(summary["blocked_write_attempts"])),
-                ("Captured uploads", summary["captured_uploads_count"]),
-                ("Filter fallbacks to Plex", len(mock["filter_fallbacks"]))]
+def render_html(output: Path, summary: Summary) -> str:
+    mock = summary.mock_mode
+    counters = [("Result", "success" if summary.success else "failed"),
+                ("Kometa exit code", summary.kometa_exit_code),
+                ("Mode", "mock library" if mock.enabled else "filter"),
+                ("Mock listings answered", mock.mock_list_requests_count),
+                ("Filtered listings", summary.filtering.filtered_requests_count),
+                ("Answered with Plex's help (read-only)", summary.proxy.answered_with_plex),
+                ("Blocked metadata requests", mock.blocked_metadata_count),
+                ("Blocked writes", len(summary.blocked_write_attempts)),
+                ("Captured uploads", summary.captured_uploads_count),
+                ("Filter fallbacks to Plex", len(mock.filter_fallbacks)),
+                ("Proxy errors", summary.proxy_errors)]
     rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>" for name, value in counters)
     targets = []
-    for target_id, entry in summary["targets"].items():
-        title = escape(entry.get("title") or target_id)
-        error = f'<p class="error">{escape(entry["error"])}</p>' if entry.get("error") else ""
+    for target_id, entry in summary.targets.items():
+        title = escape(entry.title or target_id)
+        error = f'<p class="error">{escape(entry.error)}</p>' if entry.error else ""
         targets.append(
             f'<section class="target" id="{escape(target_id)}"><h2>{title} <small>({escape(target_id)}, '
-            f'{escape(entry["type"])} {escape(entry["rating_key"])})</small> '
-            f'<span class="status {escape(entry["status"])}">{escape(entry["status"])}</span></h2>{error}'
-            f'<div class="pair">{_figure(output, entry.get("before"), "before")}'
-            f'{_figure(output, entry.get("after"), "after")}</div></section>')
-    if summary.get("error"):
-        targets.insert(0, f'<p class="error">{escape(summary["error"])}</p>')
+            f'{escape(entry.type)} {escape(entry.rating_key)})</small> '
+            f'<span class="status {escape(entry.status)}">{escape(entry.status)}</span></h2>{error}'
+            f'<div class="pair">{_figure(output, entry.before, "before")}'
+            f'{_figure(output, entry.after, "after")}</div></section>')
+    if summary.error:
+        targets.insert(0, f'<p class="error">{escape(summary.error)}</p>')
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>kometa-preview report</title>'
-            f'<style>{STYLE}</style></head><body><h1>kometa-preview · {escape(summary["timestamp"])}</h1>'
+            f'<style>{STYLE}</style></head><body><h1>kometa-preview · {escape(summary.timestamp)}</h1>'
             f'<table class="counters">{rows}</table>{"".join(targets)}</body></html>')
 
 
-def write(output: Path, summary: dict[str, Any]) -> Path:
+def write(output: Path, summary: Summary) -> Path:
     path = output / "report.html"
-    path.write_text(render_html(output, summary), encoding="utf-8")
+    write_atomic(path, render_html(output, summary))
     return path

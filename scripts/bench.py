@@ -29,6 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from kometa_preview.config import load  # noqa: E402
 from kometa_preview.launcher import start_proxy  # noqa: E402
 from kometa_preview.plex import xml as plexml  # noqa: E402
 from kometa_preview.sandbox import SampleServer, generate  # noqa: E402
@@ -207,7 +208,7 @@ def overheads(requests_per_path: int, starts: int) -> str:
                 process.terminate()
                 process.wait()
             started = time.monotonic()
-            proxy = start_proxy(config, folder / f"job{run}", server.url)
+            proxy = start_proxy(load(config).for_proxy(), folder / f"job{run}")
             proxy_starts.append(time.monotonic() - started)
             if run < starts - 1:
                 proxy.stop()

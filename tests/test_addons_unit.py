@@ -20,18 +20,19 @@ from kometa_preview.proxy.read_only import ReadOnlyRoutes
 from kometa_preview.proxy.setup import Setup
 from kometa_preview.proxy.state import PreviewState, prefetch
 from kometa_preview.proxy.token_guard import TokenGuard
-from kometa_preview.proxy.upstream import Upstream
+from kometa_preview.plex.client import Upstream
 from kometa_preview.proxy.write_block import WriteBlock
 
 
 @pytest.fixture
 def proxy(sample_plex, tmp_path) -> Proxy:
     config = load(write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001, 1002])))
-    state = PreviewState(config=config, job=tmp_path / "job", mock=True,
+    state = PreviewState(config=config.for_proxy(), job=tmp_path / "job", mock=True,
                          upstream=Upstream(config.plex.url, config.plex.token),
                          journal=journal.Journal(tmp_path / "job" / "journal.jsonl"), client_token="job-token")
-    prefetch(state)
-    return Proxy(state=state)
+    proxy = Proxy(state=state)
+    prefetch(state, proxy.record)
+    return proxy
 
 
 def flow(method: str, path: str, body: bytes = b"", **headers: str) -> http.HTTPFlow:
@@ -44,7 +45,7 @@ def flow(method: str, path: str, body: bytes = b"", **headers: str) -> http.HTTP
 
 def call(addon, hook: str, f: http.HTTPFlow) -> http.HTTPFlow:
     async def run():
-        with taddons.context(addon):
+        with taddons.context(Setup(Proxy()), addon):
             result = getattr(addon, hook)(f)
             if inspect.isawaitable(result):
                 await result
@@ -226,7 +227,7 @@ def test_outside_calls(proxy, method, url, offline, expected, status):
                                     path=(split.path + (f"?{split.query}" if split.query else "")).encode()))
 
     async def run():
-        with taddons.context(addon) as tctx:
+        with taddons.context(Setup(Proxy()), addon) as tctx:
             tctx.configure(addon, preview_outside=True, preview_offline=offline)
             addon.requestheaders(f)
     asyncio.run(run())
@@ -253,7 +254,7 @@ def test_outside_calls_judge_where_the_connection_goes_not_the_host_header(proxy
     f.request.headers["Host"] = "api.themoviedb.org"
 
     async def run():
-        with taddons.context(addon) as tctx:
+        with taddons.context(Setup(Proxy()), addon) as tctx:
             tctx.configure(addon, preview_outside=True)
             addon.requestheaders(f)
     asyncio.run(run())
@@ -272,7 +273,7 @@ def test_imdb_graphql_posts_pass_only_as_read_queries(proxy, body, expected):
                                     path=b"/", content=body))
 
     async def run():
-        with taddons.context(addon) as tctx:
+        with taddons.context(Setup(Proxy()), addon) as tctx:
             tctx.configure(addon, preview_outside=True)
             addon.requestheaders(f)
             assert f.response is None  # judged with its body, in `request`
@@ -287,13 +288,13 @@ def test_fetch_refuses_to_send_anything_but_a_read_whatever_the_client_asked(pro
     from kometa_preview.plex.routes import classify
     read = classify("GET", "/library/metadata/1001")
     with pytest.raises(PermissionError):
-        asyncio.run(proxy.fetch(read, path))
+        asyncio.run(proxy.fetch(tflow.tflow(), read, path))
 
 
 def test_fetch_sends_only_the_parameters_known_for_the_route(proxy, sample_plex):
     from kometa_preview.plex.routes import classify
     sample_plex.log.clear()
     read = classify("GET", "/library/metadata/1001")
-    response = asyncio.run(proxy.fetch(read, "/library/metadata/1001?includeGuids=1&_method=DELETE&url=%2Fx"))
+    response = asyncio.run(proxy.fetch(tflow.tflow(), read, "/library/metadata/1001?includeGuids=1&_method=DELETE&url=%2Fx"))
     assert response.status == 200
     assert [(e.path, e.query) for e in sample_plex.log.snapshot()] == [("/library/metadata/1001", "includeGuids=1")]

@@ -12,7 +12,7 @@ import pytest
 from kometa_preview.outside_policy import OutsidePolicy, Refusal, as_address
 from kometa_preview.plex.routes import FIXED_DOCUMENTS, ITEM_LISTS, READ_ONLY, Kind, classify, forwardable_params
 from kometa_preview.proxy.bodies import BodyError, TooLarge, decoded
-from kometa_preview.proxy.journal import redact
+from kometa_preview.redaction import redact
 
 POLICY = OutsidePolicy("127.0.0.1", extra_hosts=["posters.example.net"])
 PLEX_BY_NAME = OutsidePolicy.for_plex("plex.lan", ["posters.example.net"], resolve=lambda host, port: ["192.168.1.20"])

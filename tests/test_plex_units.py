@@ -156,8 +156,15 @@ def test_broken_or_foreign_bodies_are_not_images(body):
     assert capture.find_image(body, "") is None
 
 
-def test_save_atomic_never_overwrites(tmp_path):
-    first = capture.save_atomic(tmp_path, "1_poster_x", "jpg", b"one")
-    second = capture.save_atomic(tmp_path, "1_poster_x", "jpg", b"two")
+def test_captures_never_overwrite_and_their_names_parse_back(tmp_path):
+    from datetime import datetime
+
+    from kometa_preview.job import CaptureName
+    name = CaptureName.new("1", "poster", "jpg", datetime(2026, 12, 2, 20, 0, 0, 123456))
+    first = capture.save(tmp_path, name, b"one")
+    second = capture.save(tmp_path, name, b"two")
     assert first != second and first.read_bytes() == b"one" and second.read_bytes() == b"two"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["1_poster_x.jpg", "1_poster_x_1.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1_poster_20261202_200000_123456.jpg",
+                                                           "1_poster_20261202_200000_123456_1.jpg"]
+    assert CaptureName.parse(second.name) == name.numbered(1)
+    assert CaptureName.parse("1_poster_x.jpg") is None and CaptureName.parse("../1_poster_20261202_200000_123456.jpg") is None

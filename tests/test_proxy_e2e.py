@@ -12,7 +12,7 @@ from plexapi.exceptions import NotFound, Unauthorized
 from plexapi.server import PlexServer
 
 from conftest import TOKEN, movie_targets
-from kometa_preview.proxy import journal
+from kometa_preview.events import read as read_journal
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ def test_episode_parents_are_learned_and_forwarded(setup):
     server, proxy, plex = setup
     episode = plex.fetchItem(500008)
     assert episode.show().ratingKey == 500001 and episode.season().ratingKey == episode.parentRatingKey
-    records = journal.read(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.job / "proxy_journal.jsonl")
     learned = {r["rating_key"] for r in records if r["event"] == "LEARNED_PARENT"}
     assert str(episode.parentRatingKey) in learned
 
@@ -137,7 +137,7 @@ def test_writes_and_side_effects_never_reach_plex(setup, tmp_path, evidence):
     captured = sorted((proxy.job / "output" / "by_ratingkey").iterdir())
     assert [p.name.split("_")[:2] for p in captured] == [["1003", "poster"], ["1010", "art"]]
     assert captured[0].read_bytes() == raw_poster.read_bytes() and captured[1].read_bytes() == multipart
-    events = [r["event"] for r in journal.read(proxy.job / "proxy_journal.jsonl")]
+    events = [r["event"] for r in read_journal(proxy.job / "proxy_journal.jsonl")]
     assert events.count("CAPTURED_UPLOAD") == 2 and events.count("BLOCKED_SIDE_EFFECT") == len(SIDE_EFFECT_GETS)
     evidence("Nothing reaches Plex", "plexapi uploadPoster (raw body), a multipart upload, addLabel, lockPoster, editTitle, uploadPoster(url=), DELETE/PATCH/PROPFIND/MKCOL/lowercase put, a method-override GET, and 12 side-effecting GETs (scrobble, timeline, refresh, butler, updater…)", len(SIDE_EFFECT_GETS) + 12, "all answered 200 by the proxy; 0 writes and 0 side-effecting GETs at the sample server; captures byte-identical")
 
@@ -190,7 +190,7 @@ def test_filter_mode_strips_everything_but_targets(sample_plex_factory, proxy_fa
     proxy = proxy_factory(server, movie_targets([1005, 1200]), mock=False)
     plex = PlexServer(proxy.url, proxy.client_token)
     assert keys(plex.library.section("Movies").all()) == {1005, 1200}
-    records = [r for r in journal.read(proxy.job / "proxy_journal.jsonl") if r["event"] == "FILTER_LIST"]
+    records = [r for r in read_journal(proxy.job / "proxy_journal.jsonl") if r["event"] == "FILTER_LIST"]
     assert records and records[0]["items_before"] == 250 and records[0]["items_after"] == 2
 
 
@@ -204,7 +204,7 @@ def test_unparseable_upload_is_kept_for_debugging_and_url_uploads_are_recorded(s
     kept = list((proxy.job / "output" / "captured_requests").iterdir())
     assert [p.name.split("_")[:2] for p in kept] == [["1003", "poster"]] and kept[0].read_bytes() == junk
     assert not (proxy.job / "output" / "by_ratingkey").exists()
-    records = journal.read(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.job / "proxy_journal.jsonl")
     assert any(r["event"] == "CAPTURE_PARSE_ERROR" and r["rating_key"] == "1003" for r in records)
     assert any(r["event"] == "BLOCKED_WRITE" and r.get("url") == "https://image.example/poster.jpg" for r in records)
     assert server.log.changes() == []
@@ -219,6 +219,6 @@ def test_filter_mode_passes_a_non_xml_listing_through_with_a_warning(sample_plex
     monkeypatch.setattr(sandbox_server._Handler, "_listing", lambda self, *args, **kwargs: (200, body, "text/html"))
     response = raw_get(proxy, "/library/sections/1/all?type=1")
     assert response.status_code == 200 and response.content == body
-    records = journal.read(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.job / "proxy_journal.jsonl")
     assert any(r["event"] == "FILTER_PARSE_ERROR" for r in records)
     assert "FILTER_PARSE_ERROR endpoint=/library/sections/1/all" in proxy.log_path.read_text()

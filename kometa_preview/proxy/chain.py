@@ -20,8 +20,8 @@ from .token_guard import TokenGuard
 from .write_block import WriteBlock
 
 
-def build() -> list[object]:
+def build(*, mock_library_default: bool = True) -> list[object]:
     proxy = Proxy()
-    return [Setup(proxy), FlowJournal(proxy), RequestLimits(proxy), OutsideCalls(proxy), TokenGuard(proxy),
+    return [Setup(proxy, mock_library_default=mock_library_default), FlowJournal(proxy), RequestLimits(proxy), OutsideCalls(proxy), TokenGuard(proxy),
             WriteBlock(proxy),
             MockLibrary(proxy), PosterSource(proxy), MetadataGate(proxy), ListingFilter(proxy), ReadOnlyRoutes(proxy)]

@@ -1,6 +1,6 @@
 """Answering flows: tag each decision, fail closed, and forward reads through one choke point.
 
-mitmproxy fails open — a hook that raises lets the flow go upstream (mitmproxy-notes.md) — so every
+mitmproxy fails open — a hook that raises lets the flow go upstream (docs/MITMPROXY-NOTES.md) — so every
 request hook is wrapped in `fail_closed`, which answers 502 locally instead. And only `Proxy.fetch`
 ever reaches Plex: it classifies the path it is about to send, refuses anything not on the read-only
 table, and strips the query to the parameters known for that route.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,13 +19,17 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
+from ..events import BLOCKED, SIDE_DOORS, Event
+from ..limits import MAX_UPSTREAM_BYTES
 from ..plex import xml as plexml
+from ..plex.client import UpstreamError, UpstreamResponse
 from ..plex.routes import Route, classify, forwardable_params
 from .journal import log, redact
 from .state import PreviewState
-from .upstream import UpstreamError, UpstreamResponse
 
 META_KEY = "preview"
+#: How many reads of Plex answering this flow took (`Proxy.fetch` counts, `FlowJournal` records).
+UPSTREAM_KEY = "preview.upstream"
 #: Set on Kometa's outside calls (GitHub, TMDb) by `OutsideCalls`; the Plex addons leave those flows alone.
 OUTSIDE_KEY = "preview.outside"
 
@@ -49,14 +54,39 @@ def route_of(flow: http.HTTPFlow) -> Route:
     return route
 
 
-def tag(flow: http.HTTPFlow, verdict: str, **info: Any) -> None:
-    """Record why a flow was answered the way it was; mitmweb shows it and `-w` saves it."""
-    flow.metadata[META_KEY] = {"verdict": verdict, **{k: v for k, v in info.items() if v is not None}}
-    flow.comment = verdict
+#: How mitmweb's flow list shows each kind of verdict (`flow.marked`): a blocked write no longer looks like a
+#: plain green 200.
+MARK_BLOCKED, MARK_WARNING, MARK_LOCAL, MARK_PLEX, MARK_OUTSIDE = ":no_entry:", ":warning:", ":house:", \
+    ":arrow_up:", ":outbox_tray:"
+_WARNINGS = frozenset({Event.PROXY_ERROR, Event.UPSTREAM_ERROR, Event.UPSTREAM_STATUS, Event.UNSAFE_UPSTREAM,
+                       Event.FILTER_PARSE_ERROR, Event.NOT_CONFIGURED, Event.UNCLAIMED})
+_VIA_PLEX = frozenset({Event.ALLOW_FORWARD, Event.PASS_THROUGH, Event.FILTER_LIST, Event.FILTER_CHILDREN})
 
 
-def answer(flow: http.HTTPFlow, verdict: str, body: bytes = b"", *, status: int = 200,
+def mark_of(verdict: Event) -> str:
+    if verdict in BLOCKED or verdict in SIDE_DOORS or verdict is Event.BLOCK_METADATA \
+            or verdict.startswith("OUTSIDE_REFUSED"):
+        return MARK_BLOCKED
+    if verdict in _WARNINGS:
+        return MARK_WARNING
+    if verdict in _VIA_PLEX:
+        return MARK_PLEX
+    if verdict is Event.OUTSIDE_PASS:
+        return MARK_OUTSIDE
+    return MARK_LOCAL
+
+
+def tag(flow: http.HTTPFlow, verdict: Event, **info: Any) -> None:
+    """Record on the flow why it was answered the way it was: mitmweb shows it (list mark, comment) and `-w`
+    saves it."""
+    flow.metadata[META_KEY] = {"verdict": verdict.value, **{k: v for k, v in info.items() if v is not None}}
+    flow.comment = verdict.value
+    flow.marked = mark_of(verdict)
+
+
+def answer(flow: http.HTTPFlow, verdict: Event, body: bytes = b"", *, status: int = 200,
            content_type: str = plexml.XML_CONTENT_TYPE, **info: Any) -> None:
+    """Answer locally and tag. Addons call `Proxy.decide`, which also journals, logs and counts."""
     flow.response = http.Response.make(status, body, {"Content-Type": content_type})
     tag(flow, verdict, **info)
 
@@ -65,10 +95,14 @@ def fail_closed(hook: Callable) -> Callable:
     """Wrap a request-phase hook: whatever it raises, the flow is answered locally, never forwarded."""
 
     def contain(self, flow: http.HTTPFlow, exc: BaseException) -> None:
-        log.exception("PROXY_ERROR %s %s in %s: %s", flow.request.method, redact(flow.request.path),
-                      type(self).__name__, exc)
+        path = redact(flow.request.path)
+        log.exception("PROXY_ERROR %s %s in %s: %s", flow.request.method, path, type(self).__name__, exc)
+        state = getattr(getattr(self, "proxy", None), "state", None)
+        if state is not None:
+            state.journal.write(Event.PROXY_ERROR, method=flow.request.method, path=path, addon=type(self).__name__,
+                                error=type(exc).__name__)
         if flow.response is None or not flow.metadata.get(META_KEY):
-            answer(flow, "PROXY_ERROR", plexml.empty_container(), status=502, error=type(exc).__name__)
+            answer(flow, Event.PROXY_ERROR, plexml.empty_container(), status=502, error=type(exc).__name__)
 
     if inspect.iscoroutinefunction(hook):
         @functools.wraps(hook)
@@ -96,7 +130,8 @@ def unanswered(flow: http.HTTPFlow) -> bool:
 
 @dataclass
 class Proxy:
-    """What the addons share: the state (None until configured) and the forwarding choke point."""
+    """What the addons share: the state (None until configured), the one recorder of decisions, and the one
+    forwarding choke point."""
     state: PreviewState | None = None
 
     def pending_read(self, flow: http.HTTPFlow) -> tuple[PreviewState, Route] | None:
@@ -106,51 +141,82 @@ class Proxy:
         route = route_of(flow)
         return (self.state, route) if route.is_read else None
 
-    async def fetch(self, route: Route, path: str | None = None, *, headers: dict[str, str] | None = None,
-                    sink: Callable[[bytes], None] | None = None, max_bytes: int | None = None) -> UpstreamResponse:
-        """Read `path` (default: the client's own request) from Plex. Both the client's request and the path
-        actually sent must be reads on the read-only table; the query sent is reduced to the parameters
-        known for that route."""
+    # --- the recorder: every decision is journaled, logged and counted here, and only here ----------------
+
+    def record(self, event: Event, says: str = "", *, level: int = logging.INFO, **fields: Any) -> None:
+        """A decision not tied to one answer (a learned parent, a refused connection): journal line, log line
+        (`EVENT says`, the exact event name users grep for), counter."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if self.state is not None:
+            self.state.journal.write(event, **fields)
+            self.state.counters[event] += 1
+        text = says or " ".join(f"{k}={v}" for k, v in fields.items())
+        log.log(level, "%s%s%s", event.value, "" if text.startswith(":") else " ", text)
+
+    @staticmethod
+    def log_only(level: int, text: str) -> None:
+        """A log line that adds detail to a decision already recorded (no journal line, no counter)."""
+        log.log(level, "%s", text)
+
+    def decide(self, flow: http.HTTPFlow, verdict: Event, says: str = "", *, body: bytes | None = None,
+               status: int = 200, content_type: str = plexml.XML_CONTENT_TYPE, level: int = logging.INFO,
+               journal: dict[str, Any] | None = None, **info: Any) -> None:
+        """Answer a flow (when `body` is given), tag it with `verdict` and `info`, and record the decision.
+        `journal` holds fields only the journal needs (the flow's own tag stays small)."""
+        if body is not None:
+            answer(flow, verdict, body, status=status, content_type=content_type, **info)
+        else:
+            tag(flow, verdict, **info)
+        self.record(verdict, says, level=level, **info, **(journal or {}))
+
+    # --- the only way to Plex --------------------------------------------------------------------------
+
+    async def fetch(self, flow: http.HTTPFlow, route: Route, path: str | None = None, *,
+                    headers: dict[str, str] | None = None, sink: Callable[[bytes], None] | None = None,
+                    max_bytes: int = MAX_UPSTREAM_BYTES) -> UpstreamResponse:
+        """Read `path` (default: the client's own request) from Plex, on behalf of `flow`. Both the client's
+        request and the path actually sent must be reads on the read-only table; the query sent is reduced
+        to the parameters known for that route. Counted on the flow: `FLOW.upstream`."""
         sent = route if path is None else classify(route.method, path)
         if not (route.is_read and sent.is_read):
             raise PermissionError(f"{sent.method} {sent.path} is not a read-only route")
         assert self.state is not None
         params = forwardable_params(sent)
-        kwargs: dict[str, Any] = {"client_headers": headers, "sink": sink, "method": route.method}
-        if max_bytes is not None:
-            kwargs["max_bytes"] = max_bytes
-        response = await asyncio.to_thread(self.state.upstream.get,
-                                           sent.path + ("?" + urlencode(params) if params else ""), **kwargs)
-        self.state.counters["forwarded"] += 1
-        return response
+        flow.metadata[UPSTREAM_KEY] = flow.metadata.get(UPSTREAM_KEY, 0) + 1
+        return await asyncio.to_thread(self.state.upstream.get, sent.path + ("?" + urlencode(params) if params else ""),
+                                       client_headers=headers, sink=sink, method=route.method, max_bytes=max_bytes)
 
     def upstream_error(self, flow: http.HTTPFlow, route: Route, exc: UpstreamError) -> None:
         """Plex could not be read: answer 502 (plexapi raises BadRequest, Kometa moves on) and record why."""
-        log.error("UPSTREAM_ERROR %s %s: %s", route.method, redact(route.path), exc)
-        if self.state is not None:
-            self.state.journal.write("UPSTREAM_ERROR", path=redact(route.path), error=str(exc))
-        answer(flow, "UPSTREAM_ERROR", plexml.empty_container(), status=502, error=str(exc))
+        self.decide(flow, Event.UPSTREAM_ERROR, f"{route.method} {redact(route.path)}: {exc}",
+                    body=plexml.empty_container(), status=502, level=logging.ERROR, error=str(exc),
+                    journal={"path": redact(route.path)})
 
-    async def forward(self, flow: http.HTTPFlow, route: Route, verdict: str, *, path: str | None = None,
-                      transform: Callable[[UpstreamResponse], bytes] | None = None, **info: Any) -> None:
-        """Answer the flow with Plex's answer to the same read (optionally rewritten)."""
+    async def forward(self, flow: http.HTTPFlow, route: Route, verdict: Event, says: str = "", *,
+                      path: str | None = None, transform: Callable[[UpstreamResponse], bytes] | None = None,
+                      journal: dict[str, Any] | None = None, **info: Any) -> None:
+        """Answer the flow with Plex's answer to the same read (optionally rewritten), and record the verdict it
+        really got: `verdict`, or the error that replaced it."""
         try:
-            response = await self.fetch(route, path, headers=header_map(flow.request))
+            response = await self.fetch(flow, route, path, headers=header_map(flow.request))
         except UpstreamError as exc:
             self.upstream_error(flow, route, exc)
             return
-        if response.status >= 400 and self.state is not None:
-            self.state.journal.write("UPSTREAM_STATUS", path=redact(route.path), status=response.status)
         body = response.body
         if body[:1] == b"<" and plexml.has_dtd(body):
-            log.warning("UNSAFE_UPSTREAM %s: Plex's answer carries a DTD; answered with an empty container",
-                        redact(route.path))
-            if self.state is not None:
-                self.state.journal.write("UNSAFE_UPSTREAM", path=redact(route.path), reason="DTD in XML answer")
-            answer(flow, "UNSAFE_UPSTREAM", plexml.empty_container(), upstream_status=response.status)
+            self.decide(flow, Event.UNSAFE_UPSTREAM, f"{redact(route.path)}: Plex's answer carries a DTD; answered "
+                        "with an empty container", body=plexml.empty_container(), level=logging.WARNING,
+                        upstream_status=response.status, journal={"path": redact(route.path),
+                                                                   "reason": "DTD in XML answer"})
+            return
+        if response.status >= 400:
+            self.decide(flow, Event.UPSTREAM_STATUS, f"{redact(route.path)} status={response.status}",
+                        body=body, status=response.status,
+                        content_type=response.content_type or plexml.XML_CONTENT_TYPE,
+                        journal={"path": redact(route.path), "status": response.status})
             return
         if transform is not None and response.status == 200:
             body = transform(response)
-        flow.response = http.Response.make(response.status, body,
-                                           {"Content-Type": response.content_type or plexml.XML_CONTENT_TYPE})
-        tag(flow, verdict, upstream_status=response.status, **info)
+        self.decide(flow, verdict, says, body=body, status=response.status,
+                    content_type=response.content_type or plexml.XML_CONTENT_TYPE, upstream_status=response.status,
+                    journal=journal, **info)

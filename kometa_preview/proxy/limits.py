@@ -19,27 +19,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from mitmproxy import connection, ctx, http
 
+from ..events import Event
+from ..limits import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_UPLOAD_BYTES, MiB
 from ..plex import xml as plexml
-from .flows import Proxy, answer
-from .journal import log, redact
+from .flows import Proxy
+from .journal import redact
 
-#: Real clients send about ten headers (plexapi: 12, a browser: ~20); Plex's own limit is lower than this.
-MAX_HEADERS = 100
-MAX_HEADER_BYTES = 32 << 10
+#: Real clients send about ten headers (plexapi: 12, a browser: ~20); Plex's own limit is lower than
+#: `MAX_HEADER_COUNT`.
 #: How many upload bytes may be buffered at once, across all connections, in upload limits. mitmproxy holds a
 #: body up to three times while assembling and handing it over, so the proxy's peak memory stays under its
 #: idle size (~90 MiB) + 3 × INFLIGHT_UPLOADS × the upload limit: 474 MiB at the default 64 MiB, however many
 #: uploads arrive at once (measured by test_reliability_doors: docs/RELIABILITY.md).
 INFLIGHT_UPLOADS = 2
 #: The bound above, for the default upload limit, in MiB.
-PEAK_RSS_BOUND_MIB = 90 + 3 * INFLIGHT_UPLOADS * 64
+PEAK_RSS_BOUND_MIB = 90 + 3 * INFLIGHT_UPLOADS * MAX_UPLOAD_BYTES // MiB
 RESERVED_KEY = "preview.reserved"
-#: Seconds a client has to deliver a whole request (Kometa's are complete in milliseconds on loopback).
-REQUEST_TIMEOUT = 30
 
 
 class RequestLimits:
@@ -49,10 +49,6 @@ class RequestLimits:
         #: client id → when the request it owes us started being owed
         self.owed: dict[str, float] = {}
         self._watch: asyncio.Task | None = None
-
-    def load(self, loader) -> None:
-        loader.add_option("preview_request_timeout", int, REQUEST_TIMEOUT,
-                          "Seconds a client may take to send a whole request before its connection is closed.")
 
     # --- slow requests ------------------------------------------------------------------------------
 
@@ -84,8 +80,8 @@ class RequestLimits:
                 client = handler.client
                 if client.id in late and self.owed.pop(client.id, None) is not None:
                     peer = f"{client.peername[0]}:{client.peername[1]}" if client.peername else "?"
-                    self._record("SLOW_REQUEST", client=peer,
-                                 reason=f"no complete request within {ctx.options.preview_request_timeout} s")
+                    self.proxy.record(Event.SLOW_REQUEST, level=logging.WARNING, client=peer,
+                                      reason=f"no complete request within {ctx.options.preview_request_timeout} s")
                     with contextlib.suppress(Exception):
                         await handler.on_timeout()
 
@@ -93,7 +89,7 @@ class RequestLimits:
 
     def _max_upload(self) -> int:
         state = self.proxy.state
-        return state.max_upload if state is not None else 64 << 20
+        return state.max_upload if state is not None else MAX_UPLOAD_BYTES
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -101,8 +97,10 @@ class RequestLimits:
         request = flow.request
         fields = request.headers.fields
         size = sum(len(name) + len(value) + 4 for name, value in fields)
-        if len(fields) > MAX_HEADERS or size > MAX_HEADER_BYTES:
-            self._refuse(flow, 431, "HEADERS_TOO_LARGE", headers=len(fields), header_bytes=size)
+        if len(fields) > MAX_HEADER_COUNT or size > MAX_HEADER_BYTES:
+            self.proxy.decide(flow, Event.HEADERS_TOO_LARGE, body=plexml.empty_container(), status=431,
+                              level=logging.WARNING, headers=len(fields), header_bytes=size,
+                              journal={"method": request.method, "path": redact(request.path[:200])})
             return
         if request.method in ("GET", "HEAD") and "content-length" not in request.headers \
                 and "transfer-encoding" not in request.headers:
@@ -110,8 +108,8 @@ class RequestLimits:
         reserve = self._reservation(request)
         limit = INFLIGHT_UPLOADS * self._max_upload()
         if reserve and self.inflight + reserve > limit:
-            self._record("UPLOADS_BUSY", method=request.method, path=redact(request.path[:200]), reserve=reserve,
-                         inflight=self.inflight, limit=limit)
+            self.proxy.record(Event.UPLOADS_BUSY, level=logging.WARNING, method=request.method,
+                              path=redact(request.path[:200]), reserve=reserve, inflight=self.inflight, limit=limit)
             flow.kill()
             return
         self.inflight += reserve
@@ -135,16 +133,3 @@ class RequestLimits:
 
     def _release(self, flow: http.HTTPFlow) -> None:
         self.inflight -= flow.metadata.pop(RESERVED_KEY, 0)
-
-    def _refuse(self, flow: http.HTTPFlow, status: int, event: str, **info: int) -> None:
-        answer(flow, event, plexml.empty_container(), status=status, **info)
-        flow.marked = ":no_entry:"
-        self._record(event, method=flow.request.method, path=redact(flow.request.path[:200]), **info)
-
-    def _record(self, event: str, **info: object) -> None:
-        """One refusal: counter, journal line and log line with the same fields."""
-        state = self.proxy.state
-        if state is not None:
-            state.counters[event] += 1
-            state.journal.write(event, **info)
-        log.warning("%s %s", event, " ".join(f"{k}={v}" for k, v in info.items()))

@@ -8,32 +8,36 @@ and replaced by an empty container when it is not (memory stays bounded).
 """
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from mitmproxy import http
 
+from ..events import Event
+from ..limits import MAX_STREAMED_LISTING_BYTES, PASS_THROUGH_BYTES
 from ..plex import filters
 from ..plex import xml as plexml
+from ..plex.client import UpstreamError
 from ..plex.routes import Kind, paging
-from .flows import Proxy, answer, fail_closed, header_map
-from .journal import log, redact
-from .mock_library import candidates
+from .flows import Proxy, fail_closed, header_map
+from .journal import redact
 from .state import OVERLAY_LABEL
-from .upstream import UpstreamError
 
-PASS_THROUGH_LIMIT = 4 << 20
+PASS_THROUGH_LIMIT = PASS_THROUGH_BYTES
 #: Route kinds whose Plex answer this addon strips to the targets.
 STRIPPED = frozenset({Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS})
 
 
 class ListingFilter:
+    CLAIMS = {"mock": frozenset(), "filter": STRIPPED}
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         claimed = self.proxy.pending_read(flow)
-        if claimed is None or claimed[0].mock or claimed[1].kind not in STRIPPED:
+        if claimed is None or claimed[0].mock or claimed[1].kind not in self.CLAIMS["filter"]:
             return
         state, route = claimed
         local = self._overlay_label_search(state, route)
@@ -67,11 +71,12 @@ class ListingFilter:
         params = [(k, v) for k, v in route.params if not k.startswith("X-Plex-Container-")]
         path = route.path + ("?" + urlencode(params) if params else "")
         try:
-            response = await self.proxy.fetch(route, path, sink=sink, max_bytes=2 << 30)
+            response = await self.proxy.fetch(flow, route, path, sink=sink, max_bytes=MAX_STREAMED_LISTING_BYTES)
             if response.status != 200:
-                state.journal.write("UPSTREAM_STATUS", path=route.path, status=response.status)
-                answer(flow, "UPSTREAM_STATUS", bytes(raw), status=response.status,
-                       content_type=response.content_type or "text/html")
+                self.proxy.decide(flow, Event.UPSTREAM_STATUS, f"{route.path} status={response.status}",
+                                  body=bytes(raw), status=response.status,
+                                  content_type=response.content_type or "text/html",
+                                  journal={"path": route.path, "status": response.status})
                 return
             if parse_errors:
                 raise plexml.UnsafeXML(parse_errors[0])
@@ -92,16 +97,16 @@ class ListingFilter:
         if route.kind is Kind.LISTING:
             root.set("size", str(len(chosen)))
         after = sum(1 for _ in root.iter() if _.get("ratingKey"))
-        answer(flow, "FILTER_LIST", plexml.serialize(root), before=stream.before, after=after)
         allowed = len(state.targets) - len(state.missing)
-        state.counters["FILTER_LIST"] += 1
-        state.journal.write("FILTER_LIST", path=route.path, query=redact(urlencode(params)), items_before=stream.before,
-                            items_after=after, removed=stream.before - after, allowed=allowed,
-                            upstream_bytes=len(raw) if len(raw) <= PASS_THROUGH_LIMIT else None)
-        log.info("FILTER_LIST endpoint=%s items_before=%d items_after=%d allowed_keys=%d", route.path,
-                 stream.before, after, allowed)
-        log.info("FILTER_XML items: before=%d after=%d removed=%d allowed=%d", stream.before, after,
-                 stream.before - after, allowed)
+        self.proxy.decide(flow, Event.FILTER_LIST, f"endpoint={route.path} items_before={stream.before} "
+                          f"items_after={after} allowed_keys={allowed}", body=plexml.serialize(root),
+                          before=stream.before, after=after,
+                          journal={"path": route.path, "query": redact(urlencode(params)),
+                                   "items_before": stream.before, "items_after": after,
+                                   "removed": stream.before - after, "allowed": allowed,
+                                   "upstream_bytes": len(raw) if len(raw) <= PASS_THROUGH_LIMIT else None})
+        self.proxy.log_only(logging.INFO, f"FILTER_XML items: before={stream.before} after={after} "
+                                          f"removed={stream.before - after} allowed={allowed}")
 
     def _overlay_label_search(self, state, route) -> set[str] | None:
         """Plex cannot know the proxy hides the Overlay label: such searches are answered from the
@@ -109,24 +114,23 @@ class ListingFilter:
         if route.kind is not Kind.LISTING or not state.asks_about_overlay_label(route.params):
             return None
         try:
-            chosen = filters.select(route.params, candidates(state, route)[0], filters.Items(state.items.get))
+            chosen = filters.select(route.params, state.candidates(route)[0], filters.Items(state.items.get))
         except filters.Unsupported:
             return None
-        state.journal.write("FILTER_LOCAL_OVERLAY_LABEL", path=route.path, matched=[e.get("ratingKey") for e in chosen])
+        self.proxy.record(Event.FILTER_LOCAL_OVERLAY_LABEL, level=logging.DEBUG, path=route.path,
+                          matched=[e.get("ratingKey") for e in chosen])
         return {e.get("ratingKey") for e in chosen}
 
     def _unparsed(self, flow, route, state, raw: bytearray, reason: str) -> None:
         if plexml.has_dtd(bytes(raw[:65536])):
-            state.journal.write("UNSAFE_UPSTREAM", path=route.path, reason=reason)
-            log.warning("UNSAFE_UPSTREAM endpoint=%s: %s; answered with an empty container", route.path, reason)
-            answer(flow, "UNSAFE_UPSTREAM", plexml.empty_container(), reason=reason)
+            self.proxy.decide(flow, Event.UNSAFE_UPSTREAM, f"endpoint={route.path}: {reason}; answered with an empty "
+                              "container", body=plexml.empty_container(), level=logging.WARNING, reason=reason,
+                              journal={"path": route.path})
             return
-        state.journal.write("FILTER_PARSE_ERROR", path=route.path, reason=reason, bytes=len(raw))
-        if len(raw) <= PASS_THROUGH_LIMIT:
-            log.warning("FILTER_PARSE_ERROR endpoint=%s: %s; response passed through unchanged", route.path, reason)
-            answer(flow, "FILTER_PARSE_ERROR", bytes(raw), content_type="text/xml;charset=utf-8", reason=reason)
-        else:
-            log.warning("FILTER_PARSE_ERROR endpoint=%s: %s; too large to pass through, answered empty",
-                        route.path, reason)
-            answer(flow, "FILTER_PARSE_ERROR", plexml.empty_container(), reason=reason)
+        small = len(raw) <= PASS_THROUGH_LIMIT
+        self.proxy.decide(flow, Event.FILTER_PARSE_ERROR, f"endpoint={route.path}: {reason}; "
+                          + ("response passed through unchanged" if small else "too large to pass through, answered empty"),
+                          body=bytes(raw) if small else plexml.empty_container(),
+                          content_type="text/xml;charset=utf-8" if small else plexml.XML_CONTENT_TYPE,
+                          level=logging.WARNING, reason=reason, journal={"path": route.path, "bytes": len(raw)})
 

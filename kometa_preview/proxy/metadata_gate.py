@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import logging
+
 from mitmproxy import http
 
+from ..events import Event
 from ..plex import xml as plexml
+from ..plex.client import UpstreamError, UpstreamResponse
 from ..plex.routes import Kind, Route, image_path_of
-from .flows import Proxy, answer, fail_closed
-from .journal import log
+from .flows import Proxy, fail_closed
 from .state import OVERLAY_LABEL, PreviewState
-from .upstream import UpstreamResponse
-
-GATED = frozenset({Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE, Kind.TRANSCODE})
 
 
 def _query(route: Route) -> str:
@@ -27,13 +27,17 @@ def _query(route: Route) -> str:
 
 
 class MetadataGate:
+    #: Route kinds answered here, per mode (mock mode lists children itself: MockLibrary).
+    CLAIMS = {"mock": frozenset({Kind.METADATA, Kind.ARTWORK_LIST, Kind.IMAGE, Kind.TRANSCODE}),
+              "filter": frozenset({Kind.METADATA, Kind.CHILDREN, Kind.ARTWORK_LIST, Kind.IMAGE, Kind.TRANSCODE})}
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         claimed = self.proxy.pending_read(flow)
-        if claimed is None or claimed[1].kind not in GATED:
+        if claimed is None or claimed[1].kind not in self.CLAIMS["mock" if claimed[0].mock else "filter"]:
             return
         state, route = claimed
         if route.kind is Kind.TRANSCODE:
@@ -48,24 +52,29 @@ class MetadataGate:
             if refused:
                 self._record_block(state, route, refused)
             path = f"/library/metadata/{','.join(allowed)}{_query(route)}"
-            await self.proxy.forward(flow, route, "ALLOW_FORWARD", path=path, rating_key=",".join(allowed),
-                                     transform=lambda response: self._clean(state, response))
-        elif route.kind is Kind.CHILDREN:
-            await self._children(flow, route, state)
         else:
-            await self.proxy.forward(flow, route, "ALLOW_FORWARD", rating_key=route.rating_key)
-        state.journal.write("ALLOW_FORWARD", path=route.path, route=route.kind.value, rating_keys=allowed)
-        log.info("ALLOW_FORWARD ratingKey=%s endpoint=%s", ",".join(allowed), route.path)
+            path = None
+        if route.kind is Kind.CHILDREN:
+            await self._children(flow, route, state)
+            return
+        transform = (lambda response: self._clean(state, response)) if route.kind is Kind.METADATA else None
+        await self.proxy.forward(flow, route, Event.ALLOW_FORWARD, f"ratingKey={','.join(allowed)} endpoint={route.path}",
+                                 path=path, transform=transform, rating_key=",".join(allowed),
+                                 journal={"path": route.path, "route": route.kind.value, "rating_keys": allowed})
 
     def _record_block(self, state: PreviewState, route: Route, keys) -> None:
+        """Keys refused inside a request that is otherwise answered (a comma list): one record each."""
         for key in keys:
-            state.counters["BLOCK_METADATA"] += 1
-            state.journal.write("BLOCK_METADATA", rating_key=key, path=route.path, route=route.kind.value)
-            log.info("BLOCK_METADATA ratingKey=%s not in allowlist", key)
+            self.proxy.record(Event.BLOCK_METADATA, f"ratingKey={key} not in allowlist", rating_key=key,
+                              path=route.path, route=route.kind.value)
 
     def _block(self, flow: http.HTTPFlow, route: Route, state: PreviewState, keys) -> None:
-        self._record_block(state, route, keys or ("?",))
-        answer(flow, "BLOCK_METADATA", plexml.empty_container(), rating_key=",".join(keys))
+        keys = tuple(keys) or ("?",)
+        first, rest = keys[0], keys[1:]
+        self.proxy.decide(flow, Event.BLOCK_METADATA, f"ratingKey={first} not in allowlist",
+                          body=plexml.empty_container(), rating_key=",".join(keys),
+                          journal={"path": route.path, "route": route.kind.value})
+        self._record_block(state, route, rest)
 
     def _clean(self, state: PreviewState, response: UpstreamResponse) -> bytes:
         """Drop the Overlay label and learn each item's season and show."""
@@ -75,24 +84,29 @@ class MetadataGate:
                 raise plexml.UnsafeXML(f"<{root.tag}> is not a Plex MediaContainer")
         except plexml.UnsafeXML as exc:
             # Not XML at all (an HTML error page…): plexapi raises on it as it would on Plex's own.
-            log.warning("FORWARD_UNPARSED metadata answer passed through unchanged: %s", exc)
-            state.journal.write("FORWARD_UNPARSED", reason=str(exc))
+            self.proxy.record(Event.FORWARD_UNPARSED, f"metadata answer passed through unchanged: {exc}",
+                              level=logging.WARNING, reason=str(exc))
             return response.body
         for element in root:
             key = element.get("ratingKey")
             if key and plexml.strip_label(element, OVERLAY_LABEL):
-                state.journal.write("STRIPPED_OVERLAY_LABEL", rating_key=key)
+                self.proxy.record(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=key)
             if key and state.is_target(key):
-                state.learn(element, key)
+                state.learn(element, key, self.proxy.record)
         return plexml.serialize(root)
 
     async def _children(self, flow: http.HTTPFlow, route: Route, state: PreviewState) -> None:
         """Filter mode: Plex's children listing, with only allowed children left in it."""
         stream = plexml.StreamFilter(lambda element: state.is_allowed(element.get("ratingKey")))
-        response = await self.proxy.fetch(route, route.path + _query(route), sink=stream.feed)
+        try:
+            response = await self.proxy.fetch(flow, route, route.path + _query(route), sink=stream.feed)
+        except UpstreamError as exc:
+            self.proxy.upstream_error(flow, route, exc)
+            return
         root = stream.close() if response.status == 200 else plexml.container()
-        answer(flow, "FILTER_CHILDREN", plexml.serialize(root), rating_key=route.rating_key,
-               before=stream.before, after=int(root.get("size", "0")))
+        self.proxy.decide(flow, Event.FILTER_CHILDREN, f"ratingKey={route.rating_key} before={stream.before} "
+                          f"after={root.get('size', '0')}", body=plexml.serialize(root), rating_key=route.rating_key,
+                          before=stream.before, after=int(root.get("size", "0")), journal={"path": route.path})
 
     async def _transcode(self, flow: http.HTTPFlow, route: Route, state: PreviewState) -> None:
         """`/photo/:/transcode?url=` points back at the proxy; forward it with a relative, token-free url."""
@@ -101,5 +115,7 @@ class MetadataGate:
             self._block(flow, route, state, image.rating_keys if image else ())
             return
         params = [(k, image.path if k == "url" else v) for k, v in route.params]
-        await self.proxy.forward(flow, route, "ALLOW_FORWARD", path=f"{route.path}?{urlencode(params)}",
-                                 rating_key=image.rating_key)
+        await self.proxy.forward(flow, route, Event.ALLOW_FORWARD, f"ratingKey={image.rating_key} endpoint={route.path}",
+                                 path=f"{route.path}?{urlencode(params)}", rating_key=image.rating_key,
+                                 journal={"path": route.path, "route": route.kind.value,
+                                          "rating_keys": [image.rating_key]})

@@ -8,16 +8,18 @@ support is asked of Plex and intersected with the targets (`FILTER_FALLBACK`), n
 from __future__ import annotations
 
 import copy
+import logging
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 from mitmproxy import http
 
+from ..events import Event
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route, paging
-from .flows import Proxy, answer, fail_closed, header_map
-from .journal import log, redact
+from .flows import Proxy, fail_closed, header_map
+from .journal import redact
 from .state import PreviewState
 
 #: Filter-choice lists this addon builds from the targets; any other field is asked of Plex.
@@ -36,8 +38,18 @@ def _sort_key(field: str):
     return None
 
 
+def unsupported_sort(sort: str | None) -> str | None:
+    """The first part of a `sort=` this module cannot evaluate as Plex does, or None."""
+    for spec in (sort or "").split(","):
+        field, _, direction = spec.partition(":")
+        if spec and (_sort_key(field.rsplit(".", 1)[-1]) is None or direction not in ("", "asc", "desc")):
+            return spec
+    return None
+
+
 def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Element]:
-    """Plex's default order is titleSort; ties fall back to ratingKey so paging is stable."""
+    """Plex's default order is titleSort; ties fall back to ratingKey so paging is stable. A sort this module
+    cannot evaluate is never guessed: callers check `unsupported_sort` first and ask Plex."""
     ordered = sorted(elements, key=lambda e: ((e.get("titleSort") or e.get("title") or "").lower(),
                                               int(e.get("ratingKey") or 0)))
     for spec in reversed((sort or "").split(",")):
@@ -46,8 +58,7 @@ def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Eleme
         field, _, direction = spec.partition(":")
         key = _sort_key(field.rsplit(".", 1)[-1])
         if key is None:
-            log.info("MOCK_SORT_IGNORED sort=%s: kept titleSort order", spec)
-            continue
+            raise filters.Unsupported(f"sort {spec}")
         ordered.sort(key=key, reverse=direction == "desc")
     return ordered
 
@@ -67,58 +78,39 @@ def _in_view(sub: str | None, element: ET.Element) -> bool:
     return True
 
 
-def target_sections(state: PreviewState) -> list[str]:
-    held = {e.get("librarySectionID") for e in state.target_items()}
-    return [key for key in state.sections if key in held]
-
-
-def candidates(state: PreviewState, route: Route) -> tuple[list[ET.Element], str | None]:
-    """Targets a listing may return, and the libtype it lists (None: movies and shows)."""
-    if route.section_id is not None and route.section_id not in target_sections(state):
-        return [], route.libtype
-    section = state.sections.get(route.section_id or "")
-    libtype = route.libtype
-    if libtype is None and section is not None:
-        libtype = section.type if section.type in ("movie", "show") else None
-        if route.sub == "allLeaves" and libtype == "show":  # a show library's every episode
-            libtype = "episode"
-    elements = [e for e in state.target_items()
-                if route.section_id is None or e.get("librarySectionID") == route.section_id]
-    if libtype is not None:
-        return [e for e in elements if e.get("type") == libtype], libtype
-    return [e for e in elements if e.get("type") in ("movie", "show")], libtype
-
-
 class MockLibrary:
+    #: Route kinds answered here, per mode: the library's whole structure in mock mode, nothing in filter mode.
+    CLAIMS = {"mock": frozenset({Kind.LIBRARY, Kind.SECTIONS, Kind.SECTION, Kind.LISTING, Kind.HUB_SEARCH,
+                                 Kind.COLLECTIONS, Kind.FILTER_CHOICES, Kind.CHILDREN}),
+              "filter": frozenset()}
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         claimed = self.proxy.pending_read(flow)
-        if claimed is None or not claimed[0].mock:
+        if claimed is None or not claimed[0].mock or claimed[1].kind not in self.CLAIMS["mock"]:
             return
         state, route = claimed
         handler = {Kind.LIBRARY: self._library, Kind.SECTIONS: self._sections, Kind.SECTION: self._section,
                    Kind.LISTING: self._listing, Kind.HUB_SEARCH: self._hubs, Kind.COLLECTIONS: self._collections,
-                   Kind.FILTER_CHOICES: self._choices, Kind.CHILDREN: self._children}.get(route.kind)
-        if handler is not None:
-            await handler(flow, route, state)
+                   Kind.FILTER_CHOICES: self._choices, Kind.CHILDREN: self._children}[route.kind]
+        await handler(flow, route, state)
 
     # --- helpers ---------------------------------------------------------------------------
     def _mock(self, flow: http.HTTPFlow, route: Route, state: PreviewState, body: bytes | ET.Element,
-              verdict: str, returned: int, paging_attrs: dict[str, str] | None = None, **info) -> None:
+              verdict: Event, returned: int, paging_attrs: dict[str, str] | None = None, **info) -> None:
         if isinstance(body, ET.Element):
             paging_attrs = {k: v for k, v in body.attrib.items() if k in ("offset", "totalSize")}
             body = plexml.serialize(body)
-        answer(flow, verdict, body, returned_items=returned, **info)
+        self.proxy.decide(flow, verdict, f"endpoint={route.path} returned_items={returned}", body=body,
+                          returned_items=returned, **info,
+                          journal={"path": route.path, "query": redact(urlencode(route.params)),
+                                   "route": route.kind.value, "type": route.libtype})
         if paging_attrs and "totalSize" in paging_attrs:
             flow.response.headers["X-Plex-Container-Start"] = paging_attrs.get("offset", "0")
             flow.response.headers["X-Plex-Container-Total-Size"] = paging_attrs["totalSize"]
-        state.counters[verdict] += 1
-        state.journal.write(verdict, path=route.path, query=redact(urlencode(route.params)), route=route.kind.value,
-                            type=route.libtype, returned_items=returned, **info)
-        log.info("%s endpoint=%s returned_items=%d", verdict, route.path, returned)
 
     def _section_attrs(self, state: PreviewState, section_id: str | None) -> dict[str, str]:
         section = state.sections.get(section_id or "")
@@ -128,7 +120,7 @@ class MockLibrary:
                 "librarySectionUUID": section.uuid, "title1": section.title, "allowSync": "1",
                 "identifier": "com.plexapp.plugins.library"}
 
-    async def _meta(self, state: PreviewState, route: Route, upstream_path: str) -> bytes:
+    async def _meta(self, flow: http.HTTPFlow, state: PreviewState, route: Route, upstream_path: str) -> bytes:
         """Plex's own `<Meta>` block for a section (small, read-only, the same at any library size)."""
         query = [("includeMeta", "1"), ("includeAdvanced", "1"), ("X-Plex-Container-Start", "0"),
                  ("X-Plex-Container-Size", "0")]
@@ -136,89 +128,92 @@ class MockLibrary:
             query.insert(0, ("type", route.param("type")))
         path = f"{upstream_path}?{urlencode(query)}"
         if path not in state.meta_cache:
-            response = await self.proxy.fetch(route, path)
+            response = await self.proxy.fetch(flow, route, path)
             meta = plexml.parse(response.body).find("Meta") if response.status == 200 else None
             state.meta_cache[path] = ET.tostring(meta) if meta is not None else b""
-            state.journal.write("META_FETCHED", path=upstream_path, found=meta is not None)
+            self.proxy.record(Event.META_FETCHED, level=logging.DEBUG, path=upstream_path, found=meta is not None)
         return state.meta_cache[path]
 
-    async def _fallback(self, state: PreviewState, route: Route, listed: list[ET.Element],
+    async def _fallback(self, flow: http.HTTPFlow, state: PreviewState, route: Route, listed: list[ET.Element],
                         reason: str) -> list[ET.Element]:
-        """Ask Plex the same filtered question and keep the targets it names."""
+        """Ask Plex the same filtered (and sorted) question and keep the targets it names, in Plex's order."""
         if not listed:
             return []
         wanted = {e.get("ratingKey") for e in listed}
         stream = plexml.StreamFilter(lambda element: element.get("ratingKey") in wanted)
         params = [(k, v) for k, v in route.params if not k.startswith("X-Plex-Container-")]
-        response = await self.proxy.fetch(route, f"{route.path}?{urlencode(params)}", sink=stream.feed)
+        response = await self.proxy.fetch(flow, route, f"{route.path}?{urlencode(params)}", sink=stream.feed)
         if response.status != 200:
             raise filters.Unsupported(f"Plex answered {response.status} to the fallback listing")
-        named = {e.get("ratingKey") for e in stream.close() if e.get("ratingKey")}
-        state.counters["filter_fallbacks"] += 1
-        state.journal.write("FILTER_FALLBACK", path=route.path, query=redact(urlencode(params)), reason=reason,
-                            upstream_items=stream.before, matched=sorted(named))
-        log.info("FILTER_FALLBACK endpoint=%s reason=%s upstream_items=%d matched=%d", route.path, reason,
-                 stream.before, len(named))
-        return [e for e in listed if e.get("ratingKey") in named]
+        order = [e.get("ratingKey") for e in stream.close() if e.get("ratingKey")]
+        self.proxy.record(Event.FILTER_FALLBACK, f"endpoint={route.path} reason={reason} "
+                          f"upstream_items={stream.before} matched={len(order)}", path=route.path,
+                          query=redact(urlencode(params)), reason=reason, upstream_items=stream.before,
+                          matched=sorted(order))
+        by_key = {e.get("ratingKey"): e for e in listed}
+        return [by_key[key] for key in dict.fromkeys(order) if key in by_key]
 
     # --- endpoints --------------------------------------------------------------------------
     async def _library(self, flow, route, state) -> None:
         root = plexml.container({"allowSync": "0", "title1": "Plex Library"})
         for key in ("sections", "recentlyAdded", "onDeck"):
             ET.SubElement(root, "Directory", {"key": key, "title": key})
-        self._mock(flow, route, state, root, "MOCK_LIBRARY", 0)
+        self._mock(flow, route, state, root, Event.MOCK_LIBRARY, 0)
 
     async def _sections(self, flow, route, state) -> None:
         directories = []
-        for key in target_sections(state):
+        for key in state.target_sections():
             directory = copy.deepcopy(state.sections[key].directory)
             directory.set("allowSync", "1")
             directories.append(directory)
         root = plexml.container({"allowSync": "0", "title1": "Plex Library"}, directories)
         root.set("size", str(len(directories)))
-        answer(flow, "MOCK_SECTIONS", plexml.serialize(root), returned_sections=len(directories))
-        state.counters["MOCK_SECTIONS"] += 1
-        state.journal.write("MOCK_SECTIONS", path=route.path, returned_sections=len(directories))
-        log.info("MOCK_SECTIONS returned_sections=%d", len(directories))
+        self.proxy.decide(flow, Event.MOCK_SECTIONS, f"returned_sections={len(directories)}",
+                          body=plexml.serialize(root), returned_sections=len(directories),
+                          journal={"path": route.path})
 
     async def _section(self, flow, route, state) -> None:
-        if route.section_id not in target_sections(state):
-            self._mock(flow, route, state, plexml.container(), "MOCK_SECTION", 0)
+        if route.section_id not in state.target_sections():
+            self._mock(flow, route, state, plexml.container(), Event.MOCK_SECTION, 0)
             return
         root = plexml.container(self._section_attrs(state, route.section_id))
         for key in _SECTION_DIRECTORIES:
             ET.SubElement(root, "Directory", {"key": key, "title": key})
         root.set("size", str(len(_SECTION_DIRECTORIES)))
-        self._mock(flow, route, state, root, "MOCK_SECTION", 0)
+        self._mock(flow, route, state, root, Event.MOCK_SECTION, 0)
 
     async def _listing(self, flow, route, state) -> None:
         if route.param("type") and route.libtype is None:
-            answer(flow, "MOCK_BAD_TYPE", b"", status=400, content_type="text/html")
+            self.proxy.decide(flow, Event.MOCK_BAD_TYPE, f"endpoint={route.path} type={route.param('type')}",
+                              body=b"", status=400, content_type="text/html", journal={"path": route.path})
             return
-        listed, libtype = candidates(state, route)
+        listed, libtype = state.candidates(route)
         fallback = None
+        sort = route.param("sort") or _DEFAULT_SORTS.get(route.sub or "")
         if libtype == "collection":
-            chosen: list[ET.Element] = []
+            ordered: list[ET.Element] = []
         else:
             try:
                 chosen = filters.select(route.params, listed, filters.Items(state.items.get))
+                if (spec := unsupported_sort(sort)) is not None:
+                    raise filters.Unsupported(f"sort {spec}")
+                query = (route.param("query") or "").lower()
+                chosen = [e for e in chosen if query in (e.get("title") or "").lower()]
+                ordered = sort_elements([e for e in chosen if _in_view(route.sub, e)], sort)
             except filters.Unsupported as exc:
+                # Plex evaluates the whole question (filters, query, view, sort); its order is kept.
                 fallback = str(exc)
-                chosen = await self._fallback(state, route, listed, fallback)
-            query = (route.param("query") or "").lower()
-            chosen = [e for e in chosen if query in (e.get("title") or "").lower()]
-            chosen = [e for e in chosen if _in_view(route.sub, e)]
-        sort = route.param("sort") or _DEFAULT_SORTS.get(route.sub or "")
-        ordered = sort_elements(chosen, sort)
+                ordered = await self._fallback(flow, state, route, listed, fallback)
         start, size = paging(route, header_map(flow.request))
         chosen_page, paging_attrs = plexml.page(ordered, start, size)
         guids = route.param("includeGuids") == "1"
         children = [state.listing_bytes(e.get("ratingKey"), guids=guids) for e in chosen_page]
         if route.param("includeMeta") == "1" and route.section_id in state.sections:
-            children.insert(0, await self._meta(state, route, f"/library/sections/{route.section_id}/{route.sub}"))
+            children.insert(0, await self._meta(flow, state, route,
+                                                f"/library/sections/{route.section_id}/{route.sub}"))
         body = plexml.container_bytes({**self._section_attrs(state, route.section_id), **paging_attrs}, children,
                                       len(chosen_page))
-        self._mock(flow, route, state, body, "MOCK_LIST", len(chosen_page), paging_attrs, total=len(ordered),
+        self._mock(flow, route, state, body, Event.MOCK_LIST, len(chosen_page), paging_attrs, total=len(ordered),
                    fallback=fallback)
 
     async def _hubs(self, flow, route, state) -> None:
@@ -240,29 +235,30 @@ class MockLibrary:
                 hub.append(state.listing_copy(element.get("ratingKey"), guids=False))
                 returned += 1
         root.set("size", "4")
-        self._mock(flow, route, state, root, "MOCK_LIST", returned)
+        self._mock(flow, route, state, root, Event.MOCK_LIST, returned)
 
     async def _collections(self, flow, route, state) -> None:
         root = plexml.container(self._section_attrs(state, route.section_id), ())
-        if route.param("includeMeta") == "1" and route.section_id in target_sections(state):
-            meta = await self._meta(state, route, f"/library/sections/{route.section_id}/collections")
+        if route.param("includeMeta") == "1" and route.section_id in state.target_sections():
+            meta = await self._meta(flow, state, route, f"/library/sections/{route.section_id}/collections")
             if meta:
                 root.append(ET.fromstring(meta))
         start, size = paging(route, header_map(flow.request))
         root.attrib.update(plexml.page([], start, size)[1])
-        self._mock(flow, route, state, root, "MOCK_COLLECTIONS", 0)
+        self._mock(flow, route, state, root, Event.MOCK_COLLECTIONS, 0)
 
     async def _choices(self, flow, route, state) -> None:
         field = route.sub or ""
-        if field not in LOCAL_CHOICES or route.section_id not in target_sections(state):
-            if route.section_id in target_sections(state):
-                await self.proxy.forward(flow, route, "ALLOW_FORWARD", reason="filter choices")
-                log.info("ALLOW_FORWARD endpoint=%s (filter choices)", route.path)
+        if field not in LOCAL_CHOICES or route.section_id not in state.target_sections():
+            if route.section_id in state.target_sections():
+                await self.proxy.forward(flow, route, Event.ALLOW_FORWARD, f"endpoint={route.path} (filter choices)",
+                                         reason="filter choices", journal={"path": route.path,
+                                                                           "route": route.kind.value})
             else:
-                self._mock(flow, route, state, plexml.container(), "MOCK_CHOICES", 0)
+                self._mock(flow, route, state, plexml.container(), Event.MOCK_CHOICES, 0)
             return
         values: dict[str, str] = {}
-        for element in candidates(state, route)[0]:
+        for element in state.candidates(route)[0]:
             if field in ("label", "genre"):
                 tag = field.title()
                 values.update((c.get("id") or c.get("tag", ""), c.get("tag", "")) for c in element.findall(tag))
@@ -280,15 +276,13 @@ class MockLibrary:
             ET.SubElement(root, "Directory", {"fastKey": f"/library/sections/{route.section_id}/all?{field}={key}",
                                               "key": key, "title": title})
         root.set("size", str(len(values)))
-        self._mock(flow, route, state, root, "MOCK_CHOICES", len(values), field=field)
+        self._mock(flow, route, state, root, Event.MOCK_CHOICES, len(values), field=field)
 
     async def _children(self, flow, route, state) -> None:
         parent = route.rating_key
         if not state.is_allowed(parent):
-            state.counters["BLOCK_METADATA"] += 1
-            state.journal.write("BLOCK_METADATA", rating_key=parent, path=route.path)
-            log.info("BLOCK_METADATA ratingKey=%s not in allowlist", parent)
-            answer(flow, "BLOCK_METADATA", plexml.empty_container(), rating_key=parent)
+            self.proxy.decide(flow, Event.BLOCK_METADATA, f"ratingKey={parent} not in allowlist",
+                              body=plexml.empty_container(), rating_key=parent, journal={"path": route.path})
             return
         attr = "parentRatingKey" if route.sub == "children" else "grandparentRatingKey"
         kids = [e for key, e in state.items.items() if e.get(attr) == parent and state.is_allowed(key)]
@@ -303,4 +297,4 @@ class MockLibrary:
             attrs.update(parentTitle=owner.get("title", ""), title2=owner.get("title", ""))
         body = plexml.container_bytes(attrs, [state.listing_bytes(e.get("ratingKey"), guids=guids) for e in chosen],
                                       len(chosen))
-        self._mock(flow, route, state, body, "MOCK_CHILDREN", len(chosen), paging_attrs, rating_key=parent)
+        self._mock(flow, route, state, body, Event.MOCK_CHILDREN, len(chosen), paging_attrs, rating_key=parent)

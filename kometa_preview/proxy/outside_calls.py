@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from urllib.parse import urlsplit
 
@@ -30,10 +31,12 @@ from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode, UpstreamMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
+from ..events import Event
+from ..limits import MAX_GRAPHQL_BYTES
+from ..outside_policy import OutsidePolicy, Refusal, Verdict
 from .bodies import BodyError, decoded
-from ..outside_policy import MAX_GRAPHQL_BYTES, OutsidePolicy, Refusal, Verdict
-from .flows import OUTSIDE_KEY, Proxy, answer, fail_closed, tag
-from .journal import SECRET_HEADERS, log, redact
+from .flows import OUTSIDE_KEY, Proxy, fail_closed
+from .journal import SECRET_HEADERS, redact
 
 KOMETA_VERSION_PATH = "/Kometa-Team/Kometa/"
 ANIME_IDS_PATH = "/Kometa-Team/Anime-IDs/"
@@ -58,14 +61,14 @@ TMDB_CONFIGURATION = {
 OUTSIDE_MODES = (RegularMode, UpstreamMode)
 
 
-def offline_answer(host: str, path: str) -> tuple[str, bytes, str] | None:
+def offline_answer(host: str, path: str) -> tuple[Event, bytes, str] | None:
     """The canned answer to one of Kometa's start-up calls, or None."""
     if host == "raw.githubusercontent.com" and path.startswith(KOMETA_VERSION_PATH) and path.endswith("/VERSION"):
-        return "OFFLINE_VERSION", b"2.4.4\n", "text/plain; charset=utf-8"
+        return Event.OFFLINE_VERSION, b"2.4.4\n", "text/plain; charset=utf-8"
     if host == "raw.githubusercontent.com" and path.startswith(ANIME_IDS_PATH) and path.endswith(".json"):
-        return "OFFLINE_ANIME_IDS", b"{}", "application/json"
+        return Event.OFFLINE_ANIME_IDS, b"{}", "application/json"
     if host == "api.themoviedb.org" and path == "/3/configuration":
-        return "OFFLINE_TMDB_CONFIGURATION", json.dumps(TMDB_CONFIGURATION).encode(), "application/json"
+        return Event.OFFLINE_TMDB_CONFIGURATION, json.dumps(TMDB_CONFIGURATION).encode(), "application/json"
     return None
 
 
@@ -86,13 +89,6 @@ class OutsideCalls:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self._policy: tuple[object, OutsidePolicy] | None = None
-
-    def load(self, loader) -> None:
-        loader.add_option("preview_outside", bool, False,
-                          "Treat requests on the regular (forward) or upstream proxy mode as Kometa's outside calls.")
-        loader.add_option("preview_offline", bool, False,
-                          "Answer Kometa's start-up calls (version, TMDb configuration, anime ids) locally "
-                          "and refuse every other outside call.")
 
     @property
     def policy(self) -> OutsidePolicy:
@@ -157,8 +153,8 @@ class OutsideCalls:
             address = context.server.address
             where = f"{address[0]}:{address[1]}" if address else "?"
             self._record(Verdict(Refusal.PROTOCOL, reason="not HTTP: the connection was closed"), f"TCP {where}",
-                         host=address[0] if address else None)
-            log.warning("%s TCP %s: bytes that are not HTTP end the connection", Refusal.PROTOCOL, where)
+                         host=address[0] if address else None,
+                         says=f"TCP {where}: bytes that are not HTTP end the connection")
             nextlayer.layer = _CloseConnection(context)
 
     async def server_connect(self, data: ServerConnectionHookData) -> None:
@@ -188,8 +184,8 @@ class OutsideCalls:
                     server.address = (chosen, port)  # connect to exactly what was checked
                     return
         server.error = f"kometa-preview: {verdict.reason}"
-        self._record(verdict, f"CONNECT {host}:{port}", host=host)
-        log.warning("%s connection to %s:%s: %s", verdict.refusal, host, port, verdict.reason)
+        self._record(verdict, f"CONNECT {host}:{port}", host=host,
+                     says=f"connection to {host}:{port}: {verdict.reason}")
 
     # --- after the call: nothing secret stays in the flow that `-w` saves ----------------------------
 
@@ -215,38 +211,31 @@ class OutsideCalls:
         if not verdict.allowed:
             self._refuse(flow, verdict, where)
             return
+        info = {"service": verdict.service, "journal": {"request": where, "host": flow.request.host}}
         if ctx.options.preview_offline:
             canned = offline_answer(flow.request.host.lower(), urlsplit(flow.request.path).path)
             if canned is None:
                 self._refuse(flow, Verdict(Refusal.OFFLINE, verdict.service, "offline"), where, status=404)
                 return
             event, body, content_type = canned
-            answer(flow, event, body, content_type=content_type)
-            self._record_event(event, where, host=flow.request.host, service=verdict.service)
+            self.proxy.decide(flow, event, where, body=body, content_type=content_type, **info)
             return
-        tag(flow, "OUTSIDE_PASS", service=verdict.service)
-        self._record_event("OUTSIDE_PASS", where, host=flow.request.host, service=verdict.service)
+        self.proxy.decide(flow, Event.OUTSIDE_PASS, where, **info)
 
     def _refuse(self, flow: http.HTTPFlow, verdict: Verdict, where: str, status: int = 403) -> None:
         assert verdict.refusal is not None
-        answer(flow, verdict.refusal.value, f"kometa-preview: {verdict.refusal}: {verdict.reason}\n".encode(),
-               status=status, content_type="text/plain", reason=verdict.reason)
-        flow.marked = ":no_entry:"
-        self._record(verdict, where, host=flow.request.host)
-        if verdict.refusal is Refusal.OFFLINE:
-            log.info("%s %s", verdict.refusal, where)
-        else:
-            log.warning("%s %s: %s", verdict.refusal, where, verdict.reason)
+        offline = verdict.refusal is Refusal.OFFLINE
+        self.proxy.decide(flow, Event(verdict.refusal.value), where if offline else f"{where}: {verdict.reason}",
+                          body=f"kometa-preview: {verdict.refusal}: {verdict.reason}\n".encode(), status=status,
+                          content_type="text/plain", level=logging.INFO if offline else logging.WARNING,
+                          reason=verdict.reason,
+                          journal={"request": where, "host": flow.request.host, "service": verdict.service})
 
-    def _record(self, verdict: Verdict, where: str, host: str | None = None) -> None:
+    def _record(self, verdict: Verdict, where: str, host: str | None = None, says: str = "") -> None:
+        """A refusal at the connection level (no flow to answer)."""
         assert verdict.refusal is not None
-        self._record_event(verdict.refusal.value, where, host=host, service=verdict.service, reason=verdict.reason)
-
-    def _record_event(self, event: str, where: str, **info) -> None:
-        state = self.proxy.state
-        if state is not None:
-            state.counters[event] += 1
-            state.journal.write(event, request=where, **{k: v for k, v in info.items() if v is not None})
+        self.proxy.record(Event(verdict.refusal.value), says or f"{where}: {verdict.reason}", level=logging.WARNING,
+                          request=where, host=host, service=verdict.service, reason=verdict.reason)
 
     @staticmethod
     def _where(flow: http.HTTPFlow) -> str:

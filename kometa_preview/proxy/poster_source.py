@@ -9,19 +9,20 @@ flagged `OVERLAID_POSTER` when it carries the mark. What is served is kept as th
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from mitmproxy import http
 from PIL import Image
 
+from .. import images
+from ..events import Event
+from ..files import write_atomic
 from ..plex.routes import Kind, Route, image_path_of
-from . import capture
-from .flows import Proxy, answer, fail_closed
-from .journal import log
+from .flows import Proxy, fail_closed
 from .state import PreviewState
 
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 OVERLAY_EXIF_TAG = 0x04BC
 
 
@@ -33,7 +34,7 @@ class Poster:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.ext]
+        return images.BY_EXT[self.ext].content_type
 
 
 def has_overlay_mark(data: bytes) -> bool:
@@ -57,6 +58,10 @@ def stored_original(config_file: Path | None, library: str, rating_key: str) -> 
 
 
 class PosterSource:
+    #: Claims no route kind of its own: it answers first, within MetadataGate's IMAGE and TRANSCODE claims, for
+    #: a target's own poster only (everything else falls through to the gate).
+    SERVES_FIRST = frozenset({Kind.IMAGE, Kind.TRANSCODE})
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self._cache: dict[str, Poster] = {}
@@ -72,49 +77,49 @@ class PosterSource:
             image = image_path_of(route.param("url") or "")
         if image is None or image.kind is not Kind.IMAGE or image.sub != "thumb" or not state.is_target(image.rating_key):
             return
-        poster = self._cache.get(image.rating_key) or await self._load(state, image)
+        poster = self._cache.get(image.rating_key) or await self._load(flow, state, image)
         if poster is None:
             return  # Plex had no image: let the gate forward the request and Plex answer it
         self._cache[image.rating_key] = poster
         data, content_type = poster.data, poster.content_type
         if route.kind is Kind.TRANSCODE:
             data, content_type = _resize(poster.data, route)
-        answer(flow, "POSTER_SOURCE", data, content_type=content_type, rating_key=image.rating_key,
-               source=poster.source)
+        self.proxy.decide(flow, Event.POSTER_SOURCE, f"ratingKey={image.rating_key} served source={poster.source}",
+                          body=data, content_type=content_type, level=logging.DEBUG, rating_key=image.rating_key,
+                          source=poster.source, journal={"served": True})
 
-    async def _load(self, state: PreviewState, image: Route) -> Poster | None:
+    async def _load(self, flow: http.HTTPFlow, state: PreviewState, image: Route) -> Poster | None:
         rating_key = image.rating_key
         target = state.targets[rating_key]
         section = state.sections.get(state.items[rating_key].get("librarySectionID", "")) \
             if rating_key in state.items else None
-        original = stored_original(state.config.kometa.config, section.title if section else "", rating_key)
+        original = stored_original(state.config.kometa_config, section.title if section else "", rating_key)
         if target.input is not None:
             poster = _from_bytes(target.input.read_bytes(), "input")
         elif original is not None:
             poster = _from_bytes(original.read_bytes(), "kometa_original")
         else:
-            response = await self.proxy.fetch(image, image.path)
+            response = await self.proxy.fetch(flow, image, image.path)
             if response.status != 200:
                 return None
             poster = _from_bytes(response.body, "plex")
         if poster is None:
             return None
         if poster.source == "plex" and has_overlay_mark(poster.data):
-            state.journal.write("OVERLAID_POSTER", rating_key=rating_key, target=target.id)
-            log.error("OVERLAID_POSTER target=%s ratingKey=%s: Plex's poster already carries a Kometa overlay; "
-                      "give the target an `input:` image or set kometa.config so the stored original is used",
-                      target.id, rating_key)
-        saved = capture.save_atomic(state.output / "before", rating_key, poster.ext, poster.data)
-        state.journal.write("POSTER_SOURCE", rating_key=rating_key, target=target.id, source=poster.source,
-                            bytes=len(poster.data), ext=poster.ext, saved=str(saved))
-        log.info("POSTER_SOURCE ratingKey=%s target=%s source=%s bytes=%d", rating_key, target.id, poster.source,
-                 len(poster.data))
+            self.proxy.record(Event.OVERLAID_POSTER, f"target={target.id} ratingKey={rating_key}: Plex's poster "
+                              "already carries a Kometa overlay; give the target an `input:` image or set "
+                              "kometa.config so the stored original is used", level=logging.ERROR,
+                              rating_key=rating_key, target=target.id)
+        saved = write_atomic(state.layout.before / f"{rating_key}.{poster.ext}", poster.data)
+        self.proxy.record(Event.POSTER_SOURCE, f"ratingKey={rating_key} target={target.id} source={poster.source} "
+                          f"bytes={len(poster.data)}", rating_key=rating_key, target=target.id, source=poster.source,
+                          bytes=len(poster.data), ext=poster.ext, saved=str(saved))
         return poster
 
 
 def _from_bytes(data: bytes, source: str) -> Poster | None:
-    fmt = capture.sniff(data)
-    return Poster(data, capture.EXTENSIONS[fmt], source) if fmt else None
+    fmt = images.sniff(data)
+    return Poster(data, fmt.ext, source) if fmt else None
 
 
 def _resize(data: bytes, route: Route) -> tuple[bytes, str]:

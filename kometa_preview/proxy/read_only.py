@@ -3,12 +3,15 @@ answers everything still unanswered locally, so no flow ever falls through to mi
 upstream connection."""
 from __future__ import annotations
 
+import logging
+
 from mitmproxy import http
 
+from ..events import Event
 from ..plex import xml as plexml
 from ..plex.routes import Kind
-from .flows import Proxy, answer, fail_closed, route_of, unanswered
-from .journal import log, redact
+from .flows import Proxy, fail_closed, route_of, unanswered
+from .journal import redact
 
 #: Reads that are the same at any library size and say nothing about other items.
 PASS_THROUGH = frozenset({Kind.ROOT, Kind.IDENTITY, Kind.SERVER_PREFS, Kind.SECTION_PREFS})
@@ -17,6 +20,8 @@ PASS_THROUGH_FILTER_MODE = PASS_THROUGH | {Kind.LIBRARY, Kind.SECTIONS, Kind.SEC
 
 
 class ReadOnlyRoutes:
+    CLAIMS = {"mock": PASS_THROUGH, "filter": PASS_THROUGH_FILTER_MODE}
+
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
 
@@ -26,13 +31,11 @@ class ReadOnlyRoutes:
             return
         state = self.proxy.state
         route = route_of(flow)
-        allowed = PASS_THROUGH if state is None or state.mock else PASS_THROUGH_FILTER_MODE
+        allowed = self.CLAIMS["mock" if state is None or state.mock else "filter"]
         if state is not None and route.is_read and route.kind in allowed:
-            await self.proxy.forward(flow, route, "PASS_THROUGH")
+            await self.proxy.forward(flow, route, Event.PASS_THROUGH, f"endpoint={route.path}",
+                                     journal={"path": redact(route.path), "route": route.kind.value})
             return
-        answer(flow, "UNCLAIMED", plexml.empty_container(), route=route.kind.value)
-        if state is not None:
-            state.counters["UNCLAIMED"] += 1
-            state.journal.write("UNCLAIMED", method=route.method, path=redact(route.path), route=route.kind.value)
-        log.warning("UNCLAIMED %s %s answered locally (no addon knows it as a safe read)", route.method,
-                    redact(route.path))
+        self.proxy.decide(flow, Event.UNCLAIMED, f"{route.method} {redact(route.path)} answered locally (no addon "
+                          "knows it as a safe read)", body=plexml.empty_container(), level=logging.WARNING,
+                          route=route.kind.value, journal={"method": route.method, "path": redact(route.path)})

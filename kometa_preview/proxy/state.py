@@ -6,16 +6,26 @@ Built once when the proxy starts, by a read-only prefetch of each target's `/lib
 from __future__ import annotations
 
 import copy
+import logging
 import secrets
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import PreviewConfig, Target
+from ..config import ProxyConfig, Target
+from ..events import Event
+from ..job import JobLayout
+from ..limits import MAX_UPLOAD_BYTES
+from ..plex import client
 from ..plex import xml as plexml
-from .journal import Journal, log
-from .upstream import Upstream, UpstreamError
+from ..plex.client import Upstream, UpstreamError
+from ..plex.routes import Route
+from .journal import Journal
+
+#: `Proxy.record`'s shape: how the state reports what it learned, without writing the journal itself.
+Recorder = Callable[..., None]
 
 OVERLAY_LABEL = "Overlay"
 
@@ -35,13 +45,13 @@ class Section:
 
 @dataclass
 class PreviewState:
-    config: PreviewConfig
+    config: ProxyConfig
     job: Path
     mock: bool
     upstream: Upstream
     journal: Journal
     client_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
-    max_upload: int = 64 << 20
+    max_upload: int = MAX_UPLOAD_BYTES
     targets: dict[str, Target] = field(default_factory=dict)
     items: dict[str, ET.Element] = field(default_factory=dict)
     sections: dict[str, Section] = field(default_factory=dict)
@@ -53,8 +63,8 @@ class PreviewState:
     counters: Counter = field(default_factory=Counter)
 
     @property
-    def output(self) -> Path:
-        return self.job / "output"
+    def layout(self) -> JobLayout:
+        return JobLayout(self.job)
 
     @property
     def allowed(self) -> set[str]:
@@ -97,83 +107,78 @@ class PreviewState:
             self._listing_bytes[key] = ET.tostring(self.listing_copy(rating_key, guids=guids), encoding="utf-8")
         return self._listing_bytes[key]
 
-    def learn(self, element: ET.Element, child: str) -> None:
+    def learn(self, element: ET.Element, child: str, record: Recorder) -> None:
         """Remember the season and show of an allowed item: Kometa asks for them (`item.show()`)."""
         for attr in ("parentRatingKey", "grandparentRatingKey"):
             parent = element.get(attr)
             if parent and parent not in self.learned_parents and parent not in self.targets:
                 self.learned_parents[parent] = child
-                self.journal.write("LEARNED_PARENT", rating_key=parent, child=child)
-                log.info("LEARNED_PARENT ratingKey=%s child=%s", parent, child)
+                record(Event.LEARNED_PARENT, f"ratingKey={parent} child={child}", rating_key=parent, child=child)
 
-    def remember(self, element: ET.Element) -> None:
+    def remember(self, element: ET.Element, record: Recorder) -> None:
         """Keep an allowed item's metadata, without the label that would make Kometa skip it."""
         self.overlay_label_ids.update(label.get("id", "").lower() for label in element.iter("Label")
                                       if label.get("tag", "").lower() == OVERLAY_LABEL.lower() and label.get("id"))
-        removed = plexml.strip_label(element, OVERLAY_LABEL)
-        if removed:
-            self.journal.write("STRIPPED_OVERLAY_LABEL", rating_key=element.get("ratingKey"))
+        if plexml.strip_label(element, OVERLAY_LABEL):
+            record(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=element.get("ratingKey"))
         self.items[element.get("ratingKey", "")] = element
         self._listing_bytes.clear()
 
+    # --- the queries several addons ask -----------------------------------------------------------------
 
-def _fetch_item(upstream: Upstream, rating_key: str) -> ET.Element | None:
-    response = upstream.get(f"/library/metadata/{rating_key}")
-    if response.status == 401:
-        raise StartupError(f"Plex at {upstream.base_url} refused the token in plex.token (401)")
-    if response.status == 404:
-        return None
-    if response.status != 200:
-        raise StartupError(f"Plex answered {response.status} to /library/metadata/{rating_key}")
-    try:
-        root = plexml.parse(response.body)
-    except plexml.UnsafeXML as exc:
-        raise StartupError(f"Plex's answer to /library/metadata/{rating_key} is not usable: {exc}") from None
-    element = next((child for child in root if child.get("ratingKey") == rating_key), None)
-    if element is not None and element.get("librarySectionID") is None and root.get("librarySectionID"):
-        element.set("librarySectionID", root.get("librarySectionID"))
-    return element
+    def target_sections(self) -> list[str]:
+        """The sections holding at least one live target, in Plex's order: the only ones Kometa sees."""
+        held = {e.get("librarySectionID") for e in self.target_items()}
+        return [key for key in self.sections if key in held]
+
+    def candidates(self, route: Route) -> tuple[list[ET.Element], str | None]:
+        """Targets a listing may return, and the libtype it lists (None: movies and shows)."""
+        if route.section_id is not None and route.section_id not in self.target_sections():
+            return [], route.libtype
+        section = self.sections.get(route.section_id or "")
+        libtype = route.libtype
+        if libtype is None and section is not None:
+            libtype = section.type if section.type in ("movie", "show") else None
+            if route.sub == "allLeaves" and libtype == "show":  # a show library's every episode
+                libtype = "episode"
+        elements = [e for e in self.target_items()
+                    if route.section_id is None or e.get("librarySectionID") == route.section_id]
+        if libtype is not None:
+            return [e for e in elements if e.get("type") == libtype], libtype
+        return [e for e in elements if e.get("type") in ("movie", "show")], libtype
 
 
-def prefetch(state: PreviewState) -> None:
-    """Read sections and every target's metadata (read-only). Raises `StartupError`."""
+def prefetch(state: PreviewState, record: Recorder) -> None:
+    """Read sections and every target's metadata (read-only), with `plex.client`'s lookups — the same ones
+    `check` makes. Raises `StartupError`."""
     upstream = state.upstream
     try:
-        response = upstream.get("/library/sections")
-        if response.status == 401:
-            raise StartupError(f"Plex at {upstream.base_url} refused the token in plex.token (401)")
-        if response.status != 200:
-            raise StartupError(f"Plex at {upstream.base_url} answered {response.status} to /library/sections")
-        sections = plexml.parse(response.body)
-        for directory in sections.iter("Directory"):
+        for directory in client.sections(upstream):
             key = directory.get("key", "")
             state.sections[key] = Section(key, directory.get("title", ""), directory.get("type", ""),
                                           directory.get("uuid", ""), directory)
         for target in state.config.targets:
             state.targets[target.rating_key] = target
-            element = _fetch_item(upstream, target.rating_key)
+            element = client.item(upstream, target.rating_key)
             if element is None:
                 state.missing[target.rating_key] = "not found in Plex"
-                state.journal.write("MISSING_ITEM", rating_key=target.rating_key, target=target.id)
                 # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
-                log.warning("MISSING_ITEM ratingKey=%s target=%s: Plex has no such item", target.rating_key,
-                            target.id)
+                record(Event.MISSING_ITEM, f"ratingKey={target.rating_key} target={target.id}: Plex has no such item",
+                       level=logging.WARNING, rating_key=target.rating_key, target=target.id)
                 continue
             if element.get("type") != target.type:
-                state.journal.write("TYPE_MISMATCH", rating_key=target.rating_key, target=target.id,
-                                    expected=target.type, actual=element.get("type"))
-                log.warning("TYPE_MISMATCH target=%s ratingKey=%s is a %s, not a %s", target.id,
-                            target.rating_key, element.get("type"), target.type)
-            state.remember(element)
-            state.learn(element, target.rating_key)
+                record(Event.TYPE_MISMATCH, f"target={target.id} ratingKey={target.rating_key} is a "
+                       f"{element.get('type')}, not a {target.type}", level=logging.WARNING,
+                       rating_key=target.rating_key, target=target.id, expected=target.type,
+                       actual=element.get("type"))
+            state.remember(element, record)
+            state.learn(element, target.rating_key, record)
         for parent in list(state.learned_parents):
-            if parent not in state.items and (element := _fetch_item(upstream, parent)) is not None:
-                state.remember(element)
-    except plexml.UnsafeXML as exc:
-        raise StartupError(f"Plex's answer to /library/sections is not usable: {exc}") from None
+            if parent not in state.items and (element := client.item(upstream, parent)) is not None:
+                state.remember(element, record)
     except UpstreamError as exc:
         raise StartupError(str(exc)) from None
     holding = {state.items[k].get("librarySectionID") for k in state.targets if k in state.items}
-    state.journal.write("PREFETCH", targets=len(state.targets), missing=sorted(state.missing),
-                        sections=sorted(s for s in holding if s), learned_parents=sorted(state.learned_parents),
-                        upstream_requests=upstream.requests)
+    record(Event.PREFETCH, level=logging.DEBUG, targets=len(state.targets), missing=sorted(state.missing),
+           sections=sorted(s for s in holding if s), learned_parents=sorted(state.learned_parents),
+           upstream_requests=upstream.requests)

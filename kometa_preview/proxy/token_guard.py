@@ -8,23 +8,22 @@ The real Plex token is added by `Upstream` alone, outside the flow.
 from __future__ import annotations
 
 import hmac
-import re
+import logging
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mitmproxy import http
 
+from ..events import Event
 from ..plex import xml as plexml
 from .flows import Proxy, answer, fail_closed, unanswered
-from .journal import SECRET_HEADERS, log, redact
-
-_NESTED_TOKEN = re.compile(r"(?i)[?&]x-plex-token=[^&#]*")
+from .journal import SECRET_HEADERS, redact
 
 
 def _without_nested_token(value: str) -> str:
-    """`/photo/:/transcode?url=` carries an absolute URL with its own `?X-Plex-Token=`: drop it."""
-    cleaned = _NESTED_TOKEN.sub("", value)
-    if "?" not in cleaned and "&" in cleaned:
-        cleaned = cleaned.replace("&", "?", 1)
-    return cleaned
+    """`/photo/:/transcode?url=` carries a URL with its own `?X-Plex-Token=`: drop that parameter."""
+    parts = urlsplit(value)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "x-plex-token"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 class TokenGuard:
@@ -37,7 +36,7 @@ class TokenGuard:
             return
         state = self.proxy.state
         if state is None:
-            answer(flow, "NOT_CONFIGURED", b"kometa-preview: set preview_config", status=503,
+            answer(flow, Event.NOT_CONFIGURED, b"kometa-preview: set preview_config", status=503,
                    content_type="text/plain")
             return
         request = flow.request
@@ -50,9 +49,8 @@ class TokenGuard:
             request.query = [(k, _without_nested_token(v) if "x-plex-token" in v.lower() else v)
                              for k, v in fields if k.lower() != "x-plex-token"]
         if not offered or not all(hmac.compare_digest(v.encode(), state.client_token.encode()) for v in offered):
-            state.counters["unauthorized"] += 1
-            state.journal.write("UNAUTHORIZED_CLIENT", method=request.method, path=redact(request.path),
-                                client=flow.client_conn.peername[0] if flow.client_conn.peername else None)
-            log.warning("UNAUTHORIZED_CLIENT %s %s: missing or wrong job token", request.method,
-                        redact(request.path))
-            answer(flow, "UNAUTHORIZED_CLIENT", plexml.empty_container(), status=401)
+            self.proxy.decide(flow, Event.UNAUTHORIZED_CLIENT,
+                              f"{request.method} {redact(request.path)}: missing or wrong job token",
+                              body=plexml.empty_container(), status=401, level=logging.WARNING,
+                              journal={"method": request.method, "path": redact(request.path),
+                                       "client": flow.client_conn.peername[0] if flow.client_conn.peername else None})

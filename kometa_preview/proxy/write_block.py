@@ -6,20 +6,28 @@ full disk costs the capture, never the block.
 """
 from __future__ import annotations
 
+import logging
+
 from mitmproxy import http
 
+from ..events import Event
+from ..job import CaptureName
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route
 from . import capture
 from .bodies import BodyError, decoded
-from .flows import Proxy, answer, fail_closed, route_of, unanswered
-from .journal import log, redact
+from .flows import Proxy, fail_closed, route_of, unanswered
+from .journal import redact
 
 
-def _verdict(route: Route) -> str:
+def _verdict(route: Route) -> Event:
     if route.method in ("GET", "HEAD") and not route.override:
-        return "BLOCKED_SIDE_EFFECT" if route.kind is Kind.SIDE_EFFECT else "BLOCKED_UNKNOWN"
-    return "BLOCKED_WRITE"
+        return Event.BLOCKED_SIDE_EFFECT if route.kind is Kind.SIDE_EFFECT else Event.BLOCKED_UNKNOWN
+    return Event.BLOCKED_WRITE
+
+
+def _where(route: Route) -> dict[str, object]:
+    return {"method": route.method, "path": redact(route.path), "route": route.kind.value}
 
 
 class WriteBlock:
@@ -36,10 +44,11 @@ class WriteBlock:
         declared = max((int(v) for v in length.split(",") if v.strip().isdigit()), default=0)
         if declared > state.max_upload:
             route = route_of(flow)
-            self._record(route, "UPLOAD_TOO_LARGE", content_length=declared)
-            log.warning("BLOCKED_WRITE (too large): %s %s ratingKey=%s bytes=%d limit=%d", route.method,
-                        redact(route.path), route.rating_key, declared, state.max_upload)
-            answer(flow, "UPLOAD_TOO_LARGE", plexml.empty_container(), status=413, content_length=declared)
+            self.proxy.decide(flow, Event.UPLOAD_TOO_LARGE, f"{route.method} {redact(route.path)} "
+                              f"ratingKey={route.rating_key} bytes={declared} limit={state.max_upload}",
+                              body=plexml.empty_container(), status=413, level=logging.WARNING,
+                              content_length=declared, rating_key=route.rating_key, kind=route.upload_kind,
+                              journal=_where(route))
 
     @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
@@ -56,52 +65,43 @@ class WriteBlock:
         except BodyError as exc:
             # Judged by the decoded size: a small compressed body that inflates past the limit is refused, and
             # decoding stopped at the limit, so nothing of it is held or kept.
-            verdict = "UPLOAD_TOO_LARGE" if exc.status == 413 else "UPLOAD_UNDECODABLE"
-            answer(flow, verdict, plexml.empty_container(), status=exc.status, reason=str(exc))
-            flow.marked = ":no_entry:"
-            self._record(route, verdict, content_length=len(raw), reason=str(exc))
-            log.warning("BLOCKED_WRITE (%s): %s %s ratingKey=%s bytes=%d: %s", verdict, route.method,
-                        redact(route.path), route.rating_key, len(raw), exc)
+            verdict = Event.UPLOAD_TOO_LARGE if exc.status == 413 else Event.UPLOAD_UNDECODABLE
+            self.proxy.decide(flow, verdict, f"{route.method} {redact(route.path)} ratingKey={route.rating_key} "
+                              f"bytes={len(raw)}: {exc}", body=plexml.empty_container(), status=exc.status,
+                              level=logging.WARNING, reason=str(exc), rating_key=route.rating_key,
+                              kind=route.upload_kind, content_length=len(raw), journal=_where(route))
             return
         verdict = _verdict(route)
-        answer(flow, verdict, plexml.empty_container(), rating_key=route.rating_key, kind=route.upload_kind)
-        flow.marked = ":no_entry:"
-        self._record(route, verdict, content_length=len(body), url=route.param("url"))
-        if verdict == "BLOCKED_WRITE":
-            log.info("BLOCKED_WRITE: %s %s ratingKey=%s", route.method, redact(route.path), route.rating_key)
-        else:
-            log.info("%s %s %s", verdict, route.method, redact(route.path))
+        says = f"{route.method} {redact(route.path)}" + (f" ratingKey={route.rating_key}" if route.rating_key else "")
+        self.proxy.decide(flow, verdict, (": " if verdict is Event.BLOCKED_WRITE else "") + says,
+                          body=plexml.empty_container(), rating_key=route.rating_key, kind=route.upload_kind,
+                          content_length=len(body),
+                          journal={**_where(route), "url": redact(route.param("url") or "") or None})
         if body:
             self._capture(route, body, flow.request.headers.get("Content-Type", ""))
         elif route.kind is Kind.UPLOAD:
-            log.warning("BLOCKED_WRITE (no image): %s %s ratingKey=%s%s", route.method, redact(route.path),
-                        route.rating_key, f" url={redact(route.param('url') or '')}" if route.param("url") else "")
-
-    def _record(self, route: Route, verdict: str, **info) -> None:
-        state = self.proxy.state
-        record = {"method": route.method, "path": redact(route.path), "route": route.kind.value,
-                  "rating_key": route.rating_key, "kind": route.upload_kind, **info}
-        state.counters[verdict] += 1
-        state.journal.write(verdict, **record)
+            url = route.param("url")
+            self.proxy.log_only(logging.WARNING, f"BLOCKED_WRITE (no image): {says}"
+                                + (f" url={redact(url)}" if url else ""))
 
     def _capture(self, route: Route, body: bytes, content_type: str) -> None:
         state = self.proxy.state
-        rating_key = route.rating_key or "unknown"
-        kind = route.upload_kind or "unknown"
+        layout = state.layout
         found = capture.find_image(body, content_type)
+        where = {"method": route.method, "path": redact(route.path)}
         if found is None:
-            saved = capture.save_atomic(state.output / "captured_requests", f"{rating_key}_{kind}_{capture.timestamp()}",
-                                        "bin", body)
-            state.journal.write("CAPTURE_PARSE_ERROR", rating_key=rating_key, kind=kind, bytes=len(body),
-                                saved=str(saved), method=route.method, path=redact(route.path))
-            log.warning("CAPTURE_PARSE_ERROR ratingKey=%s kind=%s bytes=%d saved=%s: no complete JPEG/PNG/WebP "
-                        "in the body", rating_key, kind, len(body), saved)
+            saved = capture.save(layout.captured_requests, CaptureName.new(route.rating_key, route.upload_kind, "bin"),
+                                 body)
+            name = CaptureName.parse(saved.name)
+            self.proxy.record(Event.CAPTURE_PARSE_ERROR, f"ratingKey={name.rating_key} kind={name.kind} "
+                              f"bytes={len(body)} saved={saved}: no complete JPEG/PNG/WebP in the body",
+                              level=logging.WARNING, rating_key=name.rating_key, kind=name.kind, bytes=len(body),
+                              saved=str(saved), **where)
             return
         data, ext = found
-        saved = capture.save_atomic(state.output / "by_ratingkey", f"{rating_key}_{kind}_{capture.timestamp()}",
-                                    ext, data)
-        state.counters["captured"] += 1
-        state.journal.write("CAPTURED_UPLOAD", rating_key=rating_key, kind=kind, bytes=len(data), ext=ext,
-                            saved=str(saved), method=route.method, path=redact(route.path),
-                            target=state.targets[rating_key].id if rating_key in state.targets else None)
-        log.info("CAPTURED_UPLOAD ratingKey=%s kind=%s bytes=%d saved=%s", rating_key, kind, len(data), saved)
+        saved = capture.save(layout.by_ratingkey, CaptureName.new(route.rating_key, route.upload_kind, ext), data)
+        name = CaptureName.parse(saved.name)
+        target = state.targets.get(name.rating_key)
+        self.proxy.record(Event.CAPTURED_UPLOAD, f"ratingKey={name.rating_key} kind={name.kind} bytes={len(data)} "
+                          f"saved={saved}", rating_key=name.rating_key, kind=name.kind, bytes=len(data), ext=ext,
+                          saved=str(saved), target=target.id if target else None, **where)

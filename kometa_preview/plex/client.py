@@ -1,4 +1,6 @@
-"""The only code that talks to Plex: a GET-only client that carries the real token.
+"""The only code that talks to Plex: a GET-only client that carries the real token, and the two lookups every
+part of the tool makes the same way (the sections, one item by ratingKey): the proxy's prefetch, `check`
+and `find` share them, so they agree on what "the target exists" means.
 
 mitmproxy never forwards a request itself (every flow is answered by an addon), so the real token
 lives here and never in a flow object — `save`/`-w` and mitmweb only ever see redacted requests.
@@ -10,17 +12,20 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import urllib3
+
+from ..limits import MAX_UPSTREAM_BYTES
+from . import xml as plexml
 
 #: Request headers passed on from the client; everything else (cookies, auth, overrides) is dropped.
 FORWARDED_HEADERS = ("accept", "accept-language", "user-agent", "x-plex-product", "x-plex-version",
                      "x-plex-client-identifier", "x-plex-platform", "x-plex-platform-version",
                      "x-plex-device", "x-plex-device-name", "x-plex-language", "x-plex-provides",
                      "x-plex-features", "x-plex-sync-version")
-DEFAULT_MAX_BYTES = 64 << 20
 
 
 def describe(exc: BaseException) -> str:
@@ -40,6 +45,10 @@ def describe(exc: BaseException) -> str:
 
 class UpstreamError(Exception):
     """Plex could not be read: unreachable, too slow, too large. The message is safe to log."""
+
+
+class PlexAnswerError(UpstreamError):
+    """Plex answered, but not usably: the token refused, an error status, XML that is not safe to parse."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class Upstream:
         return headers
 
     def get(self, path: str, *, client_headers: dict[str, str] | None = None, extra: dict[str, str] | None = None,
-            max_bytes: int = DEFAULT_MAX_BYTES, sink: Callable[[bytes], None] | None = None,
+            max_bytes: int = MAX_UPSTREAM_BYTES, sink: Callable[[bytes], None] | None = None,
             method: str = "GET") -> UpstreamResponse:
         """GET (or HEAD) `path` from Plex. With `sink`, the decoded body is handed over chunk by chunk
         and not kept. Raises `UpstreamError`."""
@@ -133,3 +142,43 @@ def _shut(response: urllib3.BaseHTTPResponse, expired: threading.Event) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def _document(upstream: Upstream, path: str) -> ET.Element | None:
+    """`path`'s MediaContainer; None when Plex says 404. Raises `UpstreamError`/`PlexAnswerError`."""
+    response = upstream.get(path)
+    if response.status == 401:
+        raise PlexAnswerError(f"Plex at {upstream.base_url} refused the token in plex.token (401)")
+    if response.status == 404:
+        return None
+    if response.status != 200:
+        raise PlexAnswerError(f"Plex at {upstream.base_url} answered {response.status} to {path}")
+    try:
+        return plexml.parse(response.body)
+    except plexml.UnsafeXML as exc:
+        raise PlexAnswerError(f"Plex's answer to {path} is not usable: {exc}") from None
+
+
+def server(upstream: Upstream) -> ET.Element:
+    """Plex's root document (friendlyName, version): proves the URL is Plex and the token works."""
+    root = _document(upstream, "/")
+    if root is None:
+        raise PlexAnswerError(f"{upstream.base_url} does not answer like Plex (404 at /)")
+    return root
+
+
+def sections(upstream: Upstream) -> list[ET.Element]:
+    """The library sections' `<Directory>` elements."""
+    root = _document(upstream, "/library/sections")
+    return [] if root is None else list(root.iter("Directory"))
+
+
+def item(upstream: Upstream, rating_key: str) -> ET.Element | None:
+    """One item's metadata element (with its `librarySectionID`), or None when Plex has no such ratingKey."""
+    root = _document(upstream, f"/library/metadata/{rating_key}")
+    if root is None:
+        return None
+    element = next((child for child in root if child.get("ratingKey") == rating_key), None)
+    if element is not None and element.get("librarySectionID") is None and root.get("librarySectionID"):
+        element.set("librarySectionID", root.get("librarySectionID"))
+    return element

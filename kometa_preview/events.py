@@ -1,0 +1,263 @@
+"""The journal's vocabulary: every event the proxy may write, the records the render reads back, and the reader.
+
+The proxy appends one JSON line per decision to `JobLayout.journal`; the render builds summary.json from
+those lines after both children exit. Both sides import this module (it has no mitmproxy import), so an
+event name is written in one place: a typo is an `AttributeError`, not a silently empty counter.
+The same names are the flow verdicts mitmweb shows and the words users grep for in the logs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+
+class Event(StrEnum):
+    # --- the proxy's life -----------------------------------------------------------------------------
+    PROXY_START = "PROXY_START"                  # options accepted; the mode and targets it serves
+    PREFETCH = "PREFETCH"                        # targets' metadata read from Plex at start-up
+    STARTUP_ERROR = "STARTUP_ERROR"              # the proxy cannot serve this preview (Plex unreachable…)
+    PROXY_READY = "PROXY_READY"                  # listening; the ready file is written
+    PROXY_DONE = "PROXY_DONE"                    # shutting down: its CPU, memory and upstream figures
+    PROXY_ERROR = "PROXY_ERROR"                  # an addon raised; the flow was answered 502 locally
+    NOT_CONFIGURED = "NOT_CONFIGURED"            # no preview_config: every request answered 503
+    # --- targets --------------------------------------------------------------------------------------
+    MISSING_ITEM = "MISSING_ITEM"                # a target's ratingKey does not exist in Plex
+    TYPE_MISMATCH = "TYPE_MISMATCH"              # a target's ratingKey is another type than preview.yml says
+    LEARNED_PARENT = "LEARNED_PARENT"            # a target's season or show, readable from now on
+    STRIPPED_OVERLAY_LABEL = "STRIPPED_OVERLAY_LABEL"  # the Overlay label hidden so Kometa does not skip it
+    OVERLAID_POSTER = "OVERLAID_POSTER"          # Plex's poster already carries Kometa's overlay mark
+    POSTER_SOURCE = "POSTER_SOURCE"              # the poster served to Kometa (input:, stored original, Plex)
+    # --- every answered flow --------------------------------------------------------------------------
+    FLOW = "FLOW"                                # one line per answered request: verdict, status, size
+    FLOW_ERROR = "FLOW_ERROR"                    # a flow that ended without a response
+    # --- mock library mode ----------------------------------------------------------------------------
+    MOCK_LIBRARY = "MOCK_LIBRARY"
+    MOCK_SECTIONS = "MOCK_SECTIONS"
+    MOCK_SECTION = "MOCK_SECTION"
+    MOCK_LIST = "MOCK_LIST"
+    MOCK_COLLECTIONS = "MOCK_COLLECTIONS"
+    MOCK_CHOICES = "MOCK_CHOICES"
+    MOCK_CHILDREN = "MOCK_CHILDREN"
+    MOCK_BAD_TYPE = "MOCK_BAD_TYPE"              # a listing `type=` Plex does not know: 400, as Plex answers
+    META_FETCHED = "META_FETCHED"                # a section's `<Meta>` block read from Plex (once per section)
+    FILTER_FALLBACK = "FILTER_FALLBACK"          # a filter or sort evaluated by Plex, intersected with targets
+    # --- forwarded reads ------------------------------------------------------------------------------
+    ALLOW_FORWARD = "ALLOW_FORWARD"              # metadata/children/images of an allowed ratingKey
+    BLOCK_METADATA = "BLOCK_METADATA"            # a ratingKey outside the allowlist: empty container
+    PASS_THROUGH = "PASS_THROUGH"                # small reads the same at any library size (/, /identity…)
+    # --- filter mode ----------------------------------------------------------------------------------
+    FILTER_LIST = "FILTER_LIST"
+    FILTER_CHILDREN = "FILTER_CHILDREN"
+    FILTER_LOCAL_OVERLAY_LABEL = "FILTER_LOCAL_OVERLAY_LABEL"
+    FILTER_PARSE_ERROR = "FILTER_PARSE_ERROR"
+    # --- Plex's answers -------------------------------------------------------------------------------
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"            # Plex could not be read: 502
+    UPSTREAM_STATUS = "UPSTREAM_STATUS"          # Plex answered >= 400; passed on
+    UNSAFE_UPSTREAM = "UNSAFE_UPSTREAM"          # Plex's XML carried a DTD: answered empty
+    FORWARD_UNPARSED = "FORWARD_UNPARSED"        # Plex's metadata answer was not XML: passed on unchanged
+    # --- writes ---------------------------------------------------------------------------------------
+    BLOCKED_WRITE = "BLOCKED_WRITE"
+    BLOCKED_SIDE_EFFECT = "BLOCKED_SIDE_EFFECT"  # a GET Plex treats as an action (refresh, scrobble…)
+    BLOCKED_UNKNOWN = "BLOCKED_UNKNOWN"          # a GET on no read-only route
+    UPLOAD_TOO_LARGE = "UPLOAD_TOO_LARGE"
+    UPLOAD_UNDECODABLE = "UPLOAD_UNDECODABLE"
+    CAPTURED_UPLOAD = "CAPTURED_UPLOAD"
+    CAPTURE_PARSE_ERROR = "CAPTURE_PARSE_ERROR"  # an upload with no complete image: kept under captured_requests/
+    # --- the reverse door -----------------------------------------------------------------------------
+    UNAUTHORIZED_CLIENT = "UNAUTHORIZED_CLIENT"
+    HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
+    UPLOADS_BUSY = "UPLOADS_BUSY"
+    SLOW_REQUEST = "SLOW_REQUEST"
+    UNCLAIMED = "UNCLAIMED"                      # no addon claimed a read: answered locally
+    # --- the outside-calls door -----------------------------------------------------------------------
+    OUTSIDE_PASS = "OUTSIDE_PASS"
+    OFFLINE_VERSION = "OFFLINE_VERSION"
+    OFFLINE_TMDB_CONFIGURATION = "OFFLINE_TMDB_CONFIGURATION"
+    OFFLINE_ANIME_IDS = "OFFLINE_ANIME_IDS"
+    OUTSIDE_REFUSED_PLEX = "OUTSIDE_REFUSED_PLEX"
+    OUTSIDE_REFUSED_ADDRESS = "OUTSIDE_REFUSED_ADDRESS"
+    OUTSIDE_REFUSED_HOST = "OUTSIDE_REFUSED_HOST"
+    OUTSIDE_REFUSED_WRITE = "OUTSIDE_REFUSED_WRITE"
+    OUTSIDE_REFUSED_PROTOCOL = "OUTSIDE_REFUSED_PROTOCOL"
+    OUTSIDE_REFUSED_OFFLINE = "OUTSIDE_REFUSED_OFFLINE"
+
+
+#: Requests that would have changed Plex (or asked it to act), answered locally.
+BLOCKED = frozenset({Event.BLOCKED_WRITE, Event.BLOCKED_SIDE_EFFECT, Event.BLOCKED_UNKNOWN, Event.UPLOAD_TOO_LARGE,
+                     Event.UPLOAD_UNDECODABLE})
+#: Refused attempts to leave by another door than the reverse proxy's reads (`--offline` refusals are
+#: expected and not counted).
+SIDE_DOORS = frozenset({Event.OUTSIDE_REFUSED_PLEX, Event.OUTSIDE_REFUSED_ADDRESS, Event.OUTSIDE_REFUSED_HOST,
+                        Event.OUTSIDE_REFUSED_WRITE, Event.OUTSIDE_REFUSED_PROTOCOL, Event.UNAUTHORIZED_CLIENT,
+                        Event.HEADERS_TOO_LARGE, Event.UPLOADS_BUSY, Event.UPLOAD_TOO_LARGE,
+                        Event.UPLOAD_UNDECODABLE, Event.SLOW_REQUEST, Event.BLOCKED_SIDE_EFFECT,
+                        Event.BLOCKED_UNKNOWN})
+OUTSIDE = (Event.OUTSIDE_PASS, Event.OFFLINE_VERSION, Event.OFFLINE_TMDB_CONFIGURATION, Event.OFFLINE_ANIME_IDS,
+           Event.OUTSIDE_REFUSED_PLEX, Event.OUTSIDE_REFUSED_ADDRESS, Event.OUTSIDE_REFUSED_HOST,
+           Event.OUTSIDE_REFUSED_WRITE, Event.OUTSIDE_REFUSED_PROTOCOL, Event.OUTSIDE_REFUSED_OFFLINE)
+
+
+# --- the records the render reads back ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Record:
+    """A journal line: when, what, and the event's own fields (unknown extra fields are kept in `extra`)."""
+    t: float
+    event: Event
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> Self:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names and k not in ("event",)},
+                   event=Event(raw["event"]))
+
+
+@dataclass(frozen=True)
+class ProxyStart(Record):
+    mock_library: bool = True
+
+
+@dataclass(frozen=True)
+class ProxyDone(Record):
+    cpu_seconds: float | None = None
+    peak_rss_mib: float | None = None
+    upstream_requests: int | None = None
+    upstream_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemEvent(Record):
+    """MISSING_ITEM, OVERLAID_POSTER, LEARNED_PARENT: one ratingKey."""
+    rating_key: str = ""
+
+
+@dataclass(frozen=True)
+class PosterServed(Record):
+    rating_key: str = ""
+    source: str = ""
+    saved: str = ""
+    ext: str = ""
+
+
+@dataclass(frozen=True)
+class Captured(Record):
+    rating_key: str = ""
+    kind: str = ""
+    bytes: int = 0
+    ext: str = ""
+    saved: str = ""
+    recovered_from_disk: bool = False
+
+
+@dataclass(frozen=True)
+class Blocked(Record):
+    """A write (or side-effecting GET) answered locally."""
+    method: str = ""
+    path: str = ""
+    rating_key: str | None = None
+    kind: str | None = None
+    content_length: int | None = None
+    url: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Refused(Record):
+    """A side-door attempt; `host` for the outside-calls door."""
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class MockList(Record):
+    path: str = ""
+    returned_items: int = 0
+
+
+@dataclass(frozen=True)
+class FilterList(Record):
+    path: str = ""
+    items_before: int = 0
+    items_after: int = 0
+    removed: int = 0
+
+
+@dataclass(frozen=True)
+class FilterFallback(Record):
+    path: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Flow(Record):
+    """Every answered request. `upstream` is how many reads of Plex answering it took: the one definition of
+    "answered with Plex's help"."""
+    method: str = ""
+    path: str = ""
+    verdict: str | None = None
+    status: int = 0
+    bytes: int = 0
+    upstream: int = 0
+
+
+#: The record type of each event the render reads field by field; every other event is counted.
+RECORD_TYPES: dict[Event, type[Record]] = {
+    Event.PROXY_START: ProxyStart, Event.PROXY_DONE: ProxyDone,
+    Event.MISSING_ITEM: ItemEvent, Event.OVERLAID_POSTER: ItemEvent, Event.LEARNED_PARENT: ItemEvent,
+    Event.POSTER_SOURCE: PosterServed, Event.CAPTURED_UPLOAD: Captured,
+    Event.MOCK_LIST: MockList, Event.FILTER_LIST: FilterList, Event.FILTER_FALLBACK: FilterFallback,
+    Event.FLOW: Flow,
+    **{event: Blocked for event in BLOCKED},
+    **{event: Refused for event in SIDE_DOORS - BLOCKED},
+}
+
+
+class UnknownEvent(ValueError):
+    """A journal line names an event this version does not know (a newer proxy, or a corrupt line)."""
+
+
+def parse(raw: dict[str, Any]) -> Record:
+    """One journal line as its record type. Raises `UnknownEvent`."""
+    try:
+        event = Event(raw.get("event"))
+    except ValueError:
+        raise UnknownEvent(f"unknown journal event {raw.get('event')!r}") from None
+    kind = RECORD_TYPES.get(event, Record)
+    return kind.of({**raw, "t": float(raw.get("t", 0))})
+
+
+# --- reading the journal ---------------------------------------------------------------------------------
+
+class Follower:
+    """Reads the records appended since the last call: live progress while Kometa runs, and the whole journal
+    once at the end. A torn last line (a crash mid-write) is left for the next call, never half-parsed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def new_lines(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        lines = []
+        for line in complete.splitlines():
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                lines.append(value)
+        return lines
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """Every complete journal line of `path`, as written."""
+    return Follower(path).new_lines()

@@ -1,0 +1,285 @@
+"""`Summary`: what one job did, built by the pure `summarize` from the proxy's journal, the configuration and
+what export copied. summary.json (`Summary.to_json`, schema in docs/summary.schema.json) and report.html are
+views of it; cli.py and scripts/bench.py read it.
+
+Definitions that exist once, here:
+- a flow was *answered with Plex's help* when the proxy read Plex to answer it (`FLOW.upstream` > 0): a
+  poster served from an `input:` image or a stored original was not;
+- `proxy_errors` counts `PROXY_ERROR` events (an addon raised; the flow was answered 502 locally).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import PreviewConfig, Target
+from .events import (OUTSIDE, SIDE_DOORS, Blocked, Captured, Event, FilterFallback, FilterList, Flow, ItemEvent,
+                     MockList, ProxyDone, ProxyStart, Record, UnknownEvent, parse)
+
+KIND_PREFERENCE = ("poster", "thumb", "art", "square_art", "logo", "unknown")
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class TargetResult:
+    rating_key: str
+    type: str
+    title: str
+    status: str = "exported"             # exported | missing | failed
+    before: str | None = None            # file name in output/
+    after: str | None = None
+    error: str | None = None
+    poster_source: str | None = None     # input | kometa_original | plex
+    kind: str | None = None              # the upload kind exported (poster…)
+    bytes: int | None = None
+    output: str | None = None            # the target's own `output:` copy
+
+
+@dataclass
+class Exported:
+    """What export copied for one target (the only impure input to `summarize`)."""
+    before: str | None = None
+    poster_source: str | None = None
+    after: str | None = None
+    kind: str | None = None
+    bytes: int | None = None
+    output: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class MockMode:
+    enabled: bool
+    mock_list_requests: list[dict[str, Any]]
+    mock_list_requests_count: int
+    forward_requests_count: int          # = proxy.answered_with_plex
+    blocked_metadata_count: int
+    learned_parent_keys: list[str]
+    filter_fallbacks: list[dict[str, Any]]
+
+
+@dataclass
+class Filtering:
+    enabled: bool
+    allowed_rating_keys: list[str]
+    allowed_count: int
+    filtered_requests: list[dict[str, Any]]
+    filtered_requests_count: int
+
+
+@dataclass
+class ProxyFigures:
+    cpu_seconds: float | None
+    peak_rss_mib: float | None
+    upstream_requests: int | None
+    upstream_bytes: int | None
+    requests: int
+    answered_with_plex: int
+    answered_locally: int
+
+
+@dataclass
+class SideDoors:
+    total: int
+    by_kind: dict[str, int]
+    hosts: dict[str, int]
+
+
+@dataclass
+class Summary:
+    timestamp: str
+    success: bool
+    interrupted: bool
+    error: str | None
+    kometa_exit_code: int | None
+    blocked_write_attempts: list[dict[str, Any]]
+    blocked_side_effects_count: int
+    blocked_unknown_count: int
+    captured_uploads: list[dict[str, Any]]
+    captured_uploads_count: int
+    successful_captures_count: int
+    unparsed_uploads_count: int
+    exported_files: dict[str, str]
+    missing_targets: list[str]
+    targets: dict[str, TargetResult]
+    mock_mode: MockMode
+    filtering: Filtering
+    outside_calls: dict[str, int]
+    side_doors: SideDoors
+    unauthorized_client_requests: int
+    timings_seconds: dict[str, float]
+    proxy: ProxyFigures
+    proxy_errors: int
+    #: Journal lines this version does not know (a newer proxy, a corrupt line): named, never dropped silently.
+    unknown_events: list[str] = field(default_factory=list)
+    output_files: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (0 if self.success else 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Journal:
+    """The journal's records grouped by event, each parsed into its record type."""
+
+    def __init__(self, lines: Iterable[dict[str, Any]]) -> None:
+        self.by_event: dict[Event, list[Record]] = {}
+        self.unknown: list[str] = []
+        self.first_t: float | None = None
+        for line in lines:
+            try:
+                record = parse(line)
+            except UnknownEvent:
+                self.unknown.append(str(line.get("event")))
+                continue
+            self.first_t = record.t if self.first_t is None else self.first_t
+            self.by_event.setdefault(record.event, []).append(record)
+
+    def __getitem__(self, event: Event) -> list[Any]:
+        return self.by_event.get(event, [])
+
+    def count(self, event: Event) -> int:
+        return len(self[event])
+
+
+def choose_capture(captures: list[Captured]) -> Captured | None:
+    """Poster before any other kind; among equals the newest (journal time, then file name)."""
+    if not captures:
+        return None
+    rank = {kind: n for n, kind in enumerate(KIND_PREFERENCE)}
+    best = min(rank.get(c.kind, len(rank)) for c in captures)
+    same_kind = [c for c in captures if rank.get(c.kind, len(rank)) == best]
+    return max(same_kind, key=lambda c: (c.t, c.saved.rsplit("/", 1)[-1]))
+
+
+def why_missing(rating_key: str, journal: Journal) -> tuple[str, str]:
+    if rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
+        return "missing", f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"
+    if rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]}:
+        return "failed", ("OVERLAID_POSTER: Plex's poster already carries a Kometa overlay and Kometa refused it; "
+                          "give the target an input: image or set kometa.config so the stored original is used")
+    return "missing", "MISSING_CAPTURE: Kometa uploaded no poster for this item"
+
+
+def _target(target: Target, exported: Exported, journal: Journal) -> TargetResult:
+    result = TargetResult(target.rating_key, target.type, target.title, before=exported.before,
+                          poster_source=exported.poster_source, after=exported.after, kind=exported.kind,
+                          bytes=exported.bytes, output=exported.output)
+    if exported.error:
+        result.status, result.error, result.after = "failed", exported.error, None
+    elif not exported.after:
+        result.status, result.error = why_missing(target.rating_key, journal)
+    return result
+
+
+def side_doors(journal: Journal) -> SideDoors:
+    """How many side-door attempts were refused, by kind, and the outside hosts they were aimed at."""
+    by_kind = {event.value: journal.count(event) for event in sorted(SIDE_DOORS) if journal.count(event)}
+    hosts: Counter[str] = Counter()
+    for event in SIDE_DOORS:
+        hosts.update(r.host for r in journal[event] if getattr(r, "host", None))
+    return SideDoors(sum(by_kind.values()), by_kind, dict(hosts))
+
+
+def summarize(lines: Iterable[dict[str, Any]], config: PreviewConfig, exported: dict[str, Exported], *,
+              kometa_exit_code: int | None, error: str | None, interrupted: bool, started: float | None,
+              timings: dict[str, float], output_prefix: str = "", now: float | None = None) -> Summary:
+    """The job's summary from the journal's lines, the configuration and what export copied. Pure: the same
+    inputs give the same summary, and nothing is read from or written to disk."""
+    journal = Journal(lines)
+    start: ProxyStart | None = next(iter(journal[Event.PROXY_START]), None)
+    done: ProxyDone | None = next(iter(journal[Event.PROXY_DONE]), None)
+    flows: list[Flow] = journal[Event.FLOW]
+    captures: list[Captured] = journal[Event.CAPTURED_UPLOAD]
+    targets = {t.id: _target(t, exported.get(t.id, Exported()), journal) for t in config.targets}
+    missing = [target_id for target_id, result in targets.items() if not result.after]
+    success = kometa_exit_code == 0 and not error and not interrupted and not missing
+    blocked: list[Blocked] = journal[Event.BLOCKED_WRITE] + journal[Event.UPLOAD_TOO_LARGE]
+    mock_lists: list[MockList] = journal[Event.MOCK_LIST]
+    filtered: list[FilterList] = journal[Event.FILTER_LIST]
+    fallbacks: list[FilterFallback] = journal[Event.FILTER_FALLBACK]
+    learned: list[ItemEvent] = journal[Event.LEARNED_PARENT]
+    with_plex = sum(1 for f in flows if f.upstream)
+    mock = start.mock_library if start is not None else True
+
+    def relative(saved: str) -> str:
+        return saved[len(output_prefix):].lstrip("/") if output_prefix and saved.startswith(output_prefix) else saved
+
+    return Summary(
+        timestamp=iso(started or journal.first_t or now or datetime.now().timestamp()),
+        success=success, interrupted=interrupted, error=error, kometa_exit_code=kometa_exit_code,
+        blocked_write_attempts=[{"method": r.method, "path": r.path, "timestamp": iso(r.t), "rating_key": r.rating_key,
+                                 "kind": r.kind, "content_length": r.content_length,
+                                 **({"url": r.url} if r.url else {})} for r in blocked],
+        blocked_side_effects_count=journal.count(Event.BLOCKED_SIDE_EFFECT),
+        blocked_unknown_count=journal.count(Event.BLOCKED_UNKNOWN),
+        captured_uploads=[{"rating_key": c.rating_key, "kind": c.kind, "bytes": c.bytes, "saved_path": relative(c.saved),
+                           "timestamp": iso(c.t)} for c in captures],
+        captured_uploads_count=len(captures),
+        successful_captures_count=sum(1 for r in targets.values() if r.after),
+        unparsed_uploads_count=journal.count(Event.CAPTURE_PARSE_ERROR),
+        exported_files={tid: f"{output_prefix.rstrip('/')}/{r.after}" if output_prefix else r.after
+                        for tid, r in targets.items() if r.after},
+        missing_targets=missing,
+        targets=targets,
+        mock_mode=MockMode(enabled=mock,
+                           mock_list_requests=[{"path": r.path, "type": "listing", "returned_items": r.returned_items,
+                                                "timestamp": iso(r.t)} for r in mock_lists],
+                           mock_list_requests_count=len(mock_lists), forward_requests_count=with_plex,
+                           blocked_metadata_count=journal.count(Event.BLOCK_METADATA),
+                           learned_parent_keys=sorted({r.rating_key for r in learned}),
+                           filter_fallbacks=[{"path": r.path, "reason": r.reason, "timestamp": iso(r.t)}
+                                             for r in fallbacks]),
+        filtering=Filtering(enabled=not mock, allowed_rating_keys=config.rating_keys,
+                            allowed_count=len(config.targets),
+                            filtered_requests=[{"path": r.path, "items_before": r.items_before,
+                                                "items_after": r.items_after, "removed": r.removed,
+                                                "timestamp": iso(r.t)} for r in filtered],
+                            filtered_requests_count=len(filtered)),
+        outside_calls={event.value.lower(): journal.count(event) for event in OUTSIDE},
+        side_doors=side_doors(journal),
+        unauthorized_client_requests=journal.count(Event.UNAUTHORIZED_CLIENT),
+        timings_seconds=dict(timings),
+        proxy=ProxyFigures(cpu_seconds=done.cpu_seconds if done else None,
+                           peak_rss_mib=done.peak_rss_mib if done else None,
+                           upstream_requests=done.upstream_requests if done else None,
+                           upstream_bytes=done.upstream_bytes if done else None,
+                           requests=len(flows), answered_with_plex=with_plex, answered_locally=len(flows) - with_plex),
+        proxy_errors=journal.count(Event.PROXY_ERROR),
+        unknown_events=sorted(set(journal.unknown)),
+    )
+
+
+#: Every event, and what the summary makes of it: a field, or "counted" (visible through the counters in the
+#: proxy log and `events` of PROXY_DONE), or "diagnostic" (kept in the journal for DEBUGGING.md). A test fails
+#: when an event is added without deciding this.
+READS: dict[Event, str] = {
+    Event.PROXY_START: "mock_mode.enabled", Event.PROXY_DONE: "proxy",
+    Event.MISSING_ITEM: "targets.*.status", Event.OVERLAID_POSTER: "targets.*.status",
+    Event.LEARNED_PARENT: "mock_mode.learned_parent_keys", Event.POSTER_SOURCE: "targets.*.before",
+    Event.CAPTURED_UPLOAD: "captured_uploads", Event.CAPTURE_PARSE_ERROR: "unparsed_uploads_count",
+    Event.FLOW: "proxy.requests", Event.PROXY_ERROR: "proxy_errors",
+    Event.BLOCKED_WRITE: "blocked_write_attempts", Event.UPLOAD_TOO_LARGE: "blocked_write_attempts",
+    Event.BLOCKED_SIDE_EFFECT: "blocked_side_effects_count", Event.BLOCKED_UNKNOWN: "blocked_unknown_count",
+    Event.MOCK_LIST: "mock_mode.mock_list_requests", Event.FILTER_LIST: "filtering.filtered_requests",
+    Event.FILTER_FALLBACK: "mock_mode.filter_fallbacks", Event.BLOCK_METADATA: "mock_mode.blocked_metadata_count",
+    Event.UNAUTHORIZED_CLIENT: "unauthorized_client_requests",
+    **{event: "outside_calls" for event in OUTSIDE},
+    **{event: "side_doors" for event in SIDE_DOORS},
+    **{event: "diagnostic" for event in (
+        Event.PREFETCH, Event.STARTUP_ERROR, Event.PROXY_READY, Event.NOT_CONFIGURED, Event.TYPE_MISMATCH,
+        Event.STRIPPED_OVERLAY_LABEL, Event.FLOW_ERROR, Event.MOCK_LIBRARY, Event.MOCK_SECTIONS, Event.MOCK_SECTION,
+        Event.MOCK_COLLECTIONS, Event.MOCK_CHOICES, Event.MOCK_CHILDREN, Event.MOCK_BAD_TYPE, Event.META_FETCHED,
+        Event.ALLOW_FORWARD, Event.PASS_THROUGH, Event.FILTER_CHILDREN, Event.FILTER_LOCAL_OVERLAY_LABEL,
+        Event.FILTER_PARSE_ERROR, Event.UPSTREAM_ERROR, Event.UPSTREAM_STATUS, Event.UNSAFE_UPSTREAM,
+        Event.FORWARD_UNPARSED, Event.UNCLAIMED)},
+}
