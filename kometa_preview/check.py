@@ -75,7 +75,8 @@ def _plex(config: PreviewConfig) -> Iterator[Result]:
             yield Result(True, f"overlays {library}", "overlay_files defined")
         else:
             yield Result(False, f"overlays {library}", "no overlay_files for this library",
-                         f"add `libraries: {{{library}: {{overlay_files: [{{default: resolution}}]}}}}` or set kometa.config")
+                         f"add `libraries: {{{library}: {{overlay_files: [{{default: resolution}}]}}}}` "
+                         "or set kometa.config")
 
 
 def _kometa(config: PreviewConfig, given: Path | None) -> Result:
@@ -92,7 +93,8 @@ def _kometa(config: PreviewConfig, given: Path | None) -> Result:
                       "set kometa.python to the interpreter that has Kometa's requirements")
     if run.returncode != 0:
         last = (run.stderr or run.stdout).decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return Result(False, "kometa", f"`{kometa.python} {kometa.script.name} --help` exited {run.returncode}: {last[0]}",
+        return Result(False, "kometa",
+                      f"`{kometa.python} {kometa.script.name} --help` exited {run.returncode}: {last[0]}",
                       "set kometa.python to the interpreter that has Kometa's requirements")
     return Result(True, "kometa", f"{kometa.script} runs with {kometa.python}")
 
@@ -128,7 +130,8 @@ def _ports() -> Result:
             first.bind(("127.0.0.1", 0))
             second.bind(("127.0.0.1", 0))
     except OSError as exc:
-        return Result(False, "ports", f"cannot listen on 127.0.0.1 ({exc.strerror})", "free a port or check the sandbox")
+        return Result(False, "ports", f"cannot listen on 127.0.0.1 ({exc.strerror})",
+                      "free a port or check the sandbox")
     return Result(True, "ports", "127.0.0.1 has free ports for the proxy")
 
 

@@ -183,7 +183,8 @@ class TerminalReporter:
 @click.option("--job", type=click.Path(file_okay=False, path_type=Path),
               help="Job folder (default: a new timestamped folder under preview.output).")
 @click.option("--force", is_flag=True, help="Replace --job if it already exists.")
-@click.option("--timeout", type=click.IntRange(min=1), help="Seconds before Kometa is stopped (default: kometa.timeout).")
+@click.option("--timeout", type=click.IntRange(min=1),
+              help="Seconds before Kometa is stopped (default: kometa.timeout).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the results.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
 @click.option("--open", "open_report", is_flag=True, help="Open report.html in a browser when done.")
@@ -240,7 +241,8 @@ def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mo
 @click.option("--plex-url", envvar="PLEX_URL", help="Plex URL (or PLEX_URL).")
 @click.option("--token", envvar="PLEX_TOKEN", help="Plex token (better: PLEX_TOKEN or --token-file; "
                                                     "other users can read a command line).")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the Plex token from this file.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the Plex token from this file.")
 @click.pass_context
 def find(ctx: click.Context, text: str, library: str | None, libtype: str | None, children: bool,
          config_path: Path | None, plex_url: str | None, token: str | None, token_file: Path | None) -> None:

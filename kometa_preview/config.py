@@ -292,8 +292,9 @@ def _target(r: _Reader, raw: Any, where: str) -> Target:
             raise r.fail(f"{where}.input", f"cannot read {image} ({exc.strerror})") from None
         if images.sniff(head) is None:
             raise r.fail(f"{where}.input", f"{image} is not a JPEG, PNG or WebP image")
-    return Target(id=target_id, type=kind, rating_key=rating_key, title=r.text(data.get("title"), f"{where}.title") or "",
-                  input=image, output=r.path(data.get("output"), f"{where}.output"))
+    return Target(id=target_id, type=kind, rating_key=rating_key,
+                  title=r.text(data.get("title"), f"{where}.title") or "", input=image,
+                  output=r.path(data.get("output"), f"{where}.output"))
 
 
 def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:
@@ -361,7 +362,8 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None) -> PreviewC
     seen: dict[str, int] = {}
     for n, target in enumerate(targets):
         if target.id in seen:
-            raise r.fail(f"preview.targets[{n}].id", f"{target.id!r} is already used by preview.targets[{seen[target.id]}]")
+            raise r.fail(f"preview.targets[{n}].id",
+                         f"{target.id!r} is already used by preview.targets[{seen[target.id]}]")
         seen[target.id] = n
     output = r.path(preview.get("output"), "preview.output") or source.parent / "preview-output"
     return PreviewConfig(source=source, plex=plex, kometa=kometa, targets=targets, output=output,

@@ -22,8 +22,7 @@ from .config import ConfigError, PreviewConfig, load
 from .events import Event, Follower
 from .files import write_atomic
 from .job import JobLayout
-from .launcher import (KometaTimeout, LaunchError, ProxyProcess, find_kometa, kometa_environment, run_kometa,
-                       start_proxy)
+from .launcher import KometaTimeout, LaunchError, ProxyProcess, find_kometa, kometa_environment, run_kometa, start_proxy
 from .limits import RESERVE_BYTES
 from .redaction import redact_document
 
@@ -67,7 +66,8 @@ def prepare_job(config: PreviewConfig, requested: Path | None, force: bool) -> J
         folder = requested
         if folder.exists() and any(folder.iterdir()):
             if not force:
-                raise RenderError(f"job folder {folder} already exists; use --force to replace it or pick another --job")
+                raise RenderError(f"job folder {folder} already exists; use --force to replace it or pick another "
+                                  "--job")
             shutil.rmtree(folder)
     else:
         stamp = time.strftime("%Y%m%d_%H%M%S")
@@ -192,7 +192,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
             kometa_clock = time.monotonic()
             try:
                 kometa_exit = run_kometa(kometa.argv(run_yml, libraries),
-                                         kometa_environment(job.proxy, config.secret_values()), cwd=kometa.script.parent,
+                                         kometa_environment(job.proxy, config.secret_values()),
+                                         cwd=kometa.script.parent,
                                          log_path=layout.kometa_log,
                                          timeout=request.timeout or config.kometa.timeout,
                                          on_line=reporter.kometa_line, on_tick=tick)

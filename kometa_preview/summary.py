@@ -12,18 +12,33 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import PreviewConfig, Target
-from .events import (OUTSIDE, SIDE_DOORS, Blocked, Captured, Event, FilterFallback, FilterList, Flow, ItemEvent,
-                     MockList, ProxyDone, ProxyStart, Record, UnknownEvent, parse)
+from .events import (
+    OUTSIDE,
+    SIDE_DOORS,
+    Blocked,
+    Captured,
+    Event,
+    FilterFallback,
+    FilterList,
+    Flow,
+    ItemEvent,
+    MockList,
+    ProxyDone,
+    ProxyStart,
+    Record,
+    UnknownEvent,
+    parse,
+)
 
 KIND_PREFERENCE = ("poster", "thumb", "art", "square_art", "logo", "unknown")
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -222,8 +237,8 @@ def summarize(lines: Iterable[dict[str, Any]], config: PreviewConfig, exported: 
                                  **({"url": r.url} if r.url else {})} for r in blocked],
         blocked_side_effects_count=journal.count(Event.BLOCKED_SIDE_EFFECT),
         blocked_unknown_count=journal.count(Event.BLOCKED_UNKNOWN),
-        captured_uploads=[{"rating_key": c.rating_key, "kind": c.kind, "bytes": c.bytes, "saved_path": relative(c.saved),
-                           "timestamp": iso(c.t)} for c in captures],
+        captured_uploads=[{"rating_key": c.rating_key, "kind": c.kind, "bytes": c.bytes,
+                           "saved_path": relative(c.saved), "timestamp": iso(c.t)} for c in captures],
         captured_uploads_count=len(captures),
         successful_captures_count=sum(1 for r in targets.values() if r.after),
         unparsed_uploads_count=journal.count(Event.CAPTURE_PARSE_ERROR),

@@ -248,7 +248,7 @@ def xml_floor(sizes: list[int]) -> str:
         ET.tostring(ET.fromstring(body))
         floor = time.perf_counter() - started
         started = time.perf_counter()
-        stream = plexml.StreamFilter(lambda e: e.get("ratingKey") in keep)
+        stream = plexml.StreamFilter(lambda e, keep=keep: e.get("ratingKey") in keep)
         for offset in range(0, len(body), 65536):
             stream.feed(body[offset:offset + 65536])
         plexml.serialize(stream.close())
@@ -261,7 +261,8 @@ def xml_floor(sizes: list[int]) -> str:
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
 
 
 def main() -> int:

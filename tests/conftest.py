@@ -38,7 +38,7 @@ def plex(sample_plex):
     return PlexServer(sample_plex.url, TOKEN)
 
 
-def write_preview_yml(folder, plex_url: str, targets: list[dict], plex_timeout: int = 30, **extra) -> "Path":
+def write_preview_yml(folder, plex_url: str, targets: list[dict], plex_timeout: int = 30, **extra) -> Path:
     """A preview.yml for the sample server, as a user would write it."""
     import yaml
     document = {"plex": {"url": plex_url, "token": TOKEN, "timeout": plex_timeout},

@@ -11,7 +11,6 @@ skip the 20 × 63 MiB uploads.
 from __future__ import annotations
 
 import argparse
-import brotli
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import brotli
 import yaml
 
 STANDIN = Path(__file__).with_name("kometa_standin.py")

@@ -7,12 +7,13 @@ import inspect
 from pathlib import Path
 
 import pytest
+from conftest import movie_targets, write_preview_yml
 from mitmproxy import http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.test import taddons, tflow, tutils
 
-from conftest import movie_targets, write_preview_yml
 from kometa_preview.config import load
+from kometa_preview.plex.client import Upstream
 from kometa_preview.proxy import chain, journal
 from kometa_preview.proxy.flows import META_KEY, Proxy
 from kometa_preview.proxy.mock_library import MockLibrary
@@ -20,7 +21,6 @@ from kometa_preview.proxy.read_only import ReadOnlyRoutes
 from kometa_preview.proxy.setup import Setup
 from kometa_preview.proxy.state import PreviewState, prefetch
 from kometa_preview.proxy.token_guard import TokenGuard
-from kometa_preview.plex.client import Upstream
 from kometa_preview.proxy.write_block import WriteBlock
 
 
@@ -152,6 +152,26 @@ def test_mock_listing_and_type_18(proxy):
     assert verdict(f) == "MOCK_LIST" and b"<Video " not in f.response.content
 
 
+def test_mock_mode_never_guesses_a_sort_it_cannot_evaluate(proxy, sample_plex):
+    """`sort=random` is not evaluated locally: Plex is asked, its order kept, and the fallback recorded."""
+    for direction, order in (("desc", [b"1002", b"1001"]), ("asc", [b"1001", b"1002"])):
+        sample_plex.log.clear()
+        f = call(MockLibrary(proxy), "request", flow("GET", f"/library/sections/1/all?type=1&sort=random:{direction}"))
+        keys = [part.split(b'"')[0] for part in f.response.content.split(b'<Video ratingKey="')[1:]]
+        assert (verdict(f), keys) == ("MOCK_LIST", order)
+        assert [e.path for e in sample_plex.log.snapshot()] == ["/library/sections/1/all"]
+        assert f.metadata["preview.upstream"] == 1
+    fallbacks = [line for line in proxy.state.journal.path.read_text().splitlines() if '"FILTER_FALLBACK"' in line]
+    assert len(fallbacks) == 2 and "sort random:desc" in fallbacks[0]
+
+
+def test_every_verdict_is_marked_for_mitmweb(proxy):
+    f = call(WriteBlock(proxy), "request", flow("PUT", "/library/metadata/1001?title.value=x"))
+    assert f.marked == ":no_entry:"
+    f = call(MockLibrary(proxy), "request", flow("GET", "/library/sections/1/all?type=1"))
+    assert f.marked == ":house:"
+
+
 def test_read_only_routes_answers_what_nobody_claimed(proxy):
     f = call(ReadOnlyRoutes(proxy), "request", flow("GET", "/library/metadata/1001"))
     assert (verdict(f), f.response.status_code) == ("UNCLAIMED", 200)
@@ -216,8 +236,9 @@ OUTSIDE = [
 
 @pytest.mark.parametrize("method, url, offline, expected, status", OUTSIDE)
 def test_outside_calls(proxy, method, url, offline, expected, status):
-    from kometa_preview.proxy.outside_calls import OutsideCalls
     from urllib.parse import urlsplit
+
+    from kometa_preview.proxy.outside_calls import OutsideCalls
     addon = OutsideCalls(proxy)
     parts = urlsplit(proxy.state.config.plex.url)
     url = url.replace("127.0.0.1:1", parts.netloc)
@@ -246,6 +267,7 @@ def test_outside_calls(proxy, method, url, offline, expected, status):
 def test_outside_calls_judge_where_the_connection_goes_not_the_host_header(proxy):
     """An absolute-form request naming Plex's address with a harmless Host header is Plex's, not TMDb's."""
     from urllib.parse import urlsplit
+
     from kometa_preview.proxy.outside_calls import OutsideCalls
     addon = OutsideCalls(proxy)
     plex = urlsplit(proxy.state.config.plex.url)

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import render_cli
 
 from kometa_preview.config import load
 from kometa_preview.sandbox import SampleServer, generate
-from conftest import render_cli
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 import requests
-from plexapi.server import PlexServer
-
 from conftest import movie_targets, write_preview_yml
+from plexapi.server import PlexServer
 
 pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "kometa_preview"]

@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from plexapi.server import PlexServer
-
 from conftest import movie_targets
+from plexapi.server import PlexServer
 
 pytestmark = pytest.mark.e2e
 

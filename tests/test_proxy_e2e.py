@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
+from conftest import TOKEN, movie_targets
 from PIL import Image
 from plexapi.exceptions import NotFound, Unauthorized
 from plexapi.server import PlexServer
 
-from conftest import TOKEN, movie_targets
 from kometa_preview.events import read as read_journal
 
 pytestmark = pytest.mark.e2e

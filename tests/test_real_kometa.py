@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import RESOLUTION_OVERLAYS, TOKEN, write_preview_yml
+from PIL import Image
 
 CHECKOUT = Path(os.environ.get("KOMETA_PATH", "/nonexistent"))
 CHECKOUT = CHECKOUT.parent if CHECKOUT.name == "kometa.py" else CHECKOUT

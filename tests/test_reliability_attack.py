@@ -7,10 +7,9 @@ import socket
 import time
 
 import pytest
+from conftest import movie_targets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import movie_targets
 
 pytestmark = pytest.mark.e2e
 

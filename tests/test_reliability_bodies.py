@@ -8,9 +8,8 @@ import socket
 
 import pytest
 import requests
-from PIL import Image
-
 from conftest import movie_targets
+from PIL import Image
 
 pytestmark = pytest.mark.e2e
 LIMIT = 2 << 20

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import HOSTILE, RESOLUTION_OVERLAYS, TOKEN, movie_targets, standin_for, write_preview_yml
+
 from kometa_preview.plex.routes import classify
 
 pytestmark = pytest.mark.e2e
@@ -153,6 +153,7 @@ def test_mitmweb_s_password_is_never_on_a_command_line(sample_plex, tmp_path, ev
     """`proxy --web`: the password reaches mitmweb through its confdir, the printed URL still logs in."""
     import re
     import urllib.request
+
     from kometa_preview.launcher import free_port
     config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001]))
     config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, "${PLEX_TOKEN}"), encoding="utf-8")

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import (
+    RESOLUTION_OVERLAYS,
+    TOKEN,
+    gone,
+    movie_targets,
+    render_cli,
+    standin_for,
+    write_preview_yml,
+)
 from PIL import Image
-
-from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, TOKEN, movie_targets, render_cli, standin_for, write_preview_yml
 
 pytestmark = pytest.mark.e2e
 TMDB_KEY = "tmdb-key-that-must-not-leak-0123"

@@ -7,15 +7,14 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 from xml.etree.ElementTree import ParseError
 
 import pytest
 import requests
+from conftest import TOKEN, movie_targets
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
 from plexapi.server import PlexServer
 
-from conftest import TOKEN, movie_targets
 from kometa_preview.events import read as read_journal
 
 pytestmark = pytest.mark.e2e

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import requests
-from PIL import Image
-
 from conftest import RESOLUTION_OVERLAYS, TOKEN, render_cli, write_preview_yml
+from PIL import Image
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +73,7 @@ def test_render_puts_the_right_badge_on_each_target_and_never_writes(sample_plex
     assert result.returncode == 0, result.stderr
     output = tmp_path / "job" / "output"
     summary = json.loads((output / "summary.json").read_text())
+    jsonschema.validate(summary, json.loads((Path(__file__).parents[1] / "docs" / "summary.schema.json").read_text()))
     assert SEED_FIELDS <= set(summary) and summary["success"] and summary["missing_targets"] == []
     for target in targets:
         item = server.library.items[int(target["ratingKey"])]

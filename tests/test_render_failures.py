@@ -10,9 +10,8 @@ import time
 
 import pytest
 import yaml
+from conftest import RESOLUTION_OVERLAYS, gone, movie_targets, render_cli, standin_for, write_preview_yml
 from PIL import Image
-
-from conftest import gone, RESOLUTION_OVERLAYS, STANDIN, movie_targets, render_cli, standin_for, write_preview_yml
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from conftest import TOKEN
 from PIL import Image
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
 from plexapi.server import PlexServer
-
-from conftest import TOKEN
 
 
 def movies_of(server):

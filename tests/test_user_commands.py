@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import RESOLUTION_OVERLAYS, STANDIN, TOKEN, render_cli, write_preview_yml
 
 pytestmark = pytest.mark.e2e

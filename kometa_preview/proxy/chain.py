@@ -22,6 +22,7 @@ from .write_block import WriteBlock
 
 def build(*, mock_library_default: bool = True) -> list[object]:
     proxy = Proxy()
-    return [Setup(proxy, mock_library_default=mock_library_default), FlowJournal(proxy), RequestLimits(proxy), OutsideCalls(proxy), TokenGuard(proxy),
+    return [Setup(proxy, mock_library_default=mock_library_default), FlowJournal(proxy), RequestLimits(proxy),
+            OutsideCalls(proxy), TokenGuard(proxy),
             WriteBlock(proxy),
             MockLibrary(proxy), PosterSource(proxy), MetadataGate(proxy), ListingFilter(proxy), ReadOnlyRoutes(proxy)]

@@ -34,7 +34,7 @@ UPSTREAM_KEY = "preview.upstream"
 OUTSIDE_KEY = "preview.outside"
 
 
-_ROUTES: "weakref.WeakKeyDictionary[http.HTTPFlow, tuple[str, str, Route]]" = weakref.WeakKeyDictionary()
+_ROUTES: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[str, str, Route]] = weakref.WeakKeyDictionary()
 
 
 def header_map(request: http.Request) -> dict[str, str]:

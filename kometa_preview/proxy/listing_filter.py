@@ -128,8 +128,8 @@ class ListingFilter:
                               journal={"path": route.path})
             return
         small = len(raw) <= PASS_THROUGH_LIMIT
-        self.proxy.decide(flow, Event.FILTER_PARSE_ERROR, f"endpoint={route.path}: {reason}; "
-                          + ("response passed through unchanged" if small else "too large to pass through, answered empty"),
+        outcome = "response passed through unchanged" if small else "too large to pass through, answered empty"
+        self.proxy.decide(flow, Event.FILTER_PARSE_ERROR, f"endpoint={route.path}: {reason}; {outcome}",
                           body=bytes(raw) if small else plexml.empty_container(),
                           content_type="text/xml;charset=utf-8" if small else plexml.XML_CONTENT_TYPE,
                           level=logging.WARNING, reason=reason, journal={"path": route.path, "bytes": len(raw)})

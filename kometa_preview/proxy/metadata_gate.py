@@ -7,9 +7,8 @@ an item it overlaid before.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import logging
+from urllib.parse import urlencode
 
 from mitmproxy import http
 
@@ -58,8 +57,9 @@ class MetadataGate:
             await self._children(flow, route, state)
             return
         transform = (lambda response: self._clean(state, response)) if route.kind is Kind.METADATA else None
-        await self.proxy.forward(flow, route, Event.ALLOW_FORWARD, f"ratingKey={','.join(allowed)} endpoint={route.path}",
-                                 path=path, transform=transform, rating_key=",".join(allowed),
+        await self.proxy.forward(flow, route, Event.ALLOW_FORWARD,
+                                 f"ratingKey={','.join(allowed)} endpoint={route.path}", path=path,
+                                 transform=transform, rating_key=",".join(allowed),
                                  journal={"path": route.path, "route": route.kind.value, "rating_keys": allowed})
 
     def _record_block(self, state: PreviewState, route: Route, keys) -> None:
@@ -115,7 +115,8 @@ class MetadataGate:
             self._block(flow, route, state, image.rating_keys if image else ())
             return
         params = [(k, image.path if k == "url" else v) for k, v in route.params]
-        await self.proxy.forward(flow, route, Event.ALLOW_FORWARD, f"ratingKey={image.rating_key} endpoint={route.path}",
+        await self.proxy.forward(flow, route, Event.ALLOW_FORWARD,
+                                 f"ratingKey={image.rating_key} endpoint={route.path}",
                                  path=f"{route.path}?{urlencode(params)}", rating_key=image.rating_key,
                                  journal={"path": route.path, "route": route.kind.value,
                                           "rating_keys": [image.rating_key]})

@@ -75,7 +75,8 @@ class PosterSource:
         image = route
         if route.kind is Kind.TRANSCODE:
             image = image_path_of(route.param("url") or "")
-        if image is None or image.kind is not Kind.IMAGE or image.sub != "thumb" or not state.is_target(image.rating_key):
+        if image is None or image.kind is not Kind.IMAGE or image.sub != "thumb" \
+                or not state.is_target(image.rating_key):
             return
         poster = self._cache.get(image.rating_key) or await self._load(flow, state, image)
         if poster is None:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import unquote_plus
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from .library import GENRES, Item, Library
 

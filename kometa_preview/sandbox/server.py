@@ -116,7 +116,7 @@ class SampleServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "SampleServer":
+    def start(self) -> SampleServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="sample-plex", daemon=True)
         self._thread.start()
@@ -132,7 +132,7 @@ class SampleServer:
             except OSError:
                 pass
 
-    def __enter__(self) -> "SampleServer":
+    def __enter__(self) -> SampleServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,100 @@
+"""The contracts between the proxy and the render job, as code: the event vocabulary, who claims which route,
+the job folder, summary.json's schema, configuration that does not change under a running preview, and a
+parent process that never imports mitmproxy."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import movie_targets, write_preview_yml
+from mitmproxy.exceptions import OptionsError
+from mitmproxy.test import taddons
+
+from kometa_preview.config import load, mock_library_from_environment
+from kometa_preview.events import Event, UnknownEvent, parse
+from kometa_preview.outside_policy import Refusal
+from kometa_preview.plex.routes import READ_ONLY
+from kometa_preview.proxy.flows import Proxy
+from kometa_preview.proxy.journal import Journal
+from kometa_preview.proxy.listing_filter import ListingFilter
+from kometa_preview.proxy.metadata_gate import MetadataGate
+from kometa_preview.proxy.mock_library import MockLibrary
+from kometa_preview.proxy.poster_source import PosterSource
+from kometa_preview.proxy.read_only import ReadOnlyRoutes
+from kometa_preview.proxy.setup import Setup
+from kometa_preview.summary import READS, summarize
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
+CLAIMING = (MockLibrary, MetadataGate, ListingFilter, ReadOnlyRoutes)
+
+
+def test_every_event_is_decided_by_the_summary_and_every_refusal_is_an_event():
+    assert set(READS) == set(Event), set(Event) ^ set(READS)
+    assert {r.value for r in Refusal} <= {e.value for e in Event}
+
+
+def test_an_unknown_event_is_named_never_dropped(tmp_path):
+    with pytest.raises(UnknownEvent):
+        parse({"t": 1, "event": "NOT_AN_EVENT"})
+    config = load(write_preview_yml(tmp_path, "http://127.0.0.1:1", movie_targets([1001])))
+    summary = summarize([{"t": 1, "event": "FROM_A_NEWER_PROXY"}, {"t": 2, "event": "PROXY_START", "mock_library": False}],
+                        config, {}, kometa_exit_code=0, error=None, interrupted=False, started=None, timings={})
+    assert summary.unknown_events == ["FROM_A_NEWER_PROXY"] and summary.mock_mode.enabled is False
+    jsonschema.validate(summary.to_json(), SCHEMA)
+
+
+def test_the_proxy_journals_only_events(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    with pytest.raises(TypeError):
+        journal.write("MOCK_LIST", path="/x")  # type: ignore[arg-type]
+    journal.write(Event.MOCK_LIST, path="/x")
+    journal.close()
+    assert json.loads((tmp_path / "journal.jsonl").read_text())["event"] == "MOCK_LIST"
+
+
+@pytest.mark.parametrize("mode", ["mock", "filter"])
+def test_the_addons_claims_partition_the_read_only_table(mode):
+    claims = {addon.__name__: addon.CLAIMS[mode] for addon in CLAIMING}
+    for (a, first), (b, second) in itertools.combinations(claims.items(), 2):
+        assert not first & second, f"{a} and {b} both claim {sorted(first & second)} in {mode} mode"
+    assert frozenset().union(*claims.values()) == READ_ONLY
+    assert PosterSource.SERVES_FIRST <= MetadataGate.CLAIMS[mode]
+
+
+def test_the_parent_process_never_imports_mitmproxy():
+    modules = ["cli", "config", "render", "export", "report", "check", "find", "launcher", "summary", "job",
+               "events", "files", "redaction", "kometa_config", "outside_policy", "plex.client", "plex.routes"]
+    code = ("import sys\n" + "".join(f"import kometa_preview.{m}\n" for m in modules)
+            + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mitmproxy'))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[]"
+
+
+@pytest.mark.parametrize("value, mock", [("0", False), ("false", False), ("False", False), ("off", False),
+                                         ("no", False), ("1", True), ("true", True), ("", True)])
+def test_one_parser_for_preview_mock_library(value, mock):
+    assert mock_library_from_environment({"PREVIEW_MOCK_LIBRARY": value}) is mock
+
+
+def test_configure_is_idempotent_and_refuses_changes_once_built(sample_plex, tmp_path):
+    config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001]))
+    proxy = Proxy()
+    setup = Setup(proxy)
+
+    async def run():
+        with taddons.context(setup) as tctx:
+            tctx.configure(setup, preview_config=str(config), preview_job=str(tmp_path / "job"))
+            state, requests = proxy.state, sample_plex.log.snapshot()
+            tctx.configure(setup, preview_config=str(config), preview_job=str(tmp_path / "job"))
+            assert proxy.state is state and sample_plex.log.snapshot() == requests  # no new prefetch, same token
+            with pytest.raises(OptionsError, match="preview_job cannot be changed"):
+                tctx.configure(setup, preview_job=str(tmp_path / "other"))
+            assert proxy.state is state and not (tmp_path / "other").exists()
+            state.journal.close()
+    asyncio.run(run())
