@@ -1,5 +1,5 @@
 """The `kometa-preview` command. Commands parse arguments, call one library function, and turn its
-errors into one-line messages with the exit codes of SPEC §4 (2 = bad input or environment)."""
+errors into one-line messages with the exit codes of docs/PREVIEW-MODE.md (2 = bad input or environment)."""
 from __future__ import annotations
 
 import errno

@@ -1,9 +1,9 @@
 """After Kometa: copy each target's captures to `output/`, then write summary.json and report.html.
 
-Mapping is by ratingKey (seed): for each target, its captures, `poster` preferred over other kinds, the newest
-winning (`summary.choose_capture`); copied to `output/<id>_after.<ext>` (and the target's `output:`). The poster
-the proxy served to Kometa becomes `output/<id>_before.<ext>`. What the job did is `summary.summarize`'s
-(pure); this module only does the file work around it.
+Mapping is by ratingKey (docs/PREVIEW-MODE.md): for each target, its captures, `poster` preferred over other
+kinds, the newest winning (`summary.choose_capture`); copied to `output/<id>_after.<ext>` (and the target's
+`output:`). The poster the proxy served to Kometa becomes `output/<id>_before.<ext>`. What the job did is
+`summary.summarize`'s (pure); this module only does the file work around it.
 """
 from __future__ import annotations
 

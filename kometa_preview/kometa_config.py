@@ -2,7 +2,7 @@
 
 Kometa talks to the proxy with the job token (never Plex's token), keeps no cache, and runs only
 overlays on the libraries that hold targets. From the user's own Kometa config it borrows only
-what overlays need (SPEC §5): service connections, rendering settings, and each target library's
+what overlays need (docs/HOW-IT-WORKS.md): service connections, rendering settings, and each target library's
 overlay definitions — never webhooks, notifications, collections, metadata, operations or playlists.
 """
 from __future__ import annotations

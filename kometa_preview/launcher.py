@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from .config import ProxyConfig
 from .files import write_json, write_private
 from .job import JobLayout, Ready
-from .limits import BODY_SIZE_SLACK, CLIENT_IDLE_SECONDS, MAX_UPLOAD_BYTES
+from .limits import BODY_SIZE_SLACK, CLIENT_IDLE_SECONDS, MAX_UPLOAD_BYTES, REQUEST_SECONDS
 
 MITM_ENTRY = "import sys; from mitmproxy.tools.main import {tool}; sys.exit({tool}())"
 #: The addon script mitmdump loads. Named by path, never imported here: importing it builds the addon chain,
@@ -126,7 +126,7 @@ def port_in_use(port: int) -> bool:
 def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0,
                   web_port: int | None = None, save_flows: Path | None = None, max_upload: int = MAX_UPLOAD_BYTES,
                   outside: bool = False, offline: bool = False, upstream_proxy: str | None = None,
-                  idle_timeout: int = CLIENT_IDLE_TIMEOUT) -> list[str]:
+                  idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS) -> list[str]:
     """mitmdump's (or mitmweb's) argv. Nothing secret is in it: the Plex token reaches the proxy in
     `<job>/proxy_config.json` (0600, deleted once read), mitmweb's password and proxy credentials through
     `<confdir>/config.yaml`."""
@@ -136,7 +136,7 @@ def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0,
                "--mode", f"reverse:{plex_url}@127.0.0.1:{port}",
                "--set", f"confdir={layout.confdir}",
                "--set", f"preview_config={layout.proxy_config}", "--set", f"preview_job={job}",
-               "--set", f"tcp_timeout={idle_timeout}",
+               "--set", f"tcp_timeout={idle_timeout}", "--set", f"preview_request_timeout={request_timeout}",
                "--set", f"preview_mock_library={'true' if mock else 'false'}",
                "--set", f"preview_max_upload={max_upload}",
                "--set", f"body_size_limit={max_upload + BODY_SIZE_SLACK}",
@@ -172,7 +172,7 @@ def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int 
                 web_port: int | None = None, web_password: str | None = None, save_flows: Path | None = None,
                 timeout: float = 60, outside: bool = False, offline: bool = False,
                 max_upload: int = MAX_UPLOAD_BYTES, secrets: list[str] | None = None,
-                idle_timeout: int = CLIENT_IDLE_TIMEOUT) -> ProxyProcess:
+                idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS) -> ProxyProcess:
     """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason.
 
     The proxy gets `config` (Plex and the targets, nothing else of preview.yml) in a 0600 file that is deleted
@@ -188,7 +188,7 @@ def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int 
     write_json(layout.proxy_config, config.to_json(), private=True)
     command = proxy_command(job, config.plex.url, mock=mock, port=port, web_port=web_port,
                             save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
-                            upstream_proxy=upstream, idle_timeout=idle_timeout)
+                            upstream_proxy=upstream, idle_timeout=idle_timeout, request_timeout=request_timeout)
     environment = child_environment([config.plex.token, *(secrets or [])], extra_names=TRUST_NAMES)
     try:
         with layout.proxy_log.open("ab") as log_file:

@@ -14,7 +14,7 @@ BODY_SIZE_SLACK = 64 * KiB
 MAX_UPSTREAM_BYTES = 64 * MiB
 #: A streamed listing is filtered as it arrives; this only stops a runaway answer.
 MAX_STREAMED_LISTING_BYTES = 2 * GiB
-#: An unparseable listing this small is passed through unchanged (seed); larger ones are answered empty.
+#: An unparseable listing this small is passed through unchanged (docs/PREVIEW-MODE.md); larger ones are answered empty.
 PASS_THROUGH_BYTES = 4 * MiB
 #: Request headers: at most this many, and this many bytes together (431 above).
 MAX_HEADER_COUNT = 100

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A Kometa stand-in for the test suite: the requests real Kometa 2.4 makes in an overlays-only run
-(shared/kometa-traffic.md), made with the real plexapi client, and a visible overlay drawn with Pillow.
+(docs/KOMETA-TRAFFIC.md), made with the real plexapi client, and a visible overlay drawn with Pillow.
 
 It takes Kometa's command line (`--config … --run --overlays-only --run-libraries "A|B" …`) and
 supports `overlay_files: [{default: resolution}]`: which badge an item gets is decided, as in

@@ -173,7 +173,7 @@ def test_mitmweb_s_password_is_never_on_a_command_line(sample_plex, tmp_path, ev
                     if p.exists()]
         assert not [c for c in cmdlines if password in c], "mitmweb's password is on a command line"
         assert not [c for c in cmdlines if TOKEN in c], "the Plex token is on a command line"
-        assert not (tmp_path / "job" / "proxy_secrets.json").exists()  # read once, then gone
+        assert not (tmp_path / "job" / "proxy_config.json").exists()  # read once, then gone
         config_yaml = tmp_path / "job" / "mitmproxy" / "config.yaml"
         assert oct(config_yaml.stat().st_mode & 0o777) == "0o600" and password not in config_yaml.read_text()
         with urllib.request.urlopen(url, timeout=10) as response:  # the printed URL logs in
@@ -279,7 +279,7 @@ def test_a_client_that_sends_its_request_slowly_is_closed(sample_plex, proxy_fac
     the whole request applies (preview_request_timeout; shortened here), while normal requests go on."""
     import socket
     import urllib.request
-    proxy = proxy_factory(sample_plex, movie_targets([1001]), extra=["--set", "preview_request_timeout=2"])
+    proxy = proxy_factory(sample_plex, movie_targets([1001]), request_timeout=2)
     started = time.monotonic()
     closed_after = None
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as slow:

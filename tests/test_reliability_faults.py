@@ -121,7 +121,7 @@ def test_two_renders_at_once(sample_plex_factory, tmp_path, evidence):
     for thread in threads:
         thread.join()
     assert results["one"].returncode == 0 and results["two"].returncode == 0
-    ports = {json.loads((tmp_path / n / "job" / "proxy_ready.json").read_text())["listen"][0][1] for n in ("one", "two")}
+    ports = {json.loads((tmp_path / n / "job" / "proxy_ready.json").read_text())["modes"]["reverse"][0][1] for n in ("one", "two")}
     assert len(ports) == 2 and server.log.changes() == []
     evidence("Faults during a render", "two renders at once on one machine", 2,
              "separate ports and job folders; both exit 0; 0 writes")

@@ -135,7 +135,7 @@ SCENARIOS = {
 
 def plexapi_outcome(call) -> str:
     """What plexapi does with the proxy's answer: a result, or one of the exceptions it raises for the same
-    answer straight from Plex (plex-protocol.md §0) — which Kometa handles."""
+    answer straight from Plex (docs/PLEX-PROTOCOL.md) — which Kometa handles."""
     try:
         call()
         return "result"

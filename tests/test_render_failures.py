@@ -1,4 +1,4 @@
-"""The seed's failure-modes table and SPEC §4's exit codes, through `kometa-preview render`."""
+"""The failure-modes table and exit codes of docs/PREVIEW-MODE.md, through `kometa-preview render`."""
 from __future__ import annotations
 
 import json

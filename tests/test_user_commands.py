@@ -49,7 +49,7 @@ def test_find_children_of_a_show(sample_plex):
     (["nothing-like-this"], {}, 1, "No item with 'nothing-like-this' in its title."),
     (["x"], {"PLEX_TOKEN": "wrong"}, 2, "Error: find: Plex at {url} refused the token (401)"),
     (["x", "--library", "Music"], {}, 2, "Error: find: no library named 'Music' (libraries: Movies, TV Shows)"),
-    (["x"], {"PLEX_URL": "http://127.0.0.1:9"}, 2, "Error: find: Plex at http://127.0.0.1:9 is unreachable"),
+    (["x"], {"PLEX_URL": "http://127.0.0.1:9"}, 2, "Error: find: Plex at http://127.0.0.1:9 is unreachable: connection refused"),
 ])
 def test_find_failures(sample_plex, args, env, code, message):
     result = cli("find", *args, env={"PLEX_URL": sample_plex.url, "PLEX_TOKEN": TOKEN, **env})

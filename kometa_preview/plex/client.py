@@ -148,7 +148,7 @@ def _document(upstream: Upstream, path: str) -> ET.Element | None:
     """`path`'s MediaContainer; None when Plex says 404. Raises `UpstreamError`/`PlexAnswerError`."""
     response = upstream.get(path)
     if response.status == 401:
-        raise PlexAnswerError(f"Plex at {upstream.base_url} refused the token in plex.token (401)")
+        raise PlexAnswerError(f"Plex at {upstream.base_url} refused the token (401)")
     if response.status == 404:
         return None
     if response.status != 200:

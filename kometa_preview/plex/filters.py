@@ -1,6 +1,6 @@
 """Plex advanced filters evaluated over the items the proxy holds (the targets' real metadata XML).
 
-The grammar is Plex's (plexapi 4.18 `_validateFilterField`/`_manualFilters`, kometa-traffic.md):
+The grammar is Plex's (plexapi 4.18 `_validateFilterField`/`_manualFilters`, docs/KOMETA-TRAFFIC.md):
 - a filter is `field[operator]=v1,v2`; the operator lives at the end of the parameter name:
   `''` is/contains, `!` is-not/does-not-contain, `=` exact, `!=` exact-not, `>>` greater/after,
   `<<` less/before, `<` begins-with, `>` ends-with; an unencoded `title==x` means `title=` + `x`;

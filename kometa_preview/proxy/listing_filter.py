@@ -3,7 +3,7 @@
 The listing is asked for whole (no paging upstream: a page of Plex's library would hide targets
 on later pages) and filtered as it streams in, so memory is bounded by the largest item, not the
 library. The client's paging is then applied to the targets, with `size`/`totalSize` fixed.
-An answer that is not XML is passed through unchanged with a warning (seed) when it is small,
+An answer that is not XML is passed through unchanged with a warning (docs/PREVIEW-MODE.md) when it is small,
 and replaced by an empty container when it is not (memory stays bounded).
 """
 from __future__ import annotations

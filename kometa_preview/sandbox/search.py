@@ -9,16 +9,16 @@ Where each rule comes from:
 - operators in the parameter name (`''` contains/is, `!` not, `=` exact, `!=` exact-not, `>>` greater,
   `<<` less, `<` begins-with, `>` ends-with), comma lists and repeated parameters: plexapi 4.18
   `LibrarySection._validateFilterField` / `_manualFilters` docstrings and the Meta `<FieldType>`/`<Operator>`
-  lists of a real server (plex-protocol.md §2, §3);
+  lists of a real server (docs/PLEX-PROTOCOL.md);
 - `push=1`/`pop=1` groups joined by `or=1`/`and=1`: plexapi `_manualFilters` (it always brackets an
-  `or` list in push/pop) and the listings real Kometa sends (kometa-traffic.md);
+  `or` list in push/pop) and the listings real Kometa sends (docs/KOMETA-TRAFFIC.md);
 - AND binds tighter than OR when a group mixes them without brackets: the server turns the terms
   into one SQL condition, and SQL's precedence is that (an assumption: clients always bracket);
 - a comma list is OR for positive operators and "none of" for negative ones: Plex Web's
   "is not A, B" means neither (plexapi docs: "genre!=Action,Comedy");
 - a tag matches by id or by title (case-insensitive): plexapi sends ids after looking titles up in
   the filter choices and passes an unknown title through unchanged, and Kometa sends
-  `label=Overlay` by title (kometa-traffic.md);
+  `label=Overlay` by title (docs/KOMETA-TRAFFIC.md);
 - `show.`/`season.`/`episode.` prefixes: the libtype being listed is the item itself, an ancestor's
   type means "the item's ancestor matches" (Plex's episode search by `show.title`).
 """

@@ -1,6 +1,6 @@
 """A sample Plex Media Server over real HTTP, accepted by plexapi and Kometa.
 
-It answers the endpoint families plexapi and Kometa use (plex-protocol.md, kometa-traffic.md),
+It answers the endpoint families plexapi and Kometa use (docs/PLEX-PROTOCOL.md, docs/KOMETA-TRAFFIC.md),
 applies writes the way Plex does (uploaded posters are served afterwards, labels change), and keeps
 a request log in which every write and every side-effecting GET is flagged, so a test can prove
 that nothing a preview does ever changed it.

@@ -1,4 +1,4 @@
-"""Plex XML for the sample library, shaped like the payloads in shared/plex-examples/.
+"""Plex XML for the sample library, shaped like the payloads plexapi parses (docs/PLEX-PROTOCOL.md).
 
 Listings carry no `<Stream>`s and carry `<Guid>`s only with `includeGuids=1`, as Plex does;
 `/library/metadata/{rk}` carries everything, with `librarySectionID` on the element (plexapi's
@@ -140,7 +140,7 @@ SECTION_PREFS = [("ratingsSource", "enum", "rottentomatoes"), ("enableCinemaTrai
                  ("collectionMode", "enum", "0")]
 
 #: (field, Meta field type, offers a choice list?) per libtype. Field keys carry the libtype prefix
-#: except on movies (plex-protocol.md §3); filter and sort names stay bare, as plexapi matches them.
+#: except on movies (docs/PLEX-PROTOCOL.md); filter and sort names stay bare, as plexapi matches them.
 _FIELDS = {
     "movie": [("title", "string", False), ("studio", "string", False), ("editionTitle", "string", False),
               ("year", "integer", True), ("decade", "integer", True), ("contentRating", "tag", True),
