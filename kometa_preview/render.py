@@ -118,9 +118,12 @@ def _keep_redacted_copy(layout: JobLayout) -> None:
 
 
 def _interrupt_on_sigterm() -> None:
+    """SIGTERM and SIGINT both end a render the Ctrl-C way (children stopped, summary written). SIGINT is set
+    explicitly: a render started from a background job or `nohup` inherits it ignored, and would run on."""
     def handler(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
