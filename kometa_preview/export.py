@@ -14,11 +14,11 @@ from typing import Any
 
 from . import report
 from .config import PreviewConfig, Target
-from .events import Captured, Event, PosterServed, parse
+from .events import Captured, Event, PosterServed
 from .events import read as read_journal
 from .files import copy_atomic, write_json
 from .job import CaptureName, JobLayout
-from .summary import Exported, Summary, choose_capture, summarize
+from .summary import Exported, Records, Summary, choose_capture, summarize
 
 log = logging.getLogger("kometa_preview.export")
 
@@ -36,9 +36,10 @@ def output_path(requested: Path, ext: str) -> Path:
     return requested if same else requested.with_suffix(f".{ext}")
 
 
-def captures_on_disk(folder: Path, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Captures the journal missed (it could not be appended, e.g. on a full disk), read from their names."""
-    known = {Path(r.get("saved", "")).name for r in recorded}
+def captures_on_disk(folder: Path, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Captures the journal `lines` missed (it could not be appended, e.g. on a full disk), read from their
+    names, as journal lines."""
+    known = {Path(line.get("saved") or "").name for line in lines if line.get("event") == Event.CAPTURED_UPLOAD}
     found = []
     for path in sorted(folder.glob("*")) if folder.is_dir() else []:
         name = CaptureName.parse(path.name)
@@ -77,22 +78,16 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     layout = JobLayout(job)
     lines = read_journal(layout.journal)
     layout.output.mkdir(parents=True, exist_ok=True)
-    recorded = [line for line in lines if line.get("event") == Event.CAPTURED_UPLOAD]
-    lines += captures_on_disk(layout.by_ratingkey, recorded)
-    captures = [c for c in (parse(line) for line in lines if line.get("event") == Event.CAPTURED_UPLOAD)
-                if Path(c.saved).is_file()]
-    sources: dict[str, PosterServed] = {}
-    for line in lines:
-        if line.get("event") == Event.POSTER_SOURCE and line.get("saved"):
-            record = parse(line)
-            sources[record.rating_key] = record
+    journal = Records(lines + captures_on_disk(layout.by_ratingkey, lines))
+    captures = [c for c in journal[Event.CAPTURED_UPLOAD] if Path(c.saved).is_file()]
+    sources: dict[str, PosterServed] = {r.rating_key: r for r in journal[Event.POSTER_SOURCE] if r.saved}
     exported = {}
     for target in config.targets:
         exported[target.id] = _export_target(target, layout, sources.get(target.rating_key),
                                              choose_capture([c for c in captures if c.rating_key == target.rating_key]))
         if not exported[target.id].after and not exported[target.id].error:
             log.error("MISSING_CAPTURE ratingKey=%s target=%s", target.rating_key, target.id)
-    summary = summarize(lines, config, exported, kometa_exit_code=kometa_exit_code, error=error,
+    summary = summarize(journal, config, exported, kometa_exit_code=kometa_exit_code, error=error,
                         interrupted=interrupted, started=started, timings=timings or {},
                         output_prefix=str(layout.output))
     if summary.unknown_events:

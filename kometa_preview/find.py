@@ -12,7 +12,6 @@ from requests.exceptions import RequestException
 
 from .plex import client
 
-LIBTYPES = ("movie", "show", "season", "episode")
 FIRST_EPISODES = 3
 
 

@@ -143,7 +143,7 @@ class Summary:
         return asdict(self)
 
 
-class Journal:
+class Records:
     """The journal's records grouped by event, each parsed into its record type."""
 
     def __init__(self, lines: Iterable[dict[str, Any]]) -> None:
@@ -176,7 +176,7 @@ def choose_capture(captures: list[Captured]) -> Captured | None:
     return max(same_kind, key=lambda c: (c.t, c.saved.rsplit("/", 1)[-1]))
 
 
-def why_missing(rating_key: str, journal: Journal) -> tuple[str, str]:
+def why_missing(rating_key: str, journal: Records) -> tuple[str, str]:
     if rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
         return "missing", f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"
     if rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]}:
@@ -185,7 +185,7 @@ def why_missing(rating_key: str, journal: Journal) -> tuple[str, str]:
     return "missing", "MISSING_CAPTURE: Kometa uploaded no poster for this item"
 
 
-def _target(target: Target, exported: Exported, journal: Journal) -> TargetResult:
+def _target(target: Target, exported: Exported, journal: Records) -> TargetResult:
     result = TargetResult(target.rating_key, target.type, target.title, before=exported.before,
                           poster_source=exported.poster_source, after=exported.after, kind=exported.kind,
                           bytes=exported.bytes, output=exported.output)
@@ -196,7 +196,7 @@ def _target(target: Target, exported: Exported, journal: Journal) -> TargetResul
     return result
 
 
-def side_doors(journal: Journal) -> SideDoors:
+def side_doors(journal: Records) -> SideDoors:
     """How many side-door attempts were refused, by kind, and the outside hosts they were aimed at."""
     by_kind = {event.value: journal.count(event) for event in sorted(SIDE_DOORS) if journal.count(event)}
     hosts: Counter[str] = Counter()
@@ -205,12 +205,11 @@ def side_doors(journal: Journal) -> SideDoors:
     return SideDoors(sum(by_kind.values()), by_kind, dict(hosts))
 
 
-def summarize(lines: Iterable[dict[str, Any]], config: PreviewConfig, exported: dict[str, Exported], *,
+def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Exported], *,
               kometa_exit_code: int | None, error: str | None, interrupted: bool, started: float | None,
               timings: dict[str, float], output_prefix: str = "", now: float | None = None) -> Summary:
-    """The job's summary from the journal's lines, the configuration and what export copied. Pure: the same
-    inputs give the same summary, and nothing is read from or written to disk."""
-    journal = Journal(lines)
+    """The job's summary from the journal (parsed once, by the caller), the configuration and what export
+    copied. Pure: the same inputs give the same summary, and nothing is read from or written to disk."""
     start: ProxyStart | None = next(iter(journal[Event.PROXY_START]), None)
     done: ProxyDone | None = next(iter(journal[Event.PROXY_DONE]), None)
     flows: list[Flow] = journal[Event.FLOW]
@@ -274,9 +273,9 @@ def summarize(lines: Iterable[dict[str, Any]], config: PreviewConfig, exported: 
     )
 
 
-#: Every event, and what the summary makes of it: a field, or "counted" (visible through the counters in the
-#: proxy log and `events` of PROXY_DONE), or "diagnostic" (kept in the journal for DEBUGGING.md). A test fails
-#: when an event is added without deciding this.
+#: Every event, and what the summary makes of it: a field, or "diagnostic" (kept in the journal for
+#: docs/DEBUGGING.md, and counted in PROXY_DONE's `counters`). A test fails when an event is added without
+#: deciding this.
 READS: dict[Event, str] = {
     Event.PROXY_START: "mock_mode.enabled", Event.PROXY_DONE: "proxy",
     Event.MISSING_ITEM: "targets.*.status", Event.OVERLAID_POSTER: "targets.*.status",

@@ -28,7 +28,7 @@ from kometa_preview.proxy.mock_library import MockLibrary
 from kometa_preview.proxy.poster_source import PosterSource
 from kometa_preview.proxy.read_only import ReadOnlyRoutes
 from kometa_preview.proxy.setup import Setup
-from kometa_preview.summary import READS, summarize
+from kometa_preview.summary import READS, Records, summarize
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
 CLAIMING = (MockLibrary, MetadataGate, ListingFilter, ReadOnlyRoutes)
@@ -43,8 +43,9 @@ def test_an_unknown_event_is_named_never_dropped(tmp_path):
     with pytest.raises(UnknownEvent):
         parse({"t": 1, "event": "NOT_AN_EVENT"})
     config = load(write_preview_yml(tmp_path, "http://127.0.0.1:1", movie_targets([1001])))
-    summary = summarize([{"t": 1, "event": "FROM_A_NEWER_PROXY"}, {"t": 2, "event": "PROXY_START", "mock_library": False}],
-                        config, {}, kometa_exit_code=0, error=None, interrupted=False, started=None, timings={})
+    journal = Records([{"t": 1, "event": "FROM_A_NEWER_PROXY"}, {"t": 2, "event": "PROXY_START",
+                                                                        "mock_library": False}])
+    summary = summarize(journal, config, {}, kometa_exit_code=0, error=None, interrupted=False, started=None, timings={})
     assert summary.unknown_events == ["FROM_A_NEWER_PROXY"] and summary.mock_mode.enabled is False
     jsonschema.validate(summary.to_json(), SCHEMA)
 

@@ -7,12 +7,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from conftest import TOKEN, movie_targets
+from conftest import TOKEN, movie_targets, write_preview_yml
 from PIL import Image
 from plexapi.exceptions import NotFound, Unauthorized
 from plexapi.server import PlexServer
 
+from kometa_preview.config import load
 from kometa_preview.events import read as read_journal
+from kometa_preview.launcher import start_proxy
+from kometa_preview.sandbox import SampleServer, generate
 
 pytestmark = pytest.mark.e2e
 
@@ -29,18 +32,32 @@ def listed(response: requests.Response) -> list[int]:
     return [int(child.get("ratingKey")) for child in ET.fromstring(response.content) if child.get("ratingKey")]
 
 
+TARGETS = movie_targets([1003, 1010, 1027]) + [{"id": "show", "type": "show", "ratingKey": "500001"},
+                                               {"id": "episode", "type": "episode", "ratingKey": "500008"}]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One sample server and one proxy for this module's read-only tests: none of them changes what another reads
+    (each clears the server's request log before looking at it)."""
+    server = SampleServer(generate(movies=60, shows=2), TOKEN).start()
+    folder = tmp_path_factory.mktemp("shared")
+    proxy = start_proxy(load(write_preview_yml(folder, server.url, TARGETS)).for_proxy(), folder / "job")
+    yield server, proxy, PlexServer(proxy.url, proxy.client_token)
+    proxy.stop()
+    server.stop()
+
+
 @pytest.fixture
 def setup(sample_plex_factory, proxy_factory):
+    """A proxy of its own, for tests that write (their captures and journal lines are theirs alone)."""
     server = sample_plex_factory(movies=60, shows=2)
-    targets = movie_targets([1003, 1010, 1027]) + [
-        {"id": "show", "type": "show", "ratingKey": "500001"},
-        {"id": "episode", "type": "episode", "ratingKey": "500008"}]
-    proxy = proxy_factory(server, targets)
+    proxy = proxy_factory(server, TARGETS)
     return server, proxy, PlexServer(proxy.url, proxy.client_token)
 
 
-def test_sections_mirror_the_real_ones(setup):
-    server, proxy, plex = setup
+def test_sections_mirror_the_real_ones(shared):
+    server, proxy, plex = shared
     real = {s.key: s for s in PlexServer(server.url, TOKEN).library.sections()}
     for section in plex.library.sections():
         assert (section.title, section.type, section.uuid) == (real[section.key].title, real[section.key].type,
@@ -48,8 +65,8 @@ def test_sections_mirror_the_real_ones(setup):
         assert section.allowSync
 
 
-def test_listings_hold_only_targets(setup):
-    server, proxy, plex = setup
+def test_listings_hold_only_targets(shared):
+    server, proxy, plex = shared
     assert keys(plex.library.section("Movies").all()) == {1003, 1010, 1027}
     tv = plex.library.section("TV Shows")
     assert keys(tv.all()) == {500001}
@@ -58,14 +75,14 @@ def test_listings_hold_only_targets(setup):
     assert keys(plex.library.search(libtype="movie")) == {1003, 1010, 1027}
 
 
-def test_collection_lookup_by_title_finds_nothing(setup):
-    server, proxy, plex = setup
+def test_collection_lookup_by_title_finds_nothing(shared):
+    server, proxy, plex = shared
     response = raw_get(proxy, "/library/sections/1/all?includeGuids=1&title=4K&type=18")
     assert response.status_code == 200 and listed(response) == []
 
 
-def test_metadata_of_other_keys_is_empty_and_never_reaches_plex(setup):
-    server, proxy, plex = setup
+def test_metadata_of_other_keys_is_empty_and_never_reaches_plex(shared):
+    server, proxy, plex = shared
     server.log.clear()
     with pytest.raises(NotFound):
         plex.fetchItem(1004)
@@ -73,8 +90,8 @@ def test_metadata_of_other_keys_is_empty_and_never_reaches_plex(setup):
     assert not any("1004" in entry.path for entry in server.log.snapshot())
 
 
-def test_episode_parents_are_learned_and_forwarded(setup):
-    server, proxy, plex = setup
+def test_episode_parents_are_learned_and_forwarded(shared):
+    server, proxy, plex = shared
     episode = plex.fetchItem(500008)
     assert episode.show().ratingKey == 500001 and episode.season().ratingKey == episode.parentRatingKey
     records = read_journal(proxy.job / "proxy_journal.jsonl")
@@ -142,8 +159,8 @@ def test_writes_and_side_effects_never_reach_plex(setup, tmp_path, evidence):
     evidence("Nothing reaches Plex", "plexapi uploadPoster (raw body), a multipart upload, addLabel, lockPoster, editTitle, uploadPoster(url=), DELETE/PATCH/PROPFIND/MKCOL/lowercase put, a method-override GET, and 12 side-effecting GETs (scrobble, timeline, refresh, butler, updater…)", len(SIDE_EFFECT_GETS) + 12, "all answered 200 by the proxy; 0 writes and 0 side-effecting GETs at the sample server; captures byte-identical")
 
 
-def test_clients_without_the_job_token_are_refused(setup, evidence):
-    server, proxy, plex = setup
+def test_clients_without_the_job_token_are_refused(shared, evidence):
+    server, proxy, plex = shared
     with pytest.raises(Unauthorized):
         PlexServer(proxy.url, "not-the-job-token")
     with pytest.raises(Unauthorized):  # not even Plex's own token opens the proxy
@@ -174,8 +191,8 @@ def test_no_token_in_journal_logs_or_saved_flows(sample_plex_factory, proxy_fact
     evidence("Secrets", "Plex token and job token searched in a saved mitmproxy flow file (-w) and every job file after reads, a transcode (token nested in url=), a label edit and a search", len(scanned), "found nowhere")
 
 
-def test_poster_download_of_a_target_is_kept_as_before_image(setup):
-    server, proxy, plex = setup
+def test_poster_download_of_a_target_is_kept_as_before_image(shared):
+    server, proxy, plex = shared
     item = plex.fetchItem(1027)
     response = requests.get(item.posterUrl, timeout=10)
     assert response.headers["Content-Type"] in ("image/jpeg", "image/png")

@@ -8,9 +8,11 @@ write cannot reach Plex by looking like something new.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qsl, urlsplit
+
+from plexapi.utils import SEARCHTYPES
 
 
 class Kind(str, Enum):
@@ -51,7 +53,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 #: Headers some servers and frameworks honour to turn a GET into a write.
 METHOD_OVERRIDES = ("x-http-method-override", "x-http-method", "x-method-override")
 
-LIBTYPES = {"1": "movie", "2": "show", "3": "season", "4": "episode", "18": "collection"}
+#: Plex's `type=` numbers for the libtypes a preview lists, from plexapi's own table (the one Kometa sends).
+LIBTYPES = {str(SEARCHTYPES[name]): name for name in ("movie", "show", "season", "episode", "collection")}
 #: Upload sub-paths of `/library/metadata/{rk}/…` and the capture kind each one means.
 UPLOAD_KINDS = {"posters": "poster", "poster": "poster", "arts": "art", "art": "art", "thumbs": "thumb",
                 "thumb": "thumb", "clearLogos": "logo", "clearLogo": "logo", "squareArts": "square_art",
@@ -112,7 +115,6 @@ class Route:
     rating_keys: tuple[str, ...] = ()
     sub: str | None = None
     override: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def rating_key(self) -> str | None:

@@ -23,7 +23,6 @@ from .flows import Proxy, fail_closed, header_map
 from .journal import redact
 from .state import OVERLAY_LABEL
 
-PASS_THROUGH_LIMIT = PASS_THROUGH_BYTES
 #: Route kinds whose Plex answer this addon strips to the targets.
 STRIPPED = frozenset({Kind.LISTING, Kind.HUB_SEARCH, Kind.COLLECTIONS})
 
@@ -58,7 +57,7 @@ class ListingFilter:
 
         def sink(chunk: bytes) -> None:
             """Filter as it streams; keep the raw answer only while it is small enough to pass through."""
-            if len(raw) <= PASS_THROUGH_LIMIT:
+            if len(raw) <= PASS_THROUGH_BYTES:
                 raw.extend(chunk)
             elif parse_errors:
                 raise plexml.UnsafeXML(parse_errors[0])  # unparseable and too large: stop reading
@@ -104,7 +103,7 @@ class ListingFilter:
                           journal={"path": route.path, "query": redact(urlencode(params)),
                                    "items_before": stream.before, "items_after": after,
                                    "removed": stream.before - after, "allowed": allowed,
-                                   "upstream_bytes": len(raw) if len(raw) <= PASS_THROUGH_LIMIT else None})
+                                   "upstream_bytes": len(raw) if len(raw) <= PASS_THROUGH_BYTES else None})
         self.proxy.log_only(logging.INFO, f"FILTER_XML items: before={stream.before} after={after} "
                                           f"removed={stream.before - after} allowed={allowed}")
 
@@ -127,7 +126,7 @@ class ListingFilter:
                               "container", body=plexml.empty_container(), level=logging.WARNING, reason=reason,
                               journal={"path": route.path})
             return
-        small = len(raw) <= PASS_THROUGH_LIMIT
+        small = len(raw) <= PASS_THROUGH_BYTES
         outcome = "response passed through unchanged" if small else "too large to pass through, answered empty"
         self.proxy.decide(flow, Event.FILTER_PARSE_ERROR, f"endpoint={route.path}: {reason}; {outcome}",
                           body=bytes(raw) if small else plexml.empty_container(),

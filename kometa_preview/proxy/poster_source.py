@@ -20,7 +20,7 @@ from .. import images
 from ..events import Event
 from ..files import write_atomic
 from ..plex.routes import Kind, Route, image_path_of
-from .flows import Proxy, fail_closed
+from .flows import Proxy, answer, fail_closed
 from .state import PreviewState
 
 OVERLAY_EXIF_TAG = 0x04BC
@@ -85,9 +85,11 @@ class PosterSource:
         data, content_type = poster.data, poster.content_type
         if route.kind is Kind.TRANSCODE:
             data, content_type = _resize(poster.data, route)
-        self.proxy.decide(flow, Event.POSTER_SOURCE, f"ratingKey={image.rating_key} served source={poster.source}",
-                          body=data, content_type=content_type, level=logging.DEBUG, rating_key=image.rating_key,
-                          source=poster.source, journal={"served": True})
+        # The poster was journaled once, with the file kept as "before", when it was loaded: each serving is only
+        # tagged on the flow (its FLOW line carries the verdict).
+        answer(flow, Event.POSTER_SOURCE, data, content_type=content_type, rating_key=image.rating_key,
+               source=poster.source)
+        self.proxy.log_only(logging.DEBUG, f"POSTER_SOURCE ratingKey={image.rating_key} served source={poster.source}")
 
     async def _load(self, flow: http.HTTPFlow, state: PreviewState, image: Route) -> Poster | None:
         rating_key = image.rating_key

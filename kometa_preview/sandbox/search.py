@@ -32,7 +32,6 @@ from urllib.parse import unquote_plus
 
 from .library import GENRES, Item, Library
 
-LIBTYPES = {"1": "movie", "2": "show", "3": "season", "4": "episode", "18": "collection"}
 #: Parameters that shape the answer but are not filters.
 NOT_FILTERS = {"type", "sort", "limit", "group", "query", "sectionId", "checkFiles", "asyncCheckFiles",
                "asyncAugmentMetadata", "asyncRefreshLocalMediaAgent", "asyncRefreshAnalysis", "contentDirectoryID",

@@ -21,9 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..plex.routes import LIBTYPES
 from . import images, views
 from .library import Item, Library, Upload
-from .search import LIBTYPES, Evaluator, UnsupportedQuery, parse_filters, sort_items, split_query
+from .search import Evaluator, UnsupportedQuery, parse_filters, sort_items, split_query
 
 log = logging.getLogger(__name__)
 
