@@ -1,25 +1,31 @@
 """`kometa-preview check preview.yml`: everything a render needs, checked up front, read-only.
 
-Each check gives one line: passed, or failed with how to fix it. Plex is read with the same
-GET-only client the proxy uses.
+Each check gives one line: passed, or failed with how to fix it, and a failure does not stop the checks after
+it. Plex is read with the same GET-only client the proxy uses; overlay files are resolved by the same code the
+render uses (`kometa_config.overlays_for`), and Kometa is started the same way (`kometa_runner`), so `check`
+and `render` cannot disagree about a path, a default or an interpreter.
 """
 from __future__ import annotations
 
 import io
 import os
 import socket
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
 from PIL import Image
 
 from . import kometa_config
 from .config import PreviewConfig
-from .launcher import LaunchError, child_environment, find_kometa
+from .kometa_runner import KometaCommand, KometaNotFound, find_kometa, requirements_problem
 from .plex import client
 from .plex.client import PlexAnswerError, Upstream, UpstreamError
+
+#: What Kometa calls at start-up and cannot run without (docs/KOMETA-TRAFFIC.md).
+START_UP_HOSTS = ("raw.githubusercontent.com", "api.themoviedb.org")
 
 
 @dataclass(frozen=True)
@@ -30,27 +36,26 @@ class Result:
     fix: str = ""
 
 
-def _plex(config: PreviewConfig) -> Iterator[Result]:
+def _plex(config: PreviewConfig) -> Iterator[Result | dict[str, str]]:
+    """Plex, the token, and each target; yields the libraries holding targets last ({title: type})."""
     upstream = Upstream(config.plex.url, config.plex.token, min(config.plex.timeout, 30), config.plex.verify_ssl)
     try:
         server = client.server(upstream)
-        sections = {d.get("key"): d.get("title") for d in client.sections(upstream)}
+        directories = client.sections(upstream)
+        sections = {d.get("key"): d.get("title") for d in directories}
+        section_types = {d.get("title"): d.get("type", "") for d in directories}
     except PlexAnswerError as exc:
         fix = "put a valid X-Plex-Token in plex.token" if "(401)" in str(exc) else "check plex.url"
         yield Result(False, "plex", str(exc), fix)
+        yield {}
         return
     except UpstreamError as exc:
         yield Result(False, "plex", str(exc), "check plex.url, and that Plex is running and reachable from here")
+        yield {}
         return
     yield Result(True, "plex", f"reachable at {config.plex.url}, token accepted "
                                f"({server.get('friendlyName', 'Plex')} {server.get('version', '')})".rstrip())
-    user = {}
-    if config.kometa.config:
-        try:
-            user = kometa_config.read_user_config(config.kometa.config)
-        except kometa_config.KometaConfigError as exc:
-            yield Result(False, "kometa config", str(exc), "fix kometa.config in preview.yml")
-    libraries: set[str] = set()
+    libraries: dict[str, str] = {}
     for n, target in enumerate(config.targets):
         where = f"preview.targets[{n}]"
         try:
@@ -68,35 +73,125 @@ def _plex(config: PreviewConfig) -> Iterator[Result]:
             yield Result(False, f"target {target.id}", f"ratingKey {target.rating_key} is the {kind} {title!r}, "
                                                        f"not a {target.type}", f"set {where}.type: {kind}")
             continue
-        libraries.add(library)
+        libraries[library] = section_types.get(library, "")
         yield Result(True, f"target {target.id}", f"ratingKey {target.rating_key} is the {kind} {title!r} in {library}")
+    yield libraries
+
+
+def _kometa(config: PreviewConfig, given: Path | None, python: str | None) -> tuple[Result, KometaCommand | None]:
+    try:
+        kometa = find_kometa(given, config.kometa.path, python, config.kometa.python)
+    except KometaNotFound as exc:
+        return Result(False, "kometa", str(exc), "install Kometa, or use the Docker image where it is /kometa.py"), None
+    version = kometa.version or "version unknown"
+    problem = requirements_problem(kometa, config.secret_values())
+    if problem:
+        return Result(False, "kometa", f"{kometa.script} ({version}) does not start with {kometa.python} "
+                                       f"({kometa.python_source}): {problem}",
+                      "set --kometa-python, KOMETA_PYTHON or kometa.python to the interpreter that has Kometa's "
+                      f"requirements (pip install -r {kometa.folder / 'requirements.txt'})"), kometa
+    return Result(True, "kometa", f"{kometa.script} {version}, runs with {kometa.python} ({kometa.python_source})"), \
+        kometa
+
+
+def _default_file(kometa: KometaCommand, name: str, library_type: str | None) -> Path | None:
+    """Where Kometa finds `default: name` (modules/meta.py: defaults/overlays/<name>.yml, or under the library's
+    type folder, both/, chart/, award/)."""
+    name = name[len("overlays/"):] if name.startswith("overlays/") else name
+    folders = [kometa.overlay_defaults] + [kometa.overlay_defaults / sub for sub in
+                                           (library_type or "", "both", "chart", "award") if sub]
+    for folder in folders:
+        for candidate in (folder / name, folder / f"{name}.yml", folder / f"{name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _overlay_file(path: Path, name: str, where: str) -> Result:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return Result(False, name, f"{where}: {path} cannot be read ({exc.strerror})", f"fix {where}")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        return Result(False, name, f"{where}: {path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}",
+                      f"fix {path.name}")
+    if not isinstance(document, dict) or not ({"overlays", "templates", "external_templates"} & set(document)):
+        return Result(False, name, f"{where}: {path} has no `overlays:` section, so Kometa loads nothing from it",
+                      f"fix {path.name}")
+    return Result(True, name, f"{where}: {path} parses ({len(document.get('overlays') or {})} overlays)")
+
+
+def _overlays(config: PreviewConfig, kometa: KometaCommand | None, libraries: dict[str, str],
+              user: dict[str, Any]) -> Iterator[Result]:
+    """Each library's overlay_files, as the render will hand them to Kometa: one line per entry."""
+    folder = kometa.folder if kometa is not None else Path.cwd()
     for library in sorted(libraries):
-        if kometa_config.overlays_for(config, user, library).get("overlay_files"):
-            yield Result(True, f"overlays {library}", "overlay_files defined")
-        else:
-            yield Result(False, f"overlays {library}", "no overlay_files for this library",
+        name = f"overlays {library}"
+        sources = kometa_config.overlay_sources(config, user, library, folder)
+        if not sources:
+            yield Result(False, name, "no overlay_files for this library",
                          f"add `libraries: {{{library}: {{overlay_files: [{{default: resolution}}]}}}}` "
                          "or set kometa.config")
+            continue
+        for source in sources:
+            where = source.where
+            if source.kind == "file":
+                path = Path(source.value)
+                yield _overlay_file(path, name, where) if path.is_file() else \
+                    Result(False, name, f"{where}: {path} does not exist (Kometa would say: File Error: File does not "
+                                        "exist)", f"fix {where}; a relative path in preview.yml is relative to "
+                                                  "preview.yml's folder, one in kometa.config to Kometa's folder")
+            elif source.kind == "folder":
+                path = Path(source.value)
+                files = sorted([*path.glob("*.yml"), *path.glob("*.yaml")]) if path.is_dir() else []
+                if not files:
+                    yield Result(False, name, f"{where}: {path} is not a folder holding .yml files", f"fix {where}")
+                for file in files:
+                    yield _overlay_file(file, name, where)
+            elif source.kind == "default":
+                if kometa is None:
+                    continue
+                found = _default_file(kometa, source.value, libraries.get(library))
+                if found is None:
+                    known = sorted(p.stem for p in kometa.overlay_defaults.glob("*.yml"))
+                    close = [k for k in known if k[:3] == source.value[:3]] or known[:8]
+                    yield Result(False, name, f"{where}: default {source.value!r} does not exist in Kometa "
+                                              f"{kometa.version or '(version unknown)'} (Kometa would say: Default "
+                                              "does not exist)", f"use one of: {', '.join(close)}")
+                else:
+                    yield Result(True, name, f"{where}: default {source.value!r} is "
+                                             f"{found.relative_to(kometa.folder)}")
+            else:
+                yield Result(True, name, f"{where}: {source.kind} {source.value} (read by Kometa through the "
+                                         "outside-calls door)")
 
 
-def _kometa(config: PreviewConfig, given: Path | None) -> Result:
-    try:
-        kometa = find_kometa(given, config.kometa.path, config.kometa.python)
-    except LaunchError as exc:
-        return Result(False, "kometa", str(exc), "install Kometa, or use the Docker image where it is /kometa.py")
-    try:
-        # Kometa's module code runs even for --help: it gets the environment a render gives it, no secrets.
-        run = subprocess.run([kometa.python, str(kometa.script), "--help"], cwd=kometa.script.parent,
-                             capture_output=True, timeout=120, env=child_environment(config.secret_values()))
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Result(False, "kometa", f"{kometa.script} could not be run ({type(exc).__name__})",
-                      "set kometa.python to the interpreter that has Kometa's requirements")
-    if run.returncode != 0:
-        last = (run.stderr or run.stdout).decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return Result(False, "kometa",
-                      f"`{kometa.python} {kometa.script.name} --help` exited {run.returncode}: {last[0]}",
-                      "set kometa.python to the interpreter that has Kometa's requirements")
-    return Result(True, "kometa", f"{kometa.script} runs with {kometa.python}")
+def _services(config: PreviewConfig, user: dict[str, Any], offline: bool) -> Result:
+    key = (config.services.get("tmdb") or user.get("tmdb") or {}).get("apikey")
+    if key:
+        return Result(True, "tmdb", "an API key is set")
+    if offline:
+        return Result(True, "tmdb", "no API key; --offline answers Kometa's TMDb start-up call itself")
+    return Result(False, "tmdb", "Kometa needs a TMDb API key and none is set",
+                  "add `tmdb: {apikey: …}` or set kometa.config, or run with --offline")
+
+
+def _outside(offline: bool, connect: Callable[..., socket.socket] = socket.create_connection) -> Result:
+    """Kometa's start-up hosts reachable from here (not offline): without them Kometa stops before any overlay."""
+    if offline:
+        return Result(True, "internet", "--offline: Kometa's start-up calls are answered locally")
+    failed = []
+    for host in START_UP_HOSTS:
+        try:
+            connect((host, 443), timeout=5).close()
+        except OSError as exc:
+            failed.append(f"{host} ({exc.strerror or type(exc).__name__})")
+    if failed:
+        return Result(False, "internet", f"cannot reach {', '.join(failed)}",
+                      "run with --offline (the preview then answers Kometa's start-up calls itself)")
+    return Result(True, "internet", f"{', '.join(START_UP_HOSTS)} reachable")
 
 
 def _inputs(config: PreviewConfig) -> Iterator[Result]:
@@ -108,7 +203,8 @@ def _inputs(config: PreviewConfig) -> Iterator[Result]:
                 image.load()
                 size, fmt = image.size, image.format
         except Exception as exc:  # noqa: BLE001 - any unreadable image is one failed check
-            yield Result(False, f"input {target.id}", f"{target.input} is not a readable image ({type(exc).__name__})",
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            yield Result(False, f"input {target.id}", f"{target.input} is not a readable image ({detail})",
                          "replace the file or remove input:")
             continue
         yield Result(True, f"input {target.id}", f"{target.input.name} is a {size[0]}×{size[1]} {fmt}")
@@ -135,10 +231,26 @@ def _ports() -> Result:
     return Result(True, "ports", "127.0.0.1 has free ports for the proxy")
 
 
-def run_checks(config: PreviewConfig, kometa: Path | None) -> Iterator[Result]:
+def run_checks(config: PreviewConfig, kometa_path: Path | None, *, python: str | None = None,
+               offline: bool = False) -> Iterator[Result]:
     yield Result(True, "config", f"{config.source.name} is valid ({len(config.targets)} targets)")
-    yield from _plex(config)
-    yield _kometa(config, kometa)
+    user: dict[str, Any] = {}
+    if config.kometa.config:
+        try:
+            user = kometa_config.read_user_config(config.kometa.config)
+        except kometa_config.KometaConfigError as exc:
+            yield Result(False, "kometa config", str(exc), "fix kometa.config in preview.yml")
+    libraries: dict[str, str] = {}
+    for result in _plex(config):
+        if isinstance(result, dict):
+            libraries = result
+        else:
+            yield result
+    kometa_result, kometa = _kometa(config, kometa_path, python)
+    yield kometa_result
+    yield from _overlays(config, kometa, libraries, user)
+    yield _services(config, user, offline)
+    yield _outside(offline)
     yield from _inputs(config)
     yield _output(config)
     yield _ports()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import secrets
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -154,28 +155,91 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
 
 
 class TerminalReporter:
-    """Stages and progress the way click users expect; raw Kometa output only with --verbose."""
+    """Stages and progress the way click users expect; raw Kometa output only with --verbose. During Kometa's
+    long silent phases, what it is doing (`kometa_log.progress`), at most every few seconds."""
+
+    PROGRESS_EVERY = 3.0
 
     def __init__(self, quiet: bool, verbose: bool) -> None:
         self.quiet, self.verbose = quiet, verbose
+        self._shown_at = 0.0
+        self._last = ""
 
     def stage(self, text: str) -> None:
         if not self.quiet:
             click.secho(f"• {text}", fg="cyan", err=True)
+
+    def kometa_found(self, kometa) -> None:
+        if not self.quiet:
+            click.secho(f"• Kometa {kometa.version or '(version unknown)'} at {kometa.script}, with {kometa.python}",
+                        fg="cyan", err=True)
 
     def progress(self, captured: int, total: int) -> None:
         if not self.quiet:
             click.echo(f"  captured {captured}/{total} posters", err=True)
 
     def kometa_line(self, line: str) -> None:
+        import time
+
+        from .kometa_log import progress
         if self.verbose:
             click.echo(f"  kometa | {line}", err=True)
+            return
+        doing = progress(line)
+        if self.quiet or doing is None or doing == self._last:
+            return
+        now = time.monotonic()
+        if now - self._shown_at >= self.PROGRESS_EVERY:
+            click.echo(f"  Kometa: {doing}", err=True)
+            self._shown_at, self._last = now, doing
+
+
+STATUS_MARKS = {"exported": ("✓", "green"), "unchanged": ("–", None), "failed": ("✗", "red"), "missing": ("?", "red")}
+
+
+def _print_outcome(outcome) -> None:
+    summary = outcome.summary
+    for target_id, entry in summary.targets.items():
+        mark, colour = STATUS_MARKS.get(entry.status, ("?", "red"))
+        if entry.status == "exported":
+            applied = f" ({', '.join(entry.overlays)})" if entry.overlays else ""
+            text = f"{mark} {target_id} exported: {entry.after}{applied}"
+        elif entry.status == "unchanged":
+            text = f"{mark} {target_id} unchanged: no overlay applies (before image: {entry.before or 'none'})"
+        else:
+            text = f"{mark} {target_id} {entry.status}: {entry.error}"
+        click.secho(text, fg=colour)
+    if summary.error:
+        click.secho(f"! {summary.error}", fg="yellow", err=True)
+    if summary.outside_unreachable:
+        click.secho(f"! no internet? Kometa's outside calls could not reach {', '.join(summary.outside_unreachable)}; "
+                    "run with --offline to preview without it", fg="yellow", err=True)
+    for item in summary.outside_data:
+        what = item.overlay or "an overlay file"
+        click.secho(f"! {what}: its data comes from {', '.join(item.hosts) or 'an outside service'}, which the preview "
+                    f"could not read ({item.error})", fg="yellow", err=True)
+    if summary.proxy_errors:
+        click.secho(f"! the proxy answered {summary.proxy_errors} requests with 502 after an internal error; "
+                    "see logs/proxy.log", fg="yellow", err=True)
+    doors = summary.side_doors
+    if doors.total:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in doors.by_kind.items())
+        click.secho(f"! {doors.total} attempts to reach past the preview were refused ({kinds}); "
+                    "see side_doors in summary.json", fg="yellow", err=True)
+    click.echo(f"Kometa:  {summary.kometa_version or 'version unknown'}")
+    click.echo(f"summary: {outcome.summary_path}")
+    click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")
+
+
+KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: kometa.python, then a venv beside "
+                      "kometa.py; this tool's own only if Kometa starts with it).")
 
 
 @main.command()
 @click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
               help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py).")
+@click.option("--kometa-python", envvar="KOMETA_PYTHON", help=KOMETA_PYTHON_HELP)
 @click.option("--offline", is_flag=True,
               help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally.")
 @click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
@@ -188,46 +252,47 @@ class TerminalReporter:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the results.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
 @click.option("--open", "open_report", is_flag=True, help="Open report.html in a browser when done.")
-def render(preview_yml: Path, kometa_path: Path | None, offline: bool, filter_mode: bool, job: Path | None,
-           force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool) -> None:
+def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
+           job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool) -> None:
     """Run Kometa through the preview proxy and export the posters it would have uploaded.
 
     Results land in <job>/output/: <id>_after.<ext> (the overlaid poster), <id>_before.<ext>
     (the poster Kometa started from), summary.json and report.html. Plex is never written to.
-    Exit codes: 0 every target exported, 1 a target missing or Kometa failed, 2 bad input, 130 interrupted.
+    Each target ends exported, unchanged (no overlay applies), failed (with Kometa's reason) or missing.
+    Exit codes: 0 every target exported or unchanged, 1 a target failed or missing or Kometa failed,
+    2 bad input, 130 interrupted.
     """
     from .config import mock_library_from_environment
     from .render import RenderError, RenderRequest
     from .render import render as run
 
     mock = not filter_mode and mock_library_from_environment()
-    request = RenderRequest(preview_yml, kometa=kometa_path, offline=offline, mock=mock, job=job, force=force,
-                            timeout=timeout)
+    request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
+                            job=job, force=force, timeout=timeout)
     try:
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:
         raise UserError(str(exc)) from None
-    summary = outcome.summary
-    for target_id, entry in summary.targets.items():
-        if entry.after:
-            click.echo(f"✓ {target_id}: {entry.after}")
-        else:
-            click.secho(f"✗ {target_id}: {entry.error}", fg="red")
-    if summary.error:
-        click.secho(f"! {summary.error}", fg="yellow", err=True)
-    if summary.proxy_errors:
-        click.secho(f"! the proxy answered {summary.proxy_errors} requests with 502 after an internal error; "
-                    "see logs/proxy.log", fg="yellow", err=True)
-    doors = summary.side_doors
-    if doors.total:
-        kinds = ", ".join(f"{kind} {count}" for kind, count in doors.by_kind.items())
-        click.secho(f"! {doors.total} attempts to reach past the preview were refused ({kinds}); "
-                    "see side_doors in summary.json", fg="yellow", err=True)
-    click.echo(f"summary: {outcome.summary_path}")
-    click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")
+    _print_outcome(outcome)
     if open_report:
-        click.launch(str(outcome.summary_path.parent / "report.html"))
+        _open(outcome.summary_path.parent / "report.html")
     raise SystemExit(outcome.exit_code)
+
+
+def _open(path: Path) -> None:
+    """Open a page in the user's browser; on a host with no display, say where the file is, in one line."""
+    import os
+    import webbrowser
+    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
+            and sys.platform != "darwin":
+        click.echo(f"open: no display here; the report is {path}")
+        return
+    try:
+        opened = webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        click.echo(f"open: no browser found; the report is {path}")
 
 
 @main.command()
@@ -274,12 +339,16 @@ def find(ctx: click.Context, text: str, library: str | None, libtype: str | None
 @click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
               help="kometa.py or the Kometa checkout holding it.")
+@click.option("--kometa-python", envvar="KOMETA_PYTHON", help=KOMETA_PYTHON_HELP)
+@click.option("--offline", is_flag=True, help="Check for a render with --offline (no internet needed).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the Plex token from this file instead of preview.yml's plex.token.")
 @click.pass_context
-def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, token_file: Path | None) -> None:
-    """Check everything a render needs: config, Plex and token, each ratingKey and its type,
-    overlay definitions, Kometa, input images, output folder, ports. Exit 0 only if all pass."""
+def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool,
+          token_file: Path | None) -> None:
+    """Check everything a render needs: config, Plex and token, each ratingKey and its type, overlay files and
+    defaults, Kometa and its interpreter, TMDb key, internet, input images, output folder, ports.
+    One line per check; exit 0 only if all pass."""
     import dataclasses
 
     from .check import run_checks
@@ -291,7 +360,7 @@ def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, token
             raise UserError(f"check: --token-file {token_file} is empty")
         config = dataclasses.replace(config, plex=dataclasses.replace(config.plex, token=token))
     failed = 0
-    for result in run_checks(config, kometa_path):
+    for result in run_checks(config, kometa_path, python=kometa_python, offline=offline):
         if result.ok:
             click.echo(f"{click.style('✓', fg='green')} {result.name}: {result.message}")
         else:

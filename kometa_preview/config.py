@@ -235,6 +235,13 @@ class _Reader:
             raise self.fail(where, "must be true or false")
         return value
 
+    def command(self, value: Any, where: str) -> str | None:
+        """A program: a bare name is looked up on PATH when it is run; a path is relative to this file's folder."""
+        text = self.text(value, where)
+        if text is None or "/" not in text:
+            return text
+        return str(self.path(text, where))
+
     def path(self, value: Any, where: str) -> Path | None:
         text = self.text(value, where)
         if text is None:
@@ -334,7 +341,7 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None) -> PreviewC
                         verify_ssl=r.flag(plex_raw.get("verify_ssl"), "plex.verify_ssl", True))
     kometa_raw = r.mapping(top.get("kometa"), "kometa", ("path", "python", "config", "timeout"))
     kometa = KometaSettings(path=r.path(kometa_raw.get("path"), "kometa.path"),
-                            python=r.text(kometa_raw.get("python"), "kometa.python"),
+                            python=r.command(kometa_raw.get("python"), "kometa.python"),
                             config=r.path(kometa_raw.get("config"), "kometa.config"),
                             timeout=r.number(kometa_raw.get("timeout"), "kometa.timeout", 1800))
     services = {}

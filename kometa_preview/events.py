@@ -24,6 +24,7 @@ class Event(StrEnum):
     PROXY_ERROR = "PROXY_ERROR"                  # an addon raised; the flow was answered 502 locally
     NOT_CONFIGURED = "NOT_CONFIGURED"            # no preview_config: every request answered 503
     # --- targets --------------------------------------------------------------------------------------
+    TARGET = "TARGET"                            # a target as Plex knows it (titles, library): Kometa's log names it
     MISSING_ITEM = "MISSING_ITEM"                # a target's ratingKey does not exist in Plex
     TYPE_MISMATCH = "TYPE_MISMATCH"              # a target's ratingKey is another type than preview.yml says
     LEARNED_PARENT = "LEARNED_PARENT"            # a target's season or show, readable from now on
@@ -70,7 +71,8 @@ class Event(StrEnum):
     UNAUTHORIZED_CLIENT = "UNAUTHORIZED_CLIENT"
     HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"
     UPLOADS_BUSY = "UPLOADS_BUSY"
-    SLOW_REQUEST = "SLOW_REQUEST"
+    SLOW_REQUEST = "SLOW_REQUEST"                # a new connection that delivered no whole request in time: closed
+    IDLE_CLIENT_CLOSED = "IDLE_CLIENT_CLOSED"    # a kept-alive connection quiet after its answers: closed
     UNCLAIMED = "UNCLAIMED"                      # no addon claimed a read: answered locally
     # --- the outside-calls door -----------------------------------------------------------------------
     OUTSIDE_PASS = "OUTSIDE_PASS"
@@ -83,6 +85,23 @@ class Event(StrEnum):
     OUTSIDE_REFUSED_WRITE = "OUTSIDE_REFUSED_WRITE"
     OUTSIDE_REFUSED_PROTOCOL = "OUTSIDE_REFUSED_PROTOCOL"
     OUTSIDE_REFUSED_OFFLINE = "OUTSIDE_REFUSED_OFFLINE"
+    OUTSIDE_UNREACHABLE = "OUTSIDE_UNREACHABLE"      # an allowed service could not be reached: no internet?
+
+
+class RenderEvent(StrEnum):
+    """The render's own log events (the parent process writes them to logs/render.log; they are not journal
+    lines): the other half of the words users grep for."""
+    MISSING_CAPTURE = "MISSING_CAPTURE"          # a target ended without an exported poster (its status says why)
+    MISSING_RATINGKEY = "MISSING_RATINGKEY"      # a target's title matched no item, or more than one
+    RESOLVED_RATINGKEY = "RESOLVED_RATINGKEY"    # a target's title matched exactly one item
+    NO_OVERLAY_APPLIES = "NO_OVERLAY_APPLIES"    # Kometa finished cleanly and applied no overlay to a target
+    JOB_FAILED = "JOB_FAILED"                    # the job's error (Kometa's, or the render's)
+    KOMETA_PROGRESS = "KOMETA_PROGRESS"          # what Kometa is doing during its long silent phases
+    RENDER_ERROR = "RENDER_ERROR"                # the render itself failed (a full disk…)
+    RENDER_DONE = "RENDER_DONE"
+    EXPORT_ERROR = "EXPORT_ERROR"
+    REPORT_ERROR = "REPORT_ERROR"
+    UNKNOWN_EVENT = "UNKNOWN_EVENT"              # the journal holds events this version does not know
 
 
 #: Requests that would have changed Plex (or asked it to act), answered locally.
@@ -97,7 +116,12 @@ SIDE_DOORS = frozenset({Event.OUTSIDE_REFUSED_PLEX, Event.OUTSIDE_REFUSED_ADDRES
                         Event.BLOCKED_UNKNOWN})
 OUTSIDE = (Event.OUTSIDE_PASS, Event.OFFLINE_VERSION, Event.OFFLINE_TMDB_CONFIGURATION, Event.OFFLINE_ANIME_IDS,
            Event.OUTSIDE_REFUSED_PLEX, Event.OUTSIDE_REFUSED_ADDRESS, Event.OUTSIDE_REFUSED_HOST,
-           Event.OUTSIDE_REFUSED_WRITE, Event.OUTSIDE_REFUSED_PROTOCOL, Event.OUTSIDE_REFUSED_OFFLINE)
+           Event.OUTSIDE_REFUSED_WRITE, Event.OUTSIDE_REFUSED_PROTOCOL, Event.OUTSIDE_REFUSED_OFFLINE,
+           Event.OUTSIDE_UNREACHABLE)
+#: Outside calls Kometa made that did not get their data: refused by the allowlist, by --offline, or unreachable.
+#: An overlay whose items come from such a call cannot be previewed faithfully.
+OUTSIDE_DENIED = frozenset(OUTSIDE) - {Event.OUTSIDE_PASS, Event.OFFLINE_VERSION, Event.OFFLINE_TMDB_CONFIGURATION,
+                                       Event.OFFLINE_ANIME_IDS}
 
 
 # --- the records the render reads back ---------------------------------------------------------------------
@@ -166,8 +190,35 @@ class Blocked(Record):
 
 @dataclass(frozen=True)
 class Refused(Record):
-    """A side-door attempt; `host` for the outside-calls door."""
+    """A side-door attempt, or an outside call that got no data; `host` for the outside-calls door."""
     host: str | None = None
+    reason: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetSeen(Record):
+    """A target as Plex knows it, journaled at start-up: enough to name it the way Kometa's log does."""
+    target: str = ""
+    rating_key: str = ""
+    type: str = ""
+    title: str = ""
+    year: str | None = None
+    parent_title: str | None = None
+    grandparent_title: str | None = None
+    index: str | None = None
+    parent_index: str | None = None
+    library: str | None = None
+
+    @property
+    def kometa_title(self) -> str:
+        """How Kometa names the item in its log (`get_item_display_title`, the same in 2.0 to nightly): a movie or
+        show by its title, a season as `<Show> Season <n>`, an episode as `<Show> S01E02`."""
+        if self.type == "season":
+            return f"{self.parent_title} Season {self.index}"
+        if self.type == "episode":
+            return f"{self.grandparent_title} S{int(self.parent_index or 0):02d}E{int(self.index or 0):02d}"
+        return self.title
 
 
 @dataclass(frozen=True)
@@ -208,9 +259,9 @@ RECORD_TYPES: dict[Event, type[Record]] = {
     Event.MISSING_ITEM: ItemEvent, Event.OVERLAID_POSTER: ItemEvent, Event.LEARNED_PARENT: ItemEvent,
     Event.POSTER_SOURCE: PosterServed, Event.CAPTURED_UPLOAD: Captured,
     Event.MOCK_LIST: MockList, Event.FILTER_LIST: FilterList, Event.FILTER_FALLBACK: FilterFallback,
-    Event.FLOW: Flow,
+    Event.FLOW: Flow, Event.TARGET: TargetSeen,
     **{event: Blocked for event in BLOCKED},
-    **{event: Refused for event in SIDE_DOORS - BLOCKED},
+    **{event: Refused for event in (SIDE_DOORS | OUTSIDE_DENIED) - BLOCKED},
 }
 
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import kometa_log, report
 from .config import PreviewConfig, Target
-from .events import Captured, Event, PosterServed
+from .events import Captured, Event, PosterServed, RenderEvent
 from .events import read as read_journal
 from .files import copy_atomic, write_json
 from .job import CaptureName, JobLayout
+from .outcomes import EXPORTED, UNCHANGED
 from .summary import Exported, Records, Summary, choose_capture, summarize
 
 log = logging.getLogger("kometa_preview.export")
@@ -65,14 +66,15 @@ def _export_target(target: Target, layout: JobLayout, source: PosterServed | Non
         if target.output is not None:
             result.output = str(copy_atomic(after, output_path(target.output, chosen.ext)))
     except OSError as exc:
-        result.error = f"EXPORT_ERROR: could not write the results ({exc.strerror or exc})"
-        log.error("EXPORT_ERROR target=%s: %s", target.id, exc)
+        result.error = f"{RenderEvent.EXPORT_ERROR}: could not write the results ({exc.strerror or exc})"
+        log.error("%s target=%s: %s", RenderEvent.EXPORT_ERROR, target.id, exc)
     return result
 
 
 def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
             interrupted: bool = False, started: float | None = None,
-            timings: dict[str, float] | None = None, reserve: Path | None = None) -> Outcome:
+            timings: dict[str, float] | None = None, reserve: Path | None = None,
+            kometa_version: str | None = None) -> Outcome:
     """Map captures to targets and write the results. `reserve` is a file holding back disk space: it is
     deleted just before summary.json is written, so a full disk still gets its summary."""
     layout = JobLayout(job)
@@ -81,24 +83,33 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     journal = Records(lines + captures_on_disk(layout.by_ratingkey, lines))
     captures = [c for c in journal[Event.CAPTURED_UPLOAD] if Path(c.saved).is_file()]
     sources: dict[str, PosterServed] = {r.rating_key: r for r in journal[Event.POSTER_SOURCE] if r.saved}
+    keys = {r.target: r.rating_key for r in journal[Event.TARGET]}
     exported = {}
     for target in config.targets:
-        exported[target.id] = _export_target(target, layout, sources.get(target.rating_key),
-                                             choose_capture([c for c in captures if c.rating_key == target.rating_key]))
-        if not exported[target.id].after and not exported[target.id].error:
-            log.error("MISSING_CAPTURE ratingKey=%s target=%s", target.rating_key, target.id)
+        key = keys.get(target.id, target.rating_key)
+        exported[target.id] = _export_target(target, layout, sources.get(key),
+                                             choose_capture([c for c in captures if c.rating_key == key]))
     summary = summarize(journal, config, exported, kometa_exit_code=kometa_exit_code, error=error,
                         interrupted=interrupted, started=started, timings=timings or {},
-                        output_prefix=str(layout.output))
+                        kometa=kometa_log.read(layout.kometa_meta_log, layout.kometa_log),
+                        kometa_version=kometa_version, output_prefix=str(layout.output))
+    for target_id, result in summary.targets.items():
+        if result.status == UNCHANGED:
+            log.info("%s target=%s: Kometa applied no overlay to it", RenderEvent.NO_OVERLAY_APPLIES, target_id)
+        elif result.status != EXPORTED:
+            log.error("%s ratingKey=%s target=%s status=%s: %s", RenderEvent.MISSING_CAPTURE, result.rating_key,
+                      target_id, result.status, result.error)
+    if summary.error:
+        log.error("%s %s", RenderEvent.JOB_FAILED, summary.error)
     if summary.unknown_events:
-        log.warning("UNKNOWN_EVENT the journal holds events this version does not know: %s",
+        log.warning(f"{RenderEvent.UNKNOWN_EVENT} the journal holds events this version does not know: %s",
                     ", ".join(summary.unknown_events))
     if reserve is not None:
         reserve.unlink(missing_ok=True)
     try:
         report.write(layout.output, summary)
     except OSError as exc:
-        log.error("REPORT_ERROR could not write report.html: %s", exc.strerror or exc)
+        log.error("%s could not write report.html: %s", RenderEvent.REPORT_ERROR, exc.strerror or exc)
     files = sorted(p.name for p in layout.output.iterdir() if p.is_file() and not p.name.startswith("."))
     summary.output_files = files + ([] if layout.summary.name in files else [layout.summary.name])
     write_json(layout.summary, summary.to_json())

@@ -8,7 +8,8 @@ No mitmproxy import: both processes use it.
       proxy_ready.json         written by the proxy once listening (0600: it holds the job token)
       proxy_config.json        what the proxy needs from preview.yml (0600, deleted once it is read)
       logs/                    render.log, proxy.log, kometa.log
-      kometa/                  Kometa's config folder for this run (kometa_run.yml, deleted after the run)
+      kometa/                  Kometa's config folder for this run (kometa_run.yml, deleted after the run;
+                               logs/meta.log, Kometa's own log)
       mitmproxy/               mitmproxy's confdir (its CA, and config.yaml for secrets it must not get on argv)
       output/
         by_ratingkey/          captured uploads: <ratingKey>_<kind>_<stamp>[_n].<ext>
@@ -70,6 +71,11 @@ class JobLayout:
     @property
     def kometa(self) -> Path:
         return self.root / "kometa"
+
+    @property
+    def kometa_meta_log(self) -> Path:
+        """Kometa's own log (with levels), under its config folder: read back by `kometa_log`."""
+        return self.kometa / "logs" / "meta.log"
 
     @property
     def run_config(self) -> Path:

@@ -7,6 +7,8 @@ overlay definitions — never webhooks, notifications, collections, metadata, op
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ RUN_CONFIG_NAME = JobLayout(Path()).run_config.name
 RENDER_SETTINGS = ("overlay_artwork_filetype", "overlay_artwork_quality", "custom_repo")
 #: Library keys that describe overlays; everything else (collection_files, operations, …) is dropped.
 LIBRARY_KEYS = ("overlay_files", "template_variables")
+#: `overlay_files` entries that name a path on this machine.
+PATH_KEYS = ("file", "folder")
 OFFLINE_TMDB_KEY = "kometa-preview-offline"
 
 
@@ -59,18 +63,61 @@ def _overlays_of(definition: dict[str, Any] | None) -> dict[str, Any]:
     return picked
 
 
-def overlays_for(config: PreviewConfig, user: dict[str, Any], title: str) -> dict[str, Any]:
-    """A library's overlay definitions: from preview.yml, else from the user's Kometa config."""
-    return _overlays_of(_library(config.libraries, title)) or _overlays_of(_library(user.get("libraries"), title))
+def _absolute(entries: Any, base: Path) -> Any:
+    """`overlay_files` with every relative `file:`/`folder:` made absolute against `base` (`~` expanded)."""
+    def resolve(key: str, value: Any) -> Any:
+        if key not in PATH_KEYS or not isinstance(value, str):
+            return value
+        path = Path(os.path.expanduser(value))
+        return str(path if path.is_absolute() else base / path)
+
+    if not isinstance(entries, list):
+        return entries
+    return [{key: resolve(key, value) for key, value in entry.items()} if isinstance(entry, dict) else entry
+            for entry in entries]
+
+
+def overlays_for(config: PreviewConfig, user: dict[str, Any], title: str, kometa_folder: Path) -> dict[str, Any]:
+    """A library's overlay definitions, with their paths resolved: from preview.yml (relative to preview.yml's
+    folder), else from the user's Kometa config (relative to Kometa's folder, the working directory the user's
+    own Kometa resolves them in: its checkout, or `/` in the official image)."""
+    for definitions, base in ((config.libraries, config.source.parent), (user.get("libraries"), kometa_folder)):
+        picked = _overlays_of(_library(definitions, title))
+        if picked:
+            if "overlay_files" in picked:
+                picked["overlay_files"] = _absolute(picked["overlay_files"], base.resolve())
+            return picked
+    return {}
+
+
+@dataclass(frozen=True)
+class OverlaySource:
+    """One `overlay_files` entry as Kometa will read it."""
+    library: str
+    kind: str            # file | folder | default | url | git | repo
+    value: str
+    where: str           # the field it came from, for messages
+
+
+def overlay_sources(config: PreviewConfig, user: dict[str, Any], title: str,
+                    kometa_folder: Path) -> list[OverlaySource]:
+    entries = overlays_for(config, user, title, kometa_folder).get("overlay_files") or []
+    sources = []
+    for n, entry in enumerate(entries if isinstance(entries, list) else []):
+        for kind in ("file", "folder", "default", "pmm", "url", "git", "repo"):
+            if isinstance(entry, dict) and isinstance(entry.get(kind), str):
+                sources.append(OverlaySource(title, "default" if kind == "pmm" else kind, entry[kind],
+                                             f"libraries.{title}.overlay_files[{n}].{kind}"))
+    return sources
 
 
 def build(config: PreviewConfig, proxy_url: str, job_token: str, libraries: list[str], *,
-          offline: bool) -> dict[str, Any]:
+          offline: bool, kometa_folder: Path) -> dict[str, Any]:
     """The kometa_run.yml document. Raises `KometaConfigError`."""
     user = read_user_config(config.kometa.config) if config.kometa.config else {}
     run_libraries: dict[str, Any] = {}
     for title in libraries:
-        definition = overlays_for(config, user, title)
+        definition = overlays_for(config, user, title, kometa_folder)
         if not definition.get("overlay_files"):
             raise KometaConfigError(
                 f"{config.source.name}: libraries.{title}: no overlay_files for the library holding targets "

@@ -1,4 +1,4 @@
-"""Child processes: the proxy (mitmdump or mitmweb) and, for a render, Kometa.
+"""Child processes: the proxy (mitmdump or mitmweb), the environment every child gets, and how children stop.
 
 The parent never shares memory with them: it waits for the proxy's ready file (written from the
 addons' `running` hook, so it proves the addons loaded and names the real port) and reads the
@@ -27,6 +27,8 @@ MITM_ENTRY = "import sys; from mitmproxy.tools.main import {tool}; sys.exit({too
 #: and the parent process does not import mitmproxy at all.
 PROXY_SCRIPT = Path(__file__).parent / "proxy" / "script.py"
 CLIENT_IDLE_TIMEOUT = CLIENT_IDLE_SECONDS
+#: Starts of the proxy tried when its outside-calls port was taken between being picked and being bound.
+START_ATTEMPTS = 3
 
 # --- child environments: an allowlist ------------------------------------------------------------------
 
@@ -186,17 +188,36 @@ def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int 
     upstream = None if offline or not outside else user_proxy()
     _mitmproxy_config(layout, web_password, split_proxy_url(upstream)[1] if upstream else None)
     write_json(layout.proxy_config, config.to_json(), private=True)
-    command = proxy_command(job, config.plex.url, mock=mock, port=port, web_port=web_port,
-                            save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
-                            upstream_proxy=upstream, idle_timeout=idle_timeout, request_timeout=request_timeout)
     environment = child_environment([config.plex.token, *(secrets or [])], extra_names=TRUST_NAMES)
     try:
-        with layout.proxy_log.open("ab") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, env=environment)
-        return _wait_ready(process, layout, timeout)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            command = proxy_command(job, config.plex.url, mock=mock, port=port, web_port=web_port,
+                                    save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
+                                    upstream_proxy=upstream, idle_timeout=idle_timeout,
+                                    request_timeout=request_timeout)
+            logged = layout.proxy_log.stat().st_size if layout.proxy_log.exists() else 0
+            with layout.proxy_log.open("ab") as log_file:
+                process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True, env=environment)
+            try:
+                return _wait_ready(process, layout, timeout)
+            except LaunchError:
+                # The outside-calls port is picked free and bound by mitmdump a moment later (mitmproxy takes no
+                # two port-0 modes on one address); under load another process can take it in between. Only that
+                # is retried, with a new port; the first attempt's log stays in proxy.log.
+                if attempt == START_ATTEMPTS or not (outside and _lost_port_race(layout.proxy_log, logged)):
+                    raise
+                write_json(layout.proxy_config, config.to_json(), private=True)
+        raise AssertionError("unreachable")
     finally:
         layout.proxy_config.unlink(missing_ok=True)
+
+
+def _lost_port_race(log_path: Path, since: int) -> bool:
+    with log_path.open("rb") as handle:
+        handle.seek(since)
+        text = handle.read().decode("utf-8", "replace")
+    return "failed to listen" in text and "address already in use" in text.lower()
 
 
 def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) -> ProxyProcess:
@@ -225,107 +246,14 @@ def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) ->
 
 
 def _last_error(log_path: Path) -> str:
-    """The most telling line of a failed mitmdump start."""
+    """The most telling line of a failed mitmdump start: the last one that names an error (mitmdump's own closing
+    "Error logged during startup, exiting..." says nothing of the cause)."""
     lines = [line.strip() for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-             if line.strip()]
+             if line.strip() and "Error logged during startup" not in line]
     for line in reversed(lines):
-        if "Error" in line and "Error logged during startup" not in line:
+        if "error" in line.lower() or "errno" in line.lower():
             return line
     return lines[-1] if lines else "no output"
-
-
-# --- Kometa ---------------------------------------------------------------------------------------
-
-DEFAULT_KOMETA = Path("/kometa.py")
-#: Kometa reads every flag from KOMETA_<FLAG> (and the older PMM_<FLAG>), and those win over flags.
-OVERRIDING_PREFIXES = ("KOMETA_", "PMM_")
-
-
-@dataclass(frozen=True)
-class KometaCommand:
-    python: str
-    script: Path
-
-    def argv(self, run_config: Path, libraries: list[str]) -> list[str]:
-        return [self.python, str(self.script), "--config", str(run_config), "--run", "--overlays-only",
-                "--run-libraries", "|".join(libraries), "--ignore-schedules", "--read-only-config",
-                "--no-report", "--no-missing"]
-
-
-def find_kometa(given: Path | None, configured: Path | None, python: str | None) -> KometaCommand:
-    """`--kometa`/`KOMETA_PATH`, then `kometa.path`, then the official image's `/kometa.py`.
-    A folder means the checkout holding kometa.py. Raises `LaunchError` naming what was tried."""
-    tried = []
-    for source, candidate in (("--kometa/KOMETA_PATH", given), ("kometa.path", configured),
-                              ("the default", DEFAULT_KOMETA)):
-        if candidate is None:
-            continue
-        script = candidate / "kometa.py" if candidate.is_dir() else candidate
-        if script.is_file():
-            return KometaCommand(python or sys.executable, script.resolve())
-        tried.append(f"{source} {script}")
-        if source != "the default":
-            break  # an explicit path that is wrong is an error, not a reason to run another Kometa
-    raise LaunchError(f"Kometa not found (tried {', '.join(tried)}); point --kometa or KOMETA_PATH at kometa.py")
-
-
-def kometa_environment(proxy: ProxyProcess, secrets: list[str], base: dict[str, str] | None = None) -> dict[str, str]:
-    """Kometa's environment, from the allowlist of `child_environment`: no KOMETA_*/PMM_* overrides, no
-    variable holding the Plex token or a service key (`secrets`), none of the parent's proxy settings; outside
-    calls through the proxy's forward mode, trusting its per-job CA; the reverse proxy reached directly."""
-    env = child_environment(secrets, base)
-    if proxy.outside_port:
-        outside = f"http://127.0.0.1:{proxy.outside_port}"
-        ca = str(proxy.job / "mitmproxy" / "mitmproxy-ca-cert.pem")
-        env.update(HTTP_PROXY=outside, HTTPS_PROXY=outside, http_proxy=outside, https_proxy=outside,
-                   NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-                   REQUESTS_CA_BUNDLE=ca, SSL_CERT_FILE=ca)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-class KometaTimeout(Exception):
-    pass
-
-
-def run_kometa(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout: float,
-               on_line=None, on_tick=None) -> int:
-    """Run Kometa to the end, its output to `log_path` (and each line to `on_line`).
-
-    Raises `KometaTimeout` after `timeout` seconds and re-raises KeyboardInterrupt, in both cases
-    after stopping Kometa and everything it started.
-    """
-    import threading
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-
-        def pump() -> None:
-            for raw in process.stdout:
-                log_file.write(raw)
-                log_file.flush()
-                if on_line is not None:
-                    on_line(raw.decode("utf-8", "replace").rstrip("\n"))
-
-        reader = threading.Thread(target=pump, name="kometa-output", daemon=True)
-        reader.start()
-        deadline = time.monotonic() + timeout
-        try:
-            while process.poll() is None:
-                if time.monotonic() > deadline:
-                    stop_process(process, group=True)
-                    raise KometaTimeout(f"Kometa was stopped after {timeout:g}s (kometa.timeout)")
-                if on_tick is not None:
-                    on_tick()
-                time.sleep(0.2)
-        except BaseException:
-            stop_process(process, group=True)
-            raise
-        finally:
-            reader.join(timeout=5)
-    return process.returncode
 
 
 def stop_process(process: subprocess.Popen, grace: float = 10, *, group: bool = False) -> None:

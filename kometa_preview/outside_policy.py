@@ -32,6 +32,9 @@ class Refusal(StrEnum):
     WRITE = "OUTSIDE_REFUSED_WRITE"          # a method the service is not allowed (POST to a webhook…)
     PROTOCOL = "OUTSIDE_REFUSED_PROTOCOL"    # not HTTP after CONNECT (raw TCP), or an Upgrade
     OFFLINE = "OUTSIDE_REFUSED_OFFLINE"      # --offline: only the start-up calls are answered
+    #: An allowed service that cannot be reached from here (its name does not resolve, or the connection
+    #: fails): no internet, not an attempt at a side door.
+    UNREACHABLE = "OUTSIDE_UNREACHABLE"
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,20 @@ import yaml
 
 from . import export, kometa_config
 from .config import ConfigError, PreviewConfig, load
-from .events import Event, Follower
+from .events import Event, Follower, RenderEvent
 from .files import write_atomic
 from .job import JobLayout
-from .launcher import KometaTimeout, LaunchError, ProxyProcess, find_kometa, kometa_environment, run_kometa, start_proxy
+from .kometa_runner import (
+    OWN_INTERPRETER,
+    KometaCommand,
+    KometaNotFound,
+    KometaTimeout,
+    find_kometa,
+    kometa_environment,
+    requirements_problem,
+    run_kometa,
+)
+from .launcher import LaunchError, ProxyProcess, start_proxy
 from .limits import RESERVE_BYTES
 from .redaction import redact_document
 
@@ -39,12 +49,14 @@ class Reporter(Protocol):
     def stage(self, text: str) -> None: ...
     def progress(self, captured: int, total: int) -> None: ...
     def kometa_line(self, line: str) -> None: ...
+    def kometa_found(self, kometa: KometaCommand) -> None: ...
 
 
 @dataclass(frozen=True)
 class RenderRequest:
     config_path: Path
     kometa: Path | None = None
+    kometa_python: str | None = None
     offline: bool = False
     mock: bool = True
     job: Path | None = None
@@ -131,10 +143,8 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         config = load(request.config_path)
     except ConfigError as exc:
         raise RenderError(str(exc)) from None
-    try:
-        kometa = find_kometa(request.kometa, config.kometa.path, config.kometa.python)
-    except LaunchError as exc:
-        raise RenderError(str(exc)) from None
+    kometa = choose_kometa(config, request.kometa, request.kometa_python)
+    reporter.kometa_found(kometa)
     job = prepare_job(config, request.job, request.force)
     handler = _file_logging(job.folder)
     _interrupt_on_sigterm()
@@ -145,16 +155,41 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         handler.close()
 
 
+def choose_kometa(config: PreviewConfig, given: Path | None, python: str | None) -> KometaCommand:
+    """Kometa and its interpreter (`kometa_runner.find_kometa`). An interpreter nobody chose (this tool's own) is
+    used only when Kometa starts with it: otherwise a RenderError says which one to set, before anything is
+    written."""
+    try:
+        kometa = find_kometa(given, config.kometa.path, python, config.kometa.python)
+    except KometaNotFound as exc:
+        raise RenderError(str(exc)) from None
+    if kometa.python_source == OWN_INTERPRETER:
+        problem = requirements_problem(kometa, config.secret_values())
+        if problem:
+            raise RenderError(f"Kometa cannot run with {kometa.python} ({OWN_INTERPRETER}): {problem}; point "
+                              "--kometa-python, KOMETA_PYTHON or kometa.python at the interpreter that has Kometa's "
+                              f"requirements (or make a venv in {kometa.folder / 'venv'})")
+    return kometa
+
+
 def _abandon(job: Job, message: str) -> RenderError:
-    """Bad environment found before Kometa ran: leave nothing half written."""
+    """Bad environment found before Kometa ran: leave no results half written. The logs stay (a proxy that could
+    not start says why in logs/proxy.log), and the message points at them."""
     if job.proxy is not None:
         job.proxy.stop()
+    layout = JobLayout(job.folder)
     if job.created:
+        for path in job.folder.iterdir():
+            if path != layout.logs:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        if layout.logs.is_dir():
+            return RenderError(f"{message} (logs kept in {layout.logs})")
         shutil.rmtree(job.folder, ignore_errors=True)
     return RenderError(message)
 
 
-def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, reporter: Reporter) -> export.Outcome:
+def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
+         reporter: Reporter) -> export.Outcome:
     total = len(config.targets)
     timings: dict[str, float] = {}
     clock = time.monotonic()
@@ -174,7 +209,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         if libraries:
             try:
                 document = kometa_config.build(config, job.proxy.url, job.proxy.client_token, libraries,
-                                               offline=request.offline)
+                                               offline=request.offline, kometa_folder=kometa.folder)
             except kometa_config.KometaConfigError as exc:
                 raise _abandon(job, str(exc)) from None
             layout = JobLayout(job.folder)
@@ -214,7 +249,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
         error = str(exc)
     except OSError as exc:  # e.g. the disk filled up while Kometa ran
         error = f"{exc.strerror or exc} while running Kometa ({exc.filename or 'job folder'})"
-        log.error("RENDER_ERROR %s", error)
+        log.error("%s %s", RenderEvent.RENDER_ERROR, error)
     except KeyboardInterrupt:
         interrupted = True
         error = "interrupted"
@@ -224,6 +259,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa, job: Job, report
     reporter.stage("Exporting the captured posters")
     timings["total_before_export"] = round(time.monotonic() - clock, 3)
     outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
-                             started=job.started, timings=timings, reserve=JobLayout(job.folder).reserve)
-    log.info("RENDER_DONE exit_code=%d success=%s", outcome.exit_code, outcome.summary.success)
+                             started=job.started, timings=timings, reserve=JobLayout(job.folder).reserve,
+                             kometa_version=kometa.version)
+    log.info("%s exit_code=%d success=%s", RenderEvent.RENDER_DONE, outcome.exit_code, outcome.summary.success)
     return outcome

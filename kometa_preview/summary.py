@@ -30,8 +30,22 @@ from .events import (
     ProxyDone,
     ProxyStart,
     Record,
+    TargetSeen,
     UnknownEvent,
     parse,
+)
+from .kometa_log import KometaRun
+from .outcomes import (
+    EXPORTED,
+    FAILED,
+    MISSING,
+    KometaOutcome,
+    OutsideData,
+    denied_calls,
+    error_counts,
+    judge_kometa,
+    judge_target,
+    unreachable_hosts,
 )
 
 KIND_PREFERENCE = ("poster", "thumb", "art", "square_art", "logo", "unknown")
@@ -43,10 +57,12 @@ def iso(seconds: float) -> str:
 
 @dataclass
 class TargetResult:
-    rating_key: str
+    rating_key: str | None
     type: str
     title: str
-    status: str = "exported"             # exported | missing | failed
+    status: str = "exported"             # exported | unchanged | failed | missing (outcomes.py)
+    overlays: list[str] = field(default_factory=list)  # as Kometa's "Overlays Applied" line names them
+    kometa_title: str | None = None      # how Kometa's log names the item
     before: str | None = None            # file name in output/
     after: str | None = None
     error: str | None = None
@@ -113,6 +129,13 @@ class Summary:
     interrupted: bool
     error: str | None
     kometa_exit_code: int | None
+    kometa_version: str | None
+    #: Kometa's own errors, de-duplicated and counted ({"message", "count"}).
+    kometa_errors: list[dict[str, Any]]
+    #: Overlays whose data came from an outside call that was refused (offline, allowlist) or unreachable.
+    outside_data: list[OutsideData]
+    #: Outside hosts Kometa's calls could not reach (no internet?) and how often.
+    outside_unreachable: dict[str, int]
     blocked_write_attempts: list[dict[str, Any]]
     blocked_side_effects_count: int
     blocked_unknown_count: int
@@ -176,24 +199,20 @@ def choose_capture(captures: list[Captured]) -> Captured | None:
     return max(same_kind, key=lambda c: (c.t, c.saved.rsplit("/", 1)[-1]))
 
 
-def why_missing(rating_key: str, journal: Records) -> tuple[str, str]:
-    if rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
-        return "missing", f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"
-    if rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]}:
-        return "failed", ("OVERLAID_POSTER: Plex's poster already carries a Kometa overlay and Kometa refused it; "
-                          "give the target an input: image or set kometa.config so the stored original is used")
-    return "missing", "MISSING_CAPTURE: Kometa uploaded no poster for this item"
-
-
-def _target(target: Target, exported: Exported, journal: Records) -> TargetResult:
-    result = TargetResult(target.rating_key, target.type, target.title, before=exported.before,
-                          poster_source=exported.poster_source, after=exported.after, kind=exported.kind,
-                          bytes=exported.bytes, output=exported.output)
-    if exported.error:
-        result.status, result.error, result.after = "failed", exported.error, None
-    elif not exported.after:
-        result.status, result.error = why_missing(target.rating_key, journal)
-    return result
+def _target(target: Target, exported: Exported, journal: Records, seen: TargetSeen | None, run: KometaRun,
+            outcome: KometaOutcome) -> TargetResult:
+    rating_key = seen.rating_key if seen is not None else target.rating_key
+    missing = None
+    if rating_key and rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
+        missing = f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"
+    verdict = judge_target(seen, missing_reason=missing, exported=bool(exported.after), export_error=exported.error,
+                           overlaid_poster=rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]},
+                           run=run, outcome=outcome)
+    return TargetResult(rating_key, target.type, target.title, status=verdict.status, overlays=list(verdict.overlays),
+                        kometa_title=seen.kometa_title if seen is not None else None, before=exported.before,
+                        poster_source=exported.poster_source,
+                        after=exported.after if verdict.status == EXPORTED else None, error=verdict.error,
+                        kind=exported.kind, bytes=exported.bytes, output=exported.output)
 
 
 def side_doors(journal: Records) -> SideDoors:
@@ -207,16 +226,23 @@ def side_doors(journal: Records) -> SideDoors:
 
 def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Exported], *,
               kometa_exit_code: int | None, error: str | None, interrupted: bool, started: float | None,
-              timings: dict[str, float], output_prefix: str = "", now: float | None = None) -> Summary:
-    """The job's summary from the journal (parsed once, by the caller), the configuration and what export
-    copied. Pure: the same inputs give the same summary, and nothing is read from or written to disk."""
+              timings: dict[str, float], kometa: KometaRun | None = None, kometa_version: str | None = None,
+              output_prefix: str = "", now: float | None = None) -> Summary:
+    """The job's summary from the journal (parsed once, by the caller), Kometa's log (`kometa`, read by the
+    caller), the configuration and what export copied. Pure: the same inputs give the same summary, and
+    nothing is read from or written to disk."""
+    run = kometa or KometaRun()
     start: ProxyStart | None = next(iter(journal[Event.PROXY_START]), None)
     done: ProxyDone | None = next(iter(journal[Event.PROXY_DONE]), None)
     flows: list[Flow] = journal[Event.FLOW]
     captures: list[Captured] = journal[Event.CAPTURED_UPLOAD]
-    targets = {t.id: _target(t, exported.get(t.id, Exported()), journal) for t in config.targets}
-    missing = [target_id for target_id, result in targets.items() if not result.after]
-    success = kometa_exit_code == 0 and not error and not interrupted and not missing
+    denied = denied_calls(journal)
+    outcome = judge_kometa(run, denied, error)
+    seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
+    targets = {t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
+               for t in config.targets}
+    missing = [target_id for target_id, result in targets.items() if result.status in (MISSING, FAILED)]
+    success = kometa_exit_code == 0 and not outcome.error and not interrupted and not missing
     blocked: list[Blocked] = journal[Event.BLOCKED_WRITE] + journal[Event.UPLOAD_TOO_LARGE]
     mock_lists: list[MockList] = journal[Event.MOCK_LIST]
     filtered: list[FilterList] = journal[Event.FILTER_LIST]
@@ -230,7 +256,9 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
 
     return Summary(
         timestamp=iso(started or journal.first_t or now or datetime.now().timestamp()),
-        success=success, interrupted=interrupted, error=error, kometa_exit_code=kometa_exit_code,
+        success=success, interrupted=interrupted, error=outcome.error, kometa_exit_code=kometa_exit_code,
+        kometa_version=run.version or kometa_version, kometa_errors=error_counts(run),
+        outside_data=outcome.outside_data, outside_unreachable=unreachable_hosts(denied),
         blocked_write_attempts=[{"method": r.method, "path": r.path, "timestamp": iso(r.t), "rating_key": r.rating_key,
                                  "kind": r.kind, "content_length": r.content_length,
                                  **({"url": r.url} if r.url else {})} for r in blocked],
@@ -279,6 +307,7 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
 READS: dict[Event, str] = {
     Event.PROXY_START: "mock_mode.enabled", Event.PROXY_DONE: "proxy",
     Event.MISSING_ITEM: "targets.*.status", Event.OVERLAID_POSTER: "targets.*.status",
+    Event.TARGET: "targets.*.kometa_title", Event.IDLE_CLIENT_CLOSED: "diagnostic",
     Event.LEARNED_PARENT: "mock_mode.learned_parent_keys", Event.POSTER_SOURCE: "targets.*.before",
     Event.CAPTURED_UPLOAD: "captured_uploads", Event.CAPTURE_PARSE_ERROR: "unparsed_uploads_count",
     Event.FLOW: "proxy.requests", Event.PROXY_ERROR: "proxy_errors",

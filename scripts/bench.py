@@ -34,7 +34,7 @@ from kometa_preview.launcher import start_proxy  # noqa: E402
 from kometa_preview.plex import xml as plexml  # noqa: E402
 from kometa_preview.sandbox import SampleServer, generate  # noqa: E402
 
-STANDIN = ROOT / "tests" / "kometa_standin.py"
+STANDIN = ROOT / "tests" / "kometa_standin" / "kometa.py"
 TOKEN = "bench-token"
 TARGETS = [{"id": f"m{k}", "type": "movie", "ratingKey": str(k)} for k in range(1001, 1006)]
 LIBRARIES = {"Movies": {"overlay_files": [{"default": "resolution"}]}}

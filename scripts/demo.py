@@ -43,7 +43,7 @@ def main() -> int:
         config = folder / "preview.yml"
         config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         print(f"Sample Plex server with 500 movies at {server.url}; preview.yml written to {config}")
-        kometa_path = kometa or str(ROOT / "tests" / "kometa_standin.py")
+        kometa_path = kometa or str(ROOT / "tests" / "kometa_standin" / "kometa.py")
         print(f"Kometa: {kometa_path}{'' if kometa else ' (the stand-in; set KOMETA_PATH for real Kometa)'}")
         result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline",
                                  "--kometa", kometa_path])

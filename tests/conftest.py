@@ -74,7 +74,7 @@ def proxy_factory(tmp_path):
         proxy.stop()
 
 
-STANDIN = Path(__file__).parent / "kometa_standin.py"
+STANDIN = Path(__file__).parent / "kometa_standin" / "kometa.py"
 
 
 def gone(pid: int) -> bool:

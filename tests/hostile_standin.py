@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import brotli
 import yaml
 
-STANDIN = Path(__file__).with_name("kometa_standin.py")
+STANDIN = Path(__file__).parent / "kometa_standin" / "kometa.py"
 LOOPBACK_SPELLINGS = ["127.0.0.1", "localhost", "127.1", "2130706433", "0.0.0.0", "[::ffff:127.0.0.1]", "[::1]"]
 
 

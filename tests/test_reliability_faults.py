@@ -54,7 +54,7 @@ def wait_for(condition, seconds=60):
 
 def kometa_started(job):
     log = job / "logs" / "kometa.log"
-    return lambda: log.exists() and b"Loaded" in log.read_bytes()
+    return lambda: log.exists() and b"Loading All" in log.read_bytes()
 
 
 def config_for(tmp_path, server, keys=(1001, 1002)):

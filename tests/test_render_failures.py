@@ -34,11 +34,13 @@ def test_no_capture_for_a_target_is_missing_capture_and_exit_1(sample_plex, tmp_
     assert result.returncode == 1, result.stderr
     summary = summary_of(tmp_path / "job")
     assert summary["missing_targets"] == ["m1002"] and summary["exported_files"].keys() == {"m1001"}
-    assert summary["targets"]["m1002"]["error"].startswith("MISSING_CAPTURE")
-    assert "MISSING_CAPTURE ratingKey=1002 target=m1002" in (tmp_path / "job" / "logs" / "render.log").read_text()
-    assert "✗ m1002: MISSING_CAPTURE" in result.stdout
+    assert summary["targets"]["m1002"]["status"] == "failed"
+    assert summary["targets"]["m1002"]["error"].startswith("MISSING_CAPTURE: Kometa started overlaying this item")
+    assert "MISSING_CAPTURE ratingKey=1002 target=m1002 status=failed" in \
+        (tmp_path / "job" / "logs" / "render.log").read_text()
+    assert "✗ m1002 failed: MISSING_CAPTURE" in result.stdout
     html = (tmp_path / "job" / "output" / "report.html").read_text()
-    assert 'class="status missing"' in html and "MISSING_CAPTURE: Kometa uploaded no poster" in html
+    assert 'class="status failed"' in html and "MISSING_CAPTURE: Kometa started overlaying" in html
 
 
 def test_some_targets_missing_from_plex(sample_plex, tmp_path):
@@ -90,7 +92,7 @@ def test_ctrl_c_stops_both_children_and_still_writes_the_summary(sample_plex, tm
                                 "--offline", "--job", str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=os.environ)
     deadline = time.monotonic() + 60
-    while b"Loaded" not in ((job / "logs" / "kometa.log").read_bytes() if (job / "logs" / "kometa.log").exists()
+    while b"Loading All" not in ((job / "logs" / "kometa.log").read_bytes() if (job / "logs" / "kometa.log").exists()
                             else b""):
         assert time.monotonic() < deadline
         time.sleep(0.1)
@@ -211,13 +213,16 @@ def test_kometa_not_found(sample_plex, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_plex_unreachable_leaves_nothing_behind(tmp_path, evidence):
+def test_plex_unreachable_leaves_only_the_logs_that_say_why(tmp_path, evidence):
     config = write_preview_yml(tmp_path, "http://127.0.0.1:9", movie_targets([1001]), libraries=RESOLUTION_OVERLAYS)
-    result = render_cli(config)
+    result = render_cli(config, "--job", str(tmp_path / "job"))
     assert result.returncode == 2
-    assert one_line_error(result) == "Error: proxy: Plex at http://127.0.0.1:9 is unreachable: connection refused"
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    evidence("Faults during a render", "Plex down at start", 1, "exit 2 with one line (connection refused); no job folder left")
+    logs = tmp_path / "job" / "logs"
+    assert one_line_error(result) == ("Error: proxy: Plex at http://127.0.0.1:9 is unreachable: connection refused "
+                                      f"(logs kept in {logs})")
+    assert sorted(p.name for p in (tmp_path / "job").iterdir()) == ["logs"]
+    assert "connection refused" in (logs / "proxy.log").read_text()
+    evidence("Faults during a render", "Plex down at start", 1, "exit 2 with one line (connection refused); the job folder keeps only logs/, whose proxy.log says why")
 
 
 def test_library_without_overlay_definitions_is_bad_input(sample_plex, tmp_path):

@@ -60,12 +60,13 @@ def test_find_failures(sample_plex, args, env, code, message):
 def test_check_passes_on_a_good_setup(sample_plex, tmp_path):
     config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
                                libraries=RESOLUTION_OVERLAYS)
-    result = cli("check", str(config), "--kometa", str(STANDIN))
+    result = cli("check", str(config), "--kometa", str(STANDIN), "--offline")
     assert result.returncode == 0, result.stdout
     lines = result.stdout.splitlines()
     assert all(line.startswith("✓") for line in lines[:-1]) and lines[-1] == "all checks passed"
     assert {line.split(":")[0][2:] for line in lines[:-1]} >= {"config", "plex", "target m", "overlays Movies",
-                                                              "kometa", "output", "ports"}
+                                                              "kometa", "tmdb", "internet", "output", "ports"}
+    assert "✓ kometa: " in result.stdout and "2.4.4-standin" in result.stdout
 
 
 def test_check_names_each_problem_and_its_fix(sample_plex, tmp_path):
@@ -76,7 +77,7 @@ def test_check_names_each_problem_and_its_fix(sample_plex, tmp_path):
         {"id": "wrongtype", "type": "movie", "ratingKey": "500001"},
         {"id": "img", "type": "movie", "ratingKey": "1001", "input": str(broken_image)}],
         kometa={"python": sys.executable})
-    result = cli("check", str(config), "--kometa", str(tmp_path / "no-kometa.py"))
+    result = cli("check", str(config), "--kometa", str(tmp_path / "no-kometa.py"), "--offline")
     assert result.returncode == 1
     out = result.stdout
     assert "✗ target gone: ratingKey 999999 does not exist in Plex — fix preview.targets[0].ratingKey" in out

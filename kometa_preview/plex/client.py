@@ -182,3 +182,12 @@ def item(upstream: Upstream, rating_key: str) -> ET.Element | None:
     if element is not None and element.get("librarySectionID") is None and root.get("librarySectionID"):
         element.set("librarySectionID", root.get("librarySectionID"))
     return element
+
+
+def children(upstream: Upstream, rating_key: str, sub: str) -> list[ET.Element]:
+    """A show's or season's `children` (seasons, or a season's episodes) or `allLeaves` (every episode), as Plex
+    lists them (with `<Media>`, without streams). Raises `UpstreamError`/`PlexAnswerError`."""
+    assert sub in ("children", "allLeaves")
+    root = _document(upstream, f"/library/metadata/{rating_key}/{sub}")
+    return [] if root is None else [child for child in root if child.get("ratingKey")]
+

@@ -180,10 +180,15 @@ def _test(kind: str, meaning: str, have: list, want: str) -> bool:
 
 
 class Items:
-    """How to reach an item's ancestors (for `show.title` on an episode listing)."""
+    """How to reach an item's relatives: its ancestors (for `show.title` on an episode listing), and the
+    descendants of a show or season (for `episode.resolution` on a show listing). `descendants` answers None
+    when it does not hold them, and the evaluator then asks Plex instead."""
 
-    def __init__(self, lookup: Callable[[str], ET.Element | None]) -> None:
+    def __init__(self, lookup: Callable[[str], ET.Element | None],
+                 descendants: Callable[[ET.Element, str], list[ET.Element] | None] = lambda element, libtype: None
+                 ) -> None:
         self.lookup = lookup
+        self.descendants = descendants
 
     def ancestor(self, element: ET.Element, libtype: str) -> ET.Element | None:
         own = element.get("type")
@@ -197,18 +202,30 @@ class Items:
         return None
 
 
-def condition_holds(condition: Condition, element: ET.Element, items: Items) -> bool:
+def _deeper(prefix: str, own: str) -> bool:
+    return prefix in _LIBTYPE_ORDER and own in _LIBTYPE_ORDER and _LIBTYPE_ORDER.index(prefix) > \
+        _LIBTYPE_ORDER.index(own)
+
+
+def condition_holds(condition: Condition, element: ET.Element, items: Items,
+                    descendant: ET.Element | None = None) -> bool:
+    """One condition on one listed item. A prefix below the item's own level (`episode.` on a show) reads
+    `descendant`, the one of the item's descendants being tried (see `matches`)."""
     field = condition.field
     subject: ET.Element | None = element
     if "." in field:
         prefix, field = field.split(".", 1)
         own = element.get("type", "movie")
-        if prefix != own and not (prefix in _LIBTYPE_ORDER and own in _LIBTYPE_ORDER
-                                  and _LIBTYPE_ORDER.index(prefix) < _LIBTYPE_ORDER.index(own)):
+        if _deeper(prefix, own):
+            subject = None if descendant is None else items.ancestor(descendant, prefix)
+            if subject is None:
+                return False
+        elif prefix != own and not (prefix in _LIBTYPE_ORDER and own in _LIBTYPE_ORDER):
             raise Unsupported(f"{condition.field} on a {own}")
-        subject = items.ancestor(element, prefix)
-        if subject is None:
-            raise Unsupported(f"{condition.field}: the {prefix} of item {element.get('ratingKey')} is unknown")
+        else:
+            subject = items.ancestor(element, prefix)
+            if subject is None:
+                raise Unsupported(f"{condition.field}: the {prefix} of item {element.get('ratingKey')} is unknown")
     if field not in FIELDS:
         raise Unsupported(f"filter field {field!r}")
     kind, read = FIELDS[field]
@@ -221,19 +238,35 @@ def condition_holds(condition: Condition, element: ET.Element, items: Items) -> 
     return all(results) if negative else any(results)
 
 
-def evaluate(rpn: list[object], element: ET.Element, items: Items) -> bool:
-    """Run the RPN program for one item. An empty program matches everything."""
+def evaluate(rpn: list[object], element: ET.Element, items: Items, descendant: ET.Element | None = None) -> bool:
+    """Run the RPN program for one item (and one of its descendants). An empty program matches everything."""
     stack: list[bool] = []
     for token in rpn:
         if isinstance(token, Condition):
-            stack.append(condition_holds(token, element, items))
+            stack.append(condition_holds(token, element, items, descendant))
         else:
             right, left = stack.pop(), stack.pop()
             stack.append(left and right if token == "and" else left or right)
     return stack[0] if stack else True
 
 
+def matches(rpn: list[object], element: ET.Element, items: Items) -> bool:
+    """Does a listed item match? When the filter names a level below the item (`episode.resolution` on a show),
+    the item matches when one of its descendants of the deepest level named makes the whole expression true,
+    the way a join of the item with its episodes answers it (docs/PLEX-PROTOCOL.md, "Filters across levels")."""
+    own = element.get("type", "movie")
+    levels = [c.field.split(".", 1)[0] for c in rpn if isinstance(c, Condition) and "." in c.field]
+    deeper = [level for level in levels if _deeper(level, own)]
+    if not deeper:
+        return evaluate(rpn, element, items)
+    level = max(deeper, key=_LIBTYPE_ORDER.index)
+    descendants = items.descendants(element, level)
+    if descendants is None:
+        raise Unsupported(f"{level} filters on a {own} whose {level}s this proxy does not hold")
+    return any(evaluate(rpn, element, items, descendant) for descendant in descendants)
+
+
 def select(params: Sequence[tuple[str, str]], elements: list[ET.Element], items: Items) -> list[ET.Element]:
     """The elements a Plex listing with these parameters would return. Raises `Unsupported`."""
     rpn = to_rpn(params)
-    return [e for e in elements if evaluate(rpn, e, items)]
+    return [e for e in elements if matches(rpn, e, items)]

@@ -46,8 +46,9 @@ class RequestLimits:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.inflight = 0
-        #: client id → when the request it owes us started being owed
-        self.owed: dict[str, float] = {}
+        #: client id → when the request it owes us started being owed, and whether it is the connection's first
+        #: (a kept-alive connection that goes quiet after an answer is idle, not a slow request)
+        self.owed: dict[str, tuple[float, bool]] = {}
         self._watch: asyncio.Task | None = None
 
     # --- slow requests ------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ class RequestLimits:
             self._watch.cancel()
 
     def client_connected(self, client: connection.Client) -> None:
-        self.owed[client.id] = time.monotonic()
+        self.owed[client.id] = (time.monotonic(), True)
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.owed.pop(client.id, None)
@@ -72,18 +73,24 @@ class RequestLimits:
         while True:
             await asyncio.sleep(min(1.0, max(ctx.options.preview_request_timeout / 4, 0.1)))
             deadline = time.monotonic() - ctx.options.preview_request_timeout
-            late = {client_id for client_id, since in self.owed.items() if since < deadline}
+            late = {client_id for client_id, (since, _) in self.owed.items() if since < deadline}
             if not late:
                 continue
             server = ctx.master.addons.get("proxyserver")
             for handler in list(getattr(server, "connections", {}).values()):
                 client = handler.client
-                if client.id in late and self.owed.pop(client.id, None) is not None:
-                    peer = f"{client.peername[0]}:{client.peername[1]}" if client.peername else "?"
+                owed = self.owed.pop(client.id, None) if client.id in late else None
+                if owed is None:
+                    continue
+                peer = f"{client.peername[0]}:{client.peername[1]}" if client.peername else "?"
+                if owed[1]:
                     self.proxy.record(Event.SLOW_REQUEST, level=logging.WARNING, client=peer,
                                       reason=f"no complete request within {ctx.options.preview_request_timeout} s")
-                    with contextlib.suppress(Exception):
-                        await handler.on_timeout()
+                else:  # a kept-alive connection a client's pool left open: closed, and it reconnects when it needs to
+                    self.proxy.record(Event.IDLE_CLIENT_CLOSED, level=logging.DEBUG, client=peer,
+                                      reason=f"no new request within {ctx.options.preview_request_timeout} s")
+                with contextlib.suppress(Exception):
+                    await handler.on_timeout()
 
     # --- headers and bodies ---------------------------------------------------------------------------
 
@@ -126,7 +133,7 @@ class RequestLimits:
     def response(self, flow: http.HTTPFlow) -> None:
         self._release(flow)
         if flow.live:
-            self.owed[flow.client_conn.id] = time.monotonic()  # kept alive: the next request is owed from now
+            self.owed[flow.client_conn.id] = (time.monotonic(), False)  # kept alive: the next request is owed
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._release(flow)

@@ -113,7 +113,7 @@ class ListingFilter:
         if route.kind is not Kind.LISTING or not state.asks_about_overlay_label(route.params):
             return None
         try:
-            chosen = filters.select(route.params, state.candidates(route)[0], filters.Items(state.items.get))
+            chosen = filters.select(route.params, state.candidates(route)[0], state.relatives())
         except filters.Unsupported:
             return None
         self.proxy.record(Event.FILTER_LOCAL_OVERLAY_LABEL, level=logging.DEBUG, path=route.path,

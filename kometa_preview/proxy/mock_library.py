@@ -194,7 +194,7 @@ class MockLibrary:
             ordered: list[ET.Element] = []
         else:
             try:
-                chosen = filters.select(route.params, listed, filters.Items(state.items.get))
+                chosen = filters.select(route.params, listed, state.relatives())
                 if (spec := unsupported_sort(sort)) is not None:
                     raise filters.Unsupported(f"sort {spec}")
                 query = (route.param("query") or "").lower()
@@ -258,7 +258,7 @@ class MockLibrary:
                 self._mock(flow, route, state, plexml.container(), Event.MOCK_CHOICES, 0)
             return
         values: dict[str, str] = {}
-        for element in state.candidates(route)[0]:
+        for element in state.choice_elements(route):
             if field in ("label", "genre"):
                 tag = field.title()
                 values.update((c.get("id") or c.get("tag", ""), c.get("tag", "")) for c in element.findall(tag))
@@ -284,13 +284,11 @@ class MockLibrary:
             self.proxy.decide(flow, Event.BLOCK_METADATA, f"ratingKey={parent} not in allowlist",
                               body=plexml.empty_container(), rating_key=parent, journal={"path": route.path})
             return
-        attr = "parentRatingKey" if route.sub == "children" else "grandparentRatingKey"
-        kids = [e for key, e in state.items.items() if e.get(attr) == parent and state.is_allowed(key)]
-        kids.sort(key=lambda e: (int(e.get("parentIndex") or 0), int(e.get("index") or 0)))
+        kids = state.family(parent, route.sub or "children")
         start, size = paging(route, header_map(flow.request))
         chosen, paging_attrs = plexml.page(kids, start, size)
         guids = route.param("includeGuids") == "1"
-        owner = state.items.get(parent)
+        owner = state.element(parent)
         attrs = {**self._section_attrs(state, owner.get("librarySectionID") if owner is not None else None),
                  **paging_attrs, "key": parent}
         if owner is not None:

@@ -177,7 +177,8 @@ class OutsideCalls:
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except OSError as exc:
-                verdict = Verdict(Refusal.HOST, reason=f"{host} cannot be resolved ({exc.strerror or exc})")
+                verdict = Verdict(Refusal.UNREACHABLE, verdict.service,
+                                  reason=f"{host} cannot be resolved ({exc.strerror or exc})")
             else:
                 chosen, verdict = self.policy.connectable(host, [info[4][0] for info in infos])
                 if chosen is not None:
@@ -196,6 +197,10 @@ class OutsideCalls:
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.metadata.get(OUTSIDE_KEY):
             self._scrub(flow)
+            message = flow.error.msg if flow.error else ""
+            if message and "kometa-preview:" not in message:  # our own refusals are recorded where they happen
+                self._record(Verdict(Refusal.UNREACHABLE, reason=message), self._where(flow), host=flow.request.host,
+                             says=f"{self._where(flow)}: {message}")
 
     @staticmethod
     def _scrub(flow: http.HTTPFlow) -> None:

@@ -18,7 +18,7 @@ from ..config import ProxyConfig, Target
 from ..events import Event
 from ..job import JobLayout
 from ..limits import MAX_UPLOAD_BYTES
-from ..plex import client
+from ..plex import client, filters
 from ..plex import xml as plexml
 from ..plex.client import Upstream, UpstreamError
 from ..plex.routes import Route
@@ -56,6 +56,9 @@ class PreviewState:
     items: dict[str, ET.Element] = field(default_factory=dict)
     sections: dict[str, Section] = field(default_factory=dict)
     learned_parents: dict[str, str] = field(default_factory=dict)
+    #: The seasons and episodes of target shows and seasons, as Plex lists them: readable (Kometa's TV overlays
+    #: filter a show by its episodes), never targets, never listed, never uploaded. ratingKey → element.
+    descendants: dict[str, ET.Element] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     meta_cache: dict[str, bytes] = field(default_factory=dict)
     overlay_label_ids: set[str] = field(default_factory=set)
@@ -68,8 +71,49 @@ class PreviewState:
 
     @property
     def allowed(self) -> set[str]:
-        """ratingKeys whose metadata may be forwarded: live targets and their learned parents."""
-        return {k for k in self.targets if k not in self.missing} | set(self.learned_parents)
+        """ratingKeys whose metadata may be forwarded: live targets, their learned parents, and the descendants of
+        target shows and seasons."""
+        return {k for k in self.targets if k not in self.missing} | set(self.learned_parents) | set(self.descendants)
+
+    def element(self, rating_key: str | None) -> ET.Element | None:
+        """A known item: a target, a learned parent, or a target's descendant."""
+        found = self.items.get(rating_key or "")
+        return found if found is not None else self.descendants.get(rating_key or "")
+
+    def family(self, parent: str, sub: str) -> list[ET.Element]:
+        """`/library/metadata/{parent}/children` or `/allLeaves` from what the proxy holds: a show's seasons or
+        every episode, a season's episodes; only readable items, in Plex's order (season, then episode)."""
+        pool = {**self.descendants, **self.items}
+        if sub == "children":
+            kids = [e for e in pool.values() if e.get("parentRatingKey") == parent]
+        else:
+            kids = [e for e in pool.values() if e.get("type") == "episode"
+                    and parent in (e.get("parentRatingKey"), e.get("grandparentRatingKey"))]
+        kids = [e for e in kids if self.is_allowed(e.get("ratingKey"))]
+        return sorted(kids, key=lambda e: (int(e.get("parentIndex") or 0), int(e.get("index") or 0)))
+
+    def choice_elements(self, route: Route) -> list[ET.Element]:
+        """The items a filter-choice list is drawn from: the listing's candidates, and the descendants of target
+        shows and seasons of the type asked for (a show's episodes' resolutions, which Kometa's TV overlays
+        search by)."""
+        listed, libtype = self.candidates(route)
+        if route.section_id not in self.target_sections():
+            return listed
+        return listed + [e for e in self.descendants.values() if e.get("type") == libtype
+                         and e.get("librarySectionID") == route.section_id]
+
+    def relatives(self) -> filters.Items:
+        """What the filter evaluator may read besides a listed item: its ancestors and descendants held here."""
+        return filters.Items(self.element, self.descendants_of)
+
+    def descendants_of(self, element: ET.Element, libtype: str) -> list[ET.Element] | None:
+        """A target show's or season's descendants of `libtype` (None when the proxy does not hold them)."""
+        key = element.get("ratingKey", "")
+        if key not in self.targets or element.get("type") not in ("show", "season"):
+            return None
+        if libtype == "episode":
+            return self.family(key, "allLeaves")
+        return [e for e in self.family(key, "children") if e.get("type") == libtype]
 
     def is_target(self, rating_key: str | None) -> bool:
         return rating_key in self.targets and rating_key not in self.missing
@@ -91,7 +135,7 @@ class PreviewState:
 
     def listing_copy(self, rating_key: str, *, guids: bool) -> ET.Element:
         """A target's element as a listing shows it: no streams, `<Guid>`s only when asked for."""
-        element = copy.deepcopy(self.items[rating_key])
+        element = copy.deepcopy(self.element(rating_key))
         for part in element.iterfind("Media/Part"):
             for stream in part.findall("Stream"):
                 part.remove(stream)
@@ -173,12 +217,27 @@ def prefetch(state: PreviewState, record: Recorder) -> None:
                        actual=element.get("type"))
             state.remember(element, record)
             state.learn(element, target.rating_key, record)
+            if element.get("type") in ("show", "season"):
+                for sub in ("children", "allLeaves") if element.get("type") == "show" else ("children",):
+                    for child in client.children(upstream, target.rating_key, sub):
+                        plexml.strip_label(child, OVERLAY_LABEL)
+                        child.set("librarySectionID", element.get("librarySectionID", ""))
+                        state.descendants.setdefault(child.get("ratingKey", ""), child)
+            section = state.sections.get(element.get("librarySectionID", ""))
+            record(Event.TARGET, level=logging.DEBUG, target=target.id, rating_key=target.rating_key,
+                   type=element.get("type"), title=element.get("title"), year=element.get("year"),
+                   parent_title=element.get("parentTitle"), grandparent_title=element.get("grandparentTitle"),
+                   index=element.get("index"), parent_index=element.get("parentIndex"),
+                   library=section.title if section else element.get("librarySectionTitle"))
         for parent in list(state.learned_parents):
             if parent not in state.items and (element := client.item(upstream, parent)) is not None:
                 state.remember(element, record)
     except UpstreamError as exc:
         raise StartupError(str(exc)) from None
     holding = {state.items[k].get("librarySectionID") for k in state.targets if k in state.items}
+    for key in list(state.descendants):
+        if key in state.targets:
+            del state.descendants[key]  # a target is a target, even when it is also a target show's episode
     record(Event.PREFETCH, level=logging.DEBUG, targets=len(state.targets), missing=sorted(state.missing),
            sections=sorted(s for s in holding if s), learned_parents=sorted(state.learned_parents),
-           upstream_requests=upstream.requests)
+           descendants=len(state.descendants), upstream_requests=upstream.requests)

@@ -20,7 +20,9 @@ Where each rule comes from:
   the filter choices and passes an unknown title through unchanged, and Kometa sends
   `label=Overlay` by title (docs/KOMETA-TRAFFIC.md);
 - `show.`/`season.`/`episode.` prefixes: the libtype being listed is the item itself, an ancestor's
-  type means "the item's ancestor matches" (Plex's episode search by `show.title`).
+  type means "the item's ancestor matches" (Plex's episode search by `show.title`), a descendant's type
+  means "one of its descendants matches" (Kometa's TV overlays list shows by `episode.resolution` and
+  `episode.hdr`); see `Evaluator`.
 """
 from __future__ import annotations
 
@@ -243,28 +245,50 @@ _POSITIVE_OF = {"!": "", "!=": "="}
 
 
 class Evaluator:
-    """Evaluates a parsed filter tree for one listed libtype."""
+    """Evaluates a parsed filter tree for one listed libtype.
+
+    A prefix naming a level above the listed type (`show.title` on episodes) reads that ancestor. A prefix
+    naming a level below it (`episode.resolution` on shows, as Kometa's TV overlays ask) makes the listing a
+    search over descendants: an item matches when at least one of its descendants of that level makes the
+    whole expression true, ancestors' fields read from that descendant's line — the way a SQL join of the item
+    with its episodes answers it (docs/PLEX-PROTOCOL.md, "Filters across levels").
+    """
 
     def __init__(self, library: Library, libtype: str) -> None:
         self.library = library
         self.libtype = libtype
         self.fields = _Fields(library)
 
-    def _subject(self, item: Item, field: str) -> tuple[Item | None, str]:
+    def _subject(self, item: Item, field: str, descendant: Item | None) -> tuple[Item | None, str]:
         if "." not in field:
             return item, field
         prefix, _, bare = field.partition(".")
         if prefix == self.libtype:
             return item, bare
         if prefix in ANCESTORS.get(self.libtype, ()):
-            ancestor = item
-            while ancestor is not None and ancestor.type != prefix:
-                ancestor = self.library.items.get(ancestor.parent_key) if ancestor.parent_key else None
-            return ancestor, bare
+            return self._ancestor(item, prefix), bare
+        if self.libtype in ANCESTORS.get(prefix, ()):
+            if descendant is None:
+                return None, bare
+            return (descendant if descendant.type == prefix else self._ancestor(descendant, prefix)), bare
         raise UnsupportedQuery(f"filter {field!r} on a {self.libtype} listing is not supported")
 
-    def term(self, item: Item, term: Term) -> bool:
-        subject, field = self._subject(item, term.field)
+    def _ancestor(self, item: Item, libtype: str) -> Item | None:
+        ancestor: Item | None = item
+        while ancestor is not None and ancestor.type != libtype:
+            ancestor = self.library.items.get(ancestor.parent_key) if ancestor.parent_key else None
+        return ancestor
+
+    def _descendants(self, item: Item, libtype: str) -> list[Item]:
+        found, frontier = [], [item]
+        while frontier:
+            children = [self.library.items[k] for node in frontier for k in node.children if k in self.library.items]
+            found += [child for child in children if child.type == libtype]
+            frontier = [child for child in children if child.type != libtype]
+        return found
+
+    def term(self, item: Item, term: Term, descendant: Item | None = None) -> bool:
+        subject, field = self._subject(item, term.field, descendant)
         if subject is None:
             return False
         kind, have = self.fields.kind_and_values(subject, field)
@@ -277,15 +301,32 @@ class Evaluator:
         hits = [_match_one(kind, op, have, want) for want in term.values]
         return not any(hits) if negated else any(hits)
 
+    def _deepest_level(self, tree: tuple | None) -> str | None:
+        """The lowest level below the listed type that the expression names (`episode` for `episode.hdr`)."""
+        if tree is None:
+            return None
+        kind, body = tree
+        if kind == "term":
+            prefix = body.field.partition(".")[0] if "." in body.field else None
+            return prefix if prefix and self.libtype in ANCESTORS.get(prefix, ()) else None
+        levels = [level for sub in body if (level := self._deepest_level(sub))]
+        return max(levels, key=lambda level: len(ANCESTORS.get(level, ()))) if levels else None
+
+    def _holds(self, item: Item, tree: tuple, descendant: Item | None) -> bool:
+        kind, body = tree
+        if kind == "term":
+            return self.term(item, body, descendant)
+        if kind == "and":
+            return all(self._holds(item, sub, descendant) for sub in body)
+        return any(self._holds(item, sub, descendant) for sub in body)
+
     def matches(self, item: Item, tree: tuple | None) -> bool:
         if tree is None:
             return True
-        kind, body = tree
-        if kind == "term":
-            return self.term(item, body)
-        if kind == "and":
-            return all(self.matches(item, sub) for sub in body)
-        return any(self.matches(item, sub) for sub in body)
+        level = self._deepest_level(tree)
+        if level is None:
+            return self._holds(item, tree, None)
+        return any(self._holds(item, tree, d) for d in self._descendants(item, level))
 
 
 _SORTS: dict[str, Callable[[Item], object]] = {

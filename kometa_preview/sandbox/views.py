@@ -124,20 +124,27 @@ def root() -> ET.Element:
     return element
 
 
-def settings(entries: list[tuple[str, str, str]]) -> ET.Element:
+def settings(entries: list[tuple[str, str, str, str]]) -> ET.Element:
+    """A prefs document. A setting with choices carries them in `enumValues` (`value:label|…`), as Plex's do:
+    Kometa 2.0 indexes `enumValues` by the current value of `ratingsSource` and fails without it."""
     element = container(size=len(entries))
-    for name, kind, value in entries:
-        ET.SubElement(element, "Setting", {"id": name, "label": name, "summary": "", "type": kind,
-                                           "default": value, "value": value, "hidden": "0", "advanced": "0",
-                                           "group": "general"})
+    for name, kind, value, choices in entries:
+        attrs = {"id": name, "label": name, "summary": "", "type": kind, "default": value, "value": value,
+                 "hidden": "0", "advanced": "0", "group": "general"}
+        if choices:
+            attrs["enumValues"] = choices
+        ET.SubElement(element, "Setting", attrs)
     return element
 
 
-SERVER_PREFS = [("FriendlyName", "text", "Sample Plex"), ("DatabaseCacheSize", "int", "40"),
-                ("ButlerStartHour", "int", "2"), ("ButlerEndHour", "int", "5"), ("ScheduledLibraryUpdatesEnabled",
-                                                                                 "bool", "0")]
-SECTION_PREFS = [("ratingsSource", "enum", "rottentomatoes"), ("enableCinemaTrailers", "bool", "1"),
-                 ("collectionMode", "enum", "0")]
+SERVER_PREFS = [("FriendlyName", "text", "Sample Plex", ""), ("DatabaseCacheSize", "int", "40", ""),
+                ("ButlerStartHour", "int", "2", ""), ("ButlerEndHour", "int", "5", ""),
+                ("ScheduledLibraryUpdatesEnabled", "bool", "0", "")]
+SECTION_PREFS = [("ratingsSource", "text", "rottentomatoes",
+                  "rottentomatoes:Rotten Tomatoes|imdb:IMDb|themoviedb:The Movie Database"),
+                 ("enableCinemaTrailers", "bool", "1", ""),
+                 ("collectionMode", "int", "0", "-1:Library default|0:Hide collection|1:Hide items in this collection"
+                                               "|2:Show this collection and its items")]
 
 #: (field, Meta field type, offers a choice list?) per libtype. Field keys carry the libtype prefix
 #: except on movies (docs/PLEX-PROTOCOL.md); filter and sort names stay bare, as plexapi matches them.

@@ -1,0 +1,303 @@
+"""What Kometa itself said it did: its log, read back into per-item outcomes and errors.
+
+Kometa exits 0 after most failures (a requirements error, a critical error, an overlay file that did not load),
+and an item it left alone looks the same on the wire as one it failed on. Its own log tells them apart, so the
+render reads `<job>/kometa/logs/meta.log` (Kometa writes it under its config folder) and, for what happens
+before that file exists, Kometa's standard output.
+
+The shapes read here were taken from real runs of Kometa 2.0.2, 2.2.2, 2.3.1, 2.4.4 and nightly (excerpts
+in tests/fixtures/kometa_logs/, docs/KOMETA-TRAFFIC.md "Kometa's log"):
+- a file line is `[time] [file:line]  [LEVEL]  | message |`; a message of several lines continues on lines
+  that start with spaces instead of the time, file and level;
+- each item Kometa overlays opens with `(i/n) <title>` (2.1 and later) or `<title>` after a blank line
+  (2.0), then says `  Overlays Applied: a, b`, `  Overlay Update Not Needed…`, or fails with an error and
+  `Overlays Attempted on <title>: a, b` (for an unexpected exception: its text and `<class '…'>` at INFO
+  first);
+- sections are separators whose text is `Applying Overlays for the <Library> Library`,
+  `Finished <Library> Library Overlays`, `Gathering Items for <Overlay> Overlay`;
+- `Requirements Error: …` is printed (not logged) when Kometa's own requirements are missing, and Kometa
+  exits 0 after it.
+No mitmproxy import; pure functions over lines, so every version's excerpt is a unit test.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+_FILE_LINE = re.compile(r"^\[(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[[^\]]*\]\s+\[(?P<level>[A-Z]+)\]\s*"
+                        r"\|(?P<body>.*)\|\s*$")
+_CONTINUATION = re.compile(r"^ {8,}\|(?P<body>.*)\|\s*$")
+_SCREEN_LINE = re.compile(r"^\|(?P<body>.*)\|\s*$")
+_ITEM = re.compile(r"^\((?P<n>\d+)/(?P<of>\d+)\) (?P<title>.+)$")
+_APPLYING = re.compile(r"^(?:Re-)?Applying Overlays for the (?P<library>.+) Library$")
+_FINISHED = re.compile(r"^Finished (?P<library>.+) Library Overlays$")
+_GATHERING = re.compile(r"^Gathering Items for (?P<overlay>.+) Overlay$")
+_ATTEMPTED = re.compile(r"^Overlays Attempted on (?P<title>.+?): (?P<overlays>.*)$")
+_VERSION = re.compile(r"^Version: (?P<version>\S+)")
+_CLASS = re.compile(r"^<class '(?:[\w.]+\.)?(?P<name>\w+)'>$")
+#: Errors Kometa raises for an overlay that simply matches nothing (it hides their stack traces itself:
+#: SUPPRESS_STACKTRACE_PATTERNS in modules/logs.py). Not failures.
+NOTHING_MATCHED = (re.compile(r"No matches found with regex pattern"), re.compile(r"No Items found"),
+                   re.compile(r"Plex Error: .* not found"))
+ERROR_LEVELS = ("ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Line:
+    level: str            # DEBUG/INFO/WARNING/ERROR/CRITICAL, or "" for Kometa's screen output
+    text: str
+    when: float | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.level in ERROR_LEVELS
+
+
+@dataclass
+class ItemOutcome:
+    """One item of Kometa's "Applying Overlays" section."""
+    title: str
+    library: str = ""
+    applied: list[str] = field(default_factory=list)
+    not_needed: bool = False
+    errors: list[str] = field(default_factory=list)
+    attempted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OverlayErrors:
+    """Errors while Kometa gathered the items of one overlay (an outside list it could not read…)."""
+    overlay: str
+    errors: list[str] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass
+class KometaRun:
+    version: str | None = None
+    items: dict[str, ItemOutcome] = field(default_factory=dict)
+    #: Errors outside any item or overlay: a file that did not load, a configuration or critical error.
+    job_errors: list[str] = field(default_factory=list)
+    overlay_errors: dict[str, OverlayErrors] = field(default_factory=dict)
+    #: Libraries whose overlay run reached "Finished <Library> Library Overlays".
+    finished_libraries: list[str] = field(default_factory=list)
+    #: Every error and critical message, in order (de-duplicated and counted by `error_summary`).
+    errors: list[str] = field(default_factory=list)
+    #: Whether a log was found at all (no log: Kometa did not get as far as starting its logger).
+    found: bool = False
+
+    def error_summary(self) -> list[tuple[str, int]]:
+        """Kometa's own errors, de-duplicated and counted, in the order first seen (like Kometa's "Error Summary",
+        without the lines of overlays that just matched nothing)."""
+        counted = Counter(e for e in self.errors if not nothing_matched(e))
+        return list(counted.items())
+
+    def item(self, title: str) -> ItemOutcome | None:
+        return self.items.get(title)
+
+
+def nothing_matched(message: str) -> bool:
+    return any(pattern.search(message) for pattern in NOTHING_MATCHED)
+
+
+def _strip(body: str) -> str:
+    return body.strip()
+
+
+def _section(text: str) -> tuple[str, re.Match[str]] | None:
+    """A section heading Kometa prints with `logger.separator` (centred between borders, or inside `=== … ===`):
+    which one, and its match."""
+    heading = text.strip("= ")
+    for name, pattern in (("applying", _APPLYING), ("finished", _FINISHED), ("gathering", _GATHERING)):
+        if match := pattern.match(heading):
+            return name, match
+    return None
+
+
+def _border(text: str) -> bool:
+    return bool(text) and not text.strip("=")
+
+
+def file_lines(raw: Iterable[str]) -> list[Line]:
+    """meta.log's lines as (level, text, time); continuation lines take the level and time of the line they
+    continue. Lines of neither shape (a traceback printed by Python itself) are kept at level ''."""
+    lines: list[Line] = []
+    level, when = "", None
+    for line in raw:
+        line = line.rstrip("\n")
+        if match := _FILE_LINE.match(line):
+            level = match["level"]
+            when = datetime.strptime(match["when"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            lines.append(Line(level, _strip(match["body"]), when))
+        elif match := _CONTINUATION.match(line):
+            lines.append(Line(level, _strip(match["body"]), when))
+        elif line.strip():
+            lines.append(Line("", line.strip(), when))
+    return lines
+
+
+def screen_lines(raw: Iterable[str]) -> list[Line]:
+    """Kometa's standard output (`| message |`, and the carriage-return progress lines): no levels."""
+    lines = []
+    for chunk in raw:
+        for line in chunk.replace("\r", "\n").splitlines():
+            match = _SCREEN_LINE.match(line.rstrip())
+            text = _strip(match["body"]) if match else line.strip()
+            if text:
+                lines.append(Line("", text))
+    return lines
+
+
+def _exception_text(details: list[str]) -> str | None:
+    """`Truncated File Read` + `<class 'OSError'>` (Kometa's INFO lines for an unexpected exception) →
+    `OSError: Truncated File Read`."""
+    for n, text in enumerate(details):
+        if (match := _CLASS.match(text)) and n > 0:
+            return f"{match['name']}: {details[n - 1]}"
+    return None
+
+
+def read_lines(lines: list[Line]) -> KometaRun:
+    run = KometaRun(found=bool(lines))
+    library = ""
+    applying = False
+    gathering: OverlayErrors | None = None
+    current: ItemOutcome | None = None
+    details: list[str] = []                 # unindented INFO and ERROR lines of the current item
+    legacy = not any(_ITEM.match(line.text) for line in lines)
+    previous_blank = False
+    for line in lines:
+        text = line.text
+        if run.version is None and (match := _VERSION.match(text)):
+            run.version = match["version"]
+        if line.is_error:
+            run.errors.append(text)
+        if (section := _section(text)) is not None:
+            kind, match = section
+            gathering = None
+            if kind == "applying":
+                applying, library, current = True, match["library"], None
+            elif kind == "finished":
+                applying, current = False, None
+                run.finished_libraries.append(match["library"])
+            else:
+                gathering = run.overlay_errors.setdefault(match["overlay"], OverlayErrors(match["overlay"]))
+                gathering.started = gathering.started or line.when
+            previous_blank = False
+            continue
+        if _border(text):
+            gathering = None  # a gathering section ends where the next bordered heading starts
+            continue
+        if gathering is not None and line.when is not None:
+            gathering.ended = line.when
+        if applying and line.level in ("INFO", ""):
+            title = None
+            if match := _ITEM.match(text):
+                title = match["title"]
+            elif legacy and previous_blank and text and not text.startswith(" ") and line.level == "INFO":
+                title = text
+            if title is not None:
+                current = run.items.setdefault(title, ItemOutcome(title, library))
+                details = []
+                previous_blank = False
+                continue
+        previous_blank = not text
+        if applying and (match := _ATTEMPTED.match(text)):
+            item = run.items.setdefault(match["title"], ItemOutcome(match["title"], library))
+            item.attempted = [name.strip() for name in match["overlays"].split(",") if name.strip()]
+            if not item.errors:
+                item.errors.append(_exception_text(details) or next(iter(details), None)
+                                   or "Kometa could not apply its overlays")
+            current, details = None, []
+            continue
+        if current is not None and applying:
+            if text.startswith("Overlays Applied:"):
+                current.applied = [name.strip() for name in text.split(":", 1)[1].split(",") if name.strip()]
+            elif text.startswith("Overlay Update Not Needed"):
+                current.not_needed = True
+            elif line.is_error:
+                current.errors.append(text)
+            elif line.level == "INFO" and text:
+                details.append(text)
+            continue
+        if not line.is_error or nothing_matched(text):
+            continue
+        if gathering is not None:
+            gathering.errors.append(text)
+        else:
+            run.job_errors.append(text)
+    run.overlay_errors = {name: e for name, e in run.overlay_errors.items() if e.errors}
+    return run
+
+
+def requirements_error(screen: list[Line]) -> str | None:
+    """`Requirements Error: …` as Kometa prints it before its logger exists, joined with the line naming the
+    missing module."""
+    for n, line in enumerate(screen):
+        if line.text.startswith("Requirements Error"):
+            module = next((later.text for later in screen[n + 1:n + 3] if "No module named" in later.text), "")
+            found = re.search(r"\((No module named [^)]*)\)", module or line.text)
+            return f"Requirements Error: {found[1]}" if found else line.text
+    return None
+
+
+def python_crash(screen: list[Line]) -> str | None:
+    """The last line of a Python traceback on Kometa's output (it died before logging anything)."""
+    if not any(line.text.startswith("Traceback (most recent call last)") for line in screen):
+        return None
+    for line in reversed(screen):
+        if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", line.text):
+            return line.text
+    return None
+
+
+def read(meta_log: Path, screen_log: Path | None = None) -> KometaRun:
+    """Kometa's run as its log tells it. Without a meta.log (Kometa stopped before its logger started), the
+    requirements error or crash on its screen output becomes a job error."""
+    try:
+        with meta_log.open(encoding="utf-8", errors="replace") as handle:
+            run = read_lines(file_lines(handle))
+    except OSError:
+        run = KometaRun()
+    screen: list[Line] = []
+    if screen_log is not None:
+        try:
+            with screen_log.open(encoding="utf-8", errors="replace") as handle:
+                screen = screen_lines(handle)
+        except OSError:
+            screen = []
+    if not run.found and screen:
+        fallback = read_lines(screen)
+        fallback.found = False
+        run = fallback
+    for problem in (requirements_error(screen), None if run.found else python_crash(screen)):
+        if problem and problem not in run.job_errors:
+            run.job_errors.insert(0, problem)
+            run.errors.insert(0, problem)
+    return run
+
+
+_GHOST = re.compile(r"^(?:Overlaying: )?\((?P<n>\d+)/(?P<of>\d+)\) (?P<title>.+)$")
+_LOADING = re.compile(r"^Loading All (?P<what>\w+) from Library: (?P<library>.+)$")
+
+
+def progress(raw: str) -> str | None:
+    """What one line of Kometa's screen output says it is doing, for a progress line (None: nothing to show).
+    Kometa is silent for long stretches while it gathers each overlay's items; these are the lines that say
+    where it is."""
+    match = _SCREEN_LINE.match(raw.strip())
+    text = (match["body"] if match else raw).strip().strip("=").strip()
+    if found := _GATHERING.match(text):
+        return f"gathering items for the {found['overlay']} overlay"
+    if found := _APPLYING.match(text):
+        return f"applying overlays in {found['library']}"
+    if found := _GHOST.match(text):
+        return f"overlaying {found['n']}/{found['of']}: {found['title']}"
+    if found := _LOADING.match(text):
+        return f"reading {found['what'].lower()} of {found['library']}"
+    return None

@@ -1,0 +1,184 @@
+"""Kometa as a child process: where it is, which interpreter runs it, what version it is, and running it.
+
+Kometa is never vendored: it is found at run time (`--kometa`/`KOMETA_PATH`, `kometa.path`, the official
+image's `/kometa.py`), and so is its interpreter, because Kometa's requirements (arrapi, tmdbapis…) are
+usually installed in a venv of its own and not in this tool's. Kometa prints `Requirements Error` and exits
+0 when they are missing, so an interpreter nobody chose is proved first, with Kometa's own import code.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kometa_log
+from .launcher import ProxyProcess, child_environment, stop_process
+
+DEFAULT_KOMETA = Path("/kometa.py")
+#: Kometa reads every flag from KOMETA_<FLAG> (and the older PMM_<FLAG>), and those win over flags.
+OVERRIDING_PREFIXES = ("KOMETA_", "PMM_")
+#: Folders beside kometa.py that Kometa's install guides create for its venv.
+VENV_NAMES = ("venv", ".venv", "kometa-venv", "env")
+#: Where the interpreter came from, when nobody named one: it must be proved to have Kometa's requirements.
+OWN_INTERPRETER = "this tool's own interpreter"
+
+
+class KometaNotFound(Exception):
+    """Kometa, or the interpreter to run it with, cannot be used. One line, safe to show."""
+
+
+@dataclass(frozen=True)
+class KometaCommand:
+    python: str
+    script: Path
+    #: Which setting chose `python` (--kometa-python/KOMETA_PYTHON, kometa.python, a venv beside kometa.py, or
+    #: `OWN_INTERPRETER`).
+    python_source: str = OWN_INTERPRETER
+
+    @property
+    def folder(self) -> Path:
+        return self.script.parent
+
+    @property
+    def version(self) -> str | None:
+        """Kometa's version as its checkout (or image) states it in the VERSION file beside kometa.py."""
+        try:
+            return (self.folder / "VERSION").read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    @property
+    def overlay_defaults(self) -> Path:
+        """Kometa's own `default:` overlay files."""
+        return self.folder / "defaults" / "overlays"
+
+    def argv(self, run_config: Path, libraries: list[str]) -> list[str]:
+        return [self.python, str(self.script), "--config", str(run_config), "--run", "--overlays-only",
+                "--run-libraries", "|".join(libraries), "--ignore-schedules", "--read-only-config",
+                "--no-report", "--no-missing"]
+
+
+def _interpreter(text: str, source: str) -> str:
+    found = text if os.sep in text else shutil.which(text)
+    if found is None or not os.access(found, os.X_OK) or Path(found).is_dir():
+        raise KometaNotFound(f"{source} {text!r} is not an interpreter that can be run")
+    return found
+
+
+def find_kometa(given: Path | None, configured: Path | None, python: str | None = None,
+                configured_python: str | None = None) -> KometaCommand:
+    """kometa.py: `--kometa`/`KOMETA_PATH`, then `kometa.path`, then the official image's `/kometa.py` (a folder
+    means the checkout holding kometa.py). Its interpreter: `--kometa-python`/`KOMETA_PYTHON`, then
+    `kometa.python`, then a venv beside kometa.py (venv/, .venv/, kometa-venv/, env/), then this tool's own.
+    Raises `KometaNotFound` naming what was tried."""
+    tried = []
+    script = None
+    for source, candidate in (("--kometa/KOMETA_PATH", given), ("kometa.path", configured),
+                              ("the default", DEFAULT_KOMETA)):
+        if candidate is None:
+            continue
+        path = candidate / "kometa.py" if candidate.is_dir() else candidate
+        if path.is_file():
+            script = path.resolve()
+            break
+        tried.append(f"{source} {path}")
+        if source != "the default":
+            break  # an explicit path that is wrong is an error, not a reason to run another Kometa
+    if script is None:
+        raise KometaNotFound(f"Kometa not found (tried {', '.join(tried)}); point --kometa or KOMETA_PATH at "
+                             "kometa.py")
+    if python:
+        return KometaCommand(_interpreter(python, "--kometa-python/KOMETA_PYTHON"), script, "--kometa-python")
+    if configured_python:
+        return KometaCommand(_interpreter(configured_python, "kometa.python"), script, "kometa.python")
+    for name in VENV_NAMES:
+        candidate = script.parent / name / "bin" / "python"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return KometaCommand(str(candidate), script, f"the venv beside kometa.py ({name}/)")
+    return KometaCommand(sys.executable, script, OWN_INTERPRETER)
+
+
+def requirements_problem(kometa: KometaCommand, secrets: list[str], timeout: float = 120) -> str | None:
+    """Run Kometa's own start (`kometa.py --help`: its import block, then argparse) with `kometa.python`, and
+    say what is wrong: Kometa's `Requirements Error` (it exits 0 after it), or a crash. None when it starts."""
+    try:
+        # Kometa's module code runs even for --help: it gets the environment a render gives it, no secrets.
+        run = subprocess.run([kometa.python, str(kometa.script), "--help"], cwd=kometa.folder, capture_output=True,
+                             timeout=timeout, env=child_environment(secrets))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`{kometa.python} {kometa.script.name} --help` could not be run ({type(exc).__name__})"
+    output = (run.stdout + run.stderr).decode("utf-8", "replace")
+    screen = kometa_log.screen_lines(output.splitlines(keepends=True))
+    problem = kometa_log.requirements_error(screen)
+    if problem:
+        return problem
+    if run.returncode != 0:
+        last = kometa_log.python_crash(screen) or (screen[-1].text if screen else "no output")
+        return f"`{Path(kometa.python).name} {kometa.script.name} --help` exited {run.returncode}: {last}"
+    return None
+
+
+def kometa_environment(proxy: ProxyProcess, secrets: list[str], base: dict[str, str] | None = None) -> dict[str, str]:
+    """Kometa's environment, from the allowlist of `child_environment`: no KOMETA_*/PMM_* overrides, no
+    variable holding the Plex token or a service key (`secrets`), none of the parent's proxy settings; outside
+    calls through the proxy's forward mode, trusting its per-job CA; the reverse proxy reached directly."""
+    env = child_environment(secrets, base)
+    if proxy.outside_port:
+        outside = f"http://127.0.0.1:{proxy.outside_port}"
+        ca = str(proxy.job / "mitmproxy" / "mitmproxy-ca-cert.pem")
+        env.update(HTTP_PROXY=outside, HTTPS_PROXY=outside, http_proxy=outside, https_proxy=outside,
+                   NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+                   REQUESTS_CA_BUNDLE=ca, SSL_CERT_FILE=ca)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class KometaTimeout(Exception):
+    pass
+
+
+def run_kometa(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout: float,
+               on_line: Callable[[str], None] | None = None, on_tick: Callable[[], None] | None = None) -> int:
+    """Run Kometa to the end, its output to `log_path` (and each line to `on_line`; Kometa's carriage-return
+    progress lines count as lines).
+
+    Raises `KometaTimeout` after `timeout` seconds and re-raises KeyboardInterrupt, in both cases
+    after stopping Kometa and everything it started.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def pump() -> None:
+            for raw in process.stdout:
+                log_file.write(raw)
+                log_file.flush()
+                if on_line is not None:
+                    for part in raw.decode("utf-8", "replace").replace("\r", "\n").split("\n"):
+                        if part.strip():
+                            on_line(part.rstrip())
+
+        reader = threading.Thread(target=pump, name="kometa-output", daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        try:
+            while process.poll() is None:
+                if time.monotonic() > deadline:
+                    stop_process(process, group=True)
+                    raise KometaTimeout(f"Kometa was stopped after {timeout:g}s (kometa.timeout)")
+                if on_tick is not None:
+                    on_tick()
+                time.sleep(0.2)
+        except BaseException:
+            stop_process(process, group=True)
+            raise
+        finally:
+            reader.join(timeout=5)
+    return process.returncode
