@@ -7,6 +7,7 @@ and `render` cannot disagree about a path, a default or an interpreter.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import socket
@@ -21,7 +22,7 @@ from PIL import Image
 from . import kometa_config
 from .config import PreviewConfig
 from .kometa_runner import KometaCommand, KometaNotFound, find_kometa, requirements_problem
-from .plex import client
+from .plex import client, titles
 from .plex.client import PlexAnswerError, Upstream, UpstreamError
 
 #: What Kometa calls at start-up and cannot run without (docs/KOMETA-TRAFFIC.md).
@@ -59,6 +60,16 @@ def _plex(config: PreviewConfig) -> Iterator[Result | dict[str, str]]:
     for n, target in enumerate(config.targets):
         where = f"preview.targets[{n}]"
         try:
+            if target.rating_key is None:
+                found = titles.resolve(upstream, directories, target.type, target.title, target.library)
+                if found.rating_key is None:
+                    named = ", ".join(f"{c['title']} ({c['year'] or c['type']}) ratingKey {c['ratingKey']}"
+                                      for c in found.candidates)
+                    yield Result(False, f"target {target.id}", f"title {target.title!r}: {found.reason}"
+                                 + (f" ({named})" if named else ""),
+                                 f"set {where}.ratingKey (`kometa-preview find` lists them) or make the title exact")
+                    continue
+                target = dataclasses.replace(target, rating_key=found.rating_key)
             element = client.item(upstream, target.rating_key)
         except UpstreamError as exc:
             yield Result(False, f"target {target.id}", f"could not be read ({exc})")

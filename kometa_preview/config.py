@@ -62,10 +62,13 @@ class KometaSettings:
 class Target:
     id: str
     type: str
-    rating_key: str
+    #: None when the target is named by `title` only: the proxy resolves it read-only (plex/titles.py).
+    rating_key: str | None
     title: str = ""
     input: Path | None = None
     output: Path | None = None
+    #: The library to look a title up in (optional).
+    library: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class PreviewConfig:
 
     @property
     def rating_keys(self) -> list[str]:
-        return [target.rating_key for target in self.targets]
+        """The ratingKeys preview.yml gives (targets named by title only are resolved by the proxy)."""
+        return [target.rating_key for target in self.targets if target.rating_key]
 
     def secret_values(self) -> list[str]:
         """Every credential this file holds or expanded: the Plex token, each service section's text values
@@ -124,7 +128,7 @@ class ProxyConfig:
 
     @property
     def rating_keys(self) -> list[str]:
-        return [target.rating_key for target in self.targets]
+        return [target.rating_key for target in self.targets if target.rating_key]
 
     def to_json(self) -> dict[str, Any]:
         def path(value: Path | None) -> str | None:
@@ -132,7 +136,8 @@ class ProxyConfig:
         return {"plex": {"url": self.plex.url, "token": self.plex.token, "timeout": self.plex.timeout,
                          "verify_ssl": self.plex.verify_ssl},
                 "targets": [{"id": t.id, "type": t.type, "rating_key": t.rating_key, "title": t.title,
-                             "input": path(t.input), "output": path(t.output)} for t in self.targets],
+                             "input": path(t.input), "output": path(t.output), "library": t.library}
+                            for t in self.targets],
                 "kometa_config": path(self.kometa_config), "outside_allow": list(self.outside_allow),
                 "output": path(self.output)}
 
@@ -143,7 +148,8 @@ class ProxyConfig:
             plex = PlexSettings(**document["plex"])
             targets = tuple(Target(id=t["id"], type=t["type"], rating_key=t["rating_key"], title=t.get("title", ""),
                                    input=Path(t["input"]) if t.get("input") else None,
-                                   output=Path(t["output"]) if t.get("output") else None)
+                                   output=Path(t["output"]) if t.get("output") else None,
+                                   library=t.get("library"))
                             for t in document["targets"])
             return cls(plex=plex, targets=targets,
                        kometa_config=Path(document["kometa_config"]) if document.get("kometa_config") else None,
@@ -275,21 +281,26 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _target(r: _Reader, raw: Any, where: str) -> Target:
-    data = r.mapping(raw, where, ("id", "type", "title", "ratingKey", "input", "output"))
+    data = r.mapping(raw, where, ("id", "type", "title", "ratingKey", "library", "input", "output"))
     if not data:
-        raise r.fail(where, "must be a mapping with at least id, type and ratingKey")
+        raise r.fail(where, "must be a mapping with at least id, type and ratingKey (or title)")
     target_id = r.text(data.get("id"), f"{where}.id", required=True)
     if not _ID.fullmatch(target_id):
         raise r.fail(f"{where}.id", f"{target_id!r} must be letters, digits, - and _ only (it becomes a file name)")
     kind = r.text(data.get("type"), f"{where}.type", required=True)
     if kind not in TARGET_TYPES:
         raise r.fail(f"{where}.type", f"{kind!r} must be one of {', '.join(TARGET_TYPES)}")
+    title = r.text(data.get("title"), f"{where}.title") or ""
+    rating_key = None
     if data.get("ratingKey") is None:
-        raise r.fail(f"{where}.ratingKey", f"MISSING_RATINGKEY target={target_id}: every target needs its Plex "
-                                           "ratingKey (`kometa-preview find TITLE` prints it)")
-    rating_key = r.text(data.get("ratingKey"), f"{where}.ratingKey", required=True)
-    if not rating_key.isdigit():
-        raise r.fail(f"{where}.ratingKey", f"must be a number, not {rating_key!r}")
+        if not title.strip():
+            raise r.fail(f"{where}.ratingKey", f"MISSING_RATINGKEY target={target_id}: every target needs its Plex "
+                                               "ratingKey, or a title to find it by (`kometa-preview find TITLE` "
+                                               "prints the ratingKey)")
+    else:
+        rating_key = r.text(data.get("ratingKey"), f"{where}.ratingKey", required=True)
+        if not rating_key.isdigit():
+            raise r.fail(f"{where}.ratingKey", f"must be a number, not {rating_key!r}")
     image = r.path(data.get("input"), f"{where}.input")
     if image is not None:
         try:
@@ -299,9 +310,9 @@ def _target(r: _Reader, raw: Any, where: str) -> Target:
             raise r.fail(f"{where}.input", f"cannot read {image} ({exc.strerror})") from None
         if images.sniff(head) is None:
             raise r.fail(f"{where}.input", f"{image} is not a JPEG, PNG or WebP image")
-    return Target(id=target_id, type=kind, rating_key=rating_key,
-                  title=r.text(data.get("title"), f"{where}.title") or "", input=image,
-                  output=r.path(data.get("output"), f"{where}.output"))
+    return Target(id=target_id, type=kind, rating_key=rating_key, title=title, input=image,
+                  output=r.path(data.get("output"), f"{where}.output"),
+                  library=r.text(data.get("library"), f"{where}.library"))
 
 
 def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:

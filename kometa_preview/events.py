@@ -8,7 +8,7 @@ The same names are the flow verdicts mitmweb shows and the words users grep for 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
@@ -25,6 +25,8 @@ class Event(StrEnum):
     NOT_CONFIGURED = "NOT_CONFIGURED"            # no preview_config: every request answered 503
     # --- targets --------------------------------------------------------------------------------------
     TARGET = "TARGET"                            # a target as Plex knows it (titles, library): Kometa's log names it
+    RESOLVED_RATINGKEY = "RESOLVED_RATINGKEY"    # a target given by title matched exactly one item
+    MISSING_RATINGKEY = "MISSING_RATINGKEY"      # a target given by title matched none, or several (candidates)
     MISSING_ITEM = "MISSING_ITEM"                # a target's ratingKey does not exist in Plex
     TYPE_MISMATCH = "TYPE_MISMATCH"              # a target's ratingKey is another type than preview.yml says
     LEARNED_PARENT = "LEARNED_PARENT"            # a target's season or show, readable from now on
@@ -92,8 +94,6 @@ class RenderEvent(StrEnum):
     """The render's own log events (the parent process writes them to logs/render.log; they are not journal
     lines): the other half of the words users grep for."""
     MISSING_CAPTURE = "MISSING_CAPTURE"          # a target ended without an exported poster (its status says why)
-    MISSING_RATINGKEY = "MISSING_RATINGKEY"      # a target's title matched no item, or more than one
-    RESOLVED_RATINGKEY = "RESOLVED_RATINGKEY"    # a target's title matched exactly one item
     NO_OVERLAY_APPLIES = "NO_OVERLAY_APPLIES"    # Kometa finished cleanly and applied no overlay to a target
     JOB_FAILED = "JOB_FAILED"                    # the job's error (Kometa's, or the render's)
     KOMETA_PROGRESS = "KOMETA_PROGRESS"          # what Kometa is doing during its long silent phases
@@ -197,6 +197,16 @@ class Refused(Record):
 
 
 @dataclass(frozen=True)
+class Resolved(Record):
+    """RESOLVED_RATINGKEY / MISSING_RATINGKEY: a target given by title, and what Plex's search found."""
+    target: str = ""
+    title: str = ""
+    rating_key: str | None = None
+    candidates: list = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class TargetSeen(Record):
     """A target as Plex knows it, journaled at start-up: enough to name it the way Kometa's log does."""
     target: str = ""
@@ -259,7 +269,7 @@ RECORD_TYPES: dict[Event, type[Record]] = {
     Event.MISSING_ITEM: ItemEvent, Event.OVERLAID_POSTER: ItemEvent, Event.LEARNED_PARENT: ItemEvent,
     Event.POSTER_SOURCE: PosterServed, Event.CAPTURED_UPLOAD: Captured,
     Event.MOCK_LIST: MockList, Event.FILTER_LIST: FilterList, Event.FILTER_FALLBACK: FilterFallback,
-    Event.FLOW: Flow, Event.TARGET: TargetSeen,
+    Event.FLOW: Flow, Event.TARGET: TargetSeen, Event.RESOLVED_RATINGKEY: Resolved, Event.MISSING_RATINGKEY: Resolved,
     **{event: Blocked for event in BLOCKED},
     **{event: Refused for event in (SIDE_DOORS | OUTSIDE_DENIED) - BLOCKED},
 }

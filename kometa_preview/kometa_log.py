@@ -51,6 +51,8 @@ class Line:
     level: str            # DEBUG/INFO/WARNING/ERROR/CRITICAL, or "" for Kometa's screen output
     text: str
     when: float | None = None
+    #: A later line of a message logged as several (its level and time are the first line's).
+    continued: bool = False
 
     @property
     def is_error(self) -> bool:
@@ -81,8 +83,10 @@ class OverlayErrors:
 class KometaRun:
     version: str | None = None
     items: dict[str, ItemOutcome] = field(default_factory=dict)
-    #: Errors outside any item or overlay: a file that did not load, a configuration or critical error.
+    #: Errors outside any item or overlay: a file that did not load, a configuration error.
     job_errors: list[str] = field(default_factory=list)
+    #: Critical errors: Kometa stopped (it may still exit 0).
+    critical: list[str] = field(default_factory=list)
     overlay_errors: dict[str, OverlayErrors] = field(default_factory=dict)
     #: Libraries whose overlay run reached "Finished <Library> Library Overlays".
     finished_libraries: list[str] = field(default_factory=list)
@@ -135,7 +139,7 @@ def file_lines(raw: Iterable[str]) -> list[Line]:
             when = datetime.strptime(match["when"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
             lines.append(Line(level, _strip(match["body"]), when))
         elif match := _CONTINUATION.match(line):
-            lines.append(Line(level, _strip(match["body"]), when))
+            lines.append(Line(level, _strip(match["body"]), when, continued=True))
         elif line.strip():
             lines.append(Line("", line.strip(), when))
     return lines
@@ -225,9 +229,12 @@ def read_lines(lines: list[Line]) -> KometaRun:
             elif line.level == "INFO" and text:
                 details.append(text)
             continue
-        if not line.is_error or nothing_matched(text):
+        if not line.is_error or line.continued or nothing_matched(text):
             continue
-        if gathering is not None:
+        if line.level == "CRITICAL":
+            if text not in run.critical:
+                run.critical.append(text)
+        elif gathering is not None:
             gathering.errors.append(text)
         else:
             run.job_errors.append(text)
@@ -276,8 +283,8 @@ def read(meta_log: Path, screen_log: Path | None = None) -> KometaRun:
         fallback.found = False
         run = fallback
     for problem in (requirements_error(screen), None if run.found else python_crash(screen)):
-        if problem and problem not in run.job_errors:
-            run.job_errors.insert(0, problem)
+        if problem and problem not in run.critical:
+            run.critical.insert(0, problem)
             run.errors.insert(0, problem)
     return run
 

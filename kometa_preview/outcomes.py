@@ -88,7 +88,8 @@ def judge_kometa(run: KometaRun, refusals: list[Refused], render_error: str | No
         else:
             outcome.configuration_errors.append(message)
     outcome.outside_data = list(outside.values())
-    outcome.configuration_errors = list(dict.fromkeys(outcome.configuration_errors))
+    # A critical error stopped Kometa, whatever caused it (a start-up call that could not be made included).
+    outcome.configuration_errors = list(dict.fromkeys(run.critical + outcome.configuration_errors))
     if render_error:
         first = outcome.configuration_errors[0] if outcome.configuration_errors else None
         outcome.error = f"{render_error}: {first}" if first and first not in render_error else render_error

@@ -217,10 +217,12 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
             reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
             follower = Follower(layout.journal)
             captured: set[str] = set()
-            wanted = {t.rating_key for t in config.targets}
+            wanted: set[str] = set()
 
             def tick() -> None:
-                fresh = {r.get("rating_key") for r in follower.new_lines() if r.get("event") == Event.CAPTURED_UPLOAD}
+                lines = follower.new_lines()
+                wanted.update(r.get("rating_key") for r in lines if r.get("event") == Event.TARGET)
+                fresh = {r.get("rating_key") for r in lines if r.get("event") == Event.CAPTURED_UPLOAD}
                 if fresh & wanted - captured:
                     captured.update(fresh & wanted)
                     reporter.progress(len(captured), total)

@@ -30,6 +30,7 @@ from .events import (
     ProxyDone,
     ProxyStart,
     Record,
+    Resolved,
     TargetSeen,
     UnknownEvent,
     parse,
@@ -63,6 +64,7 @@ class TargetResult:
     status: str = "exported"             # exported | unchanged | failed | missing (outcomes.py)
     overlays: list[str] = field(default_factory=list)  # as Kometa's "Overlays Applied" line names them
     kometa_title: str | None = None      # how Kometa's log names the item
+    candidates: list[dict[str, str]] = field(default_factory=list)  # a title that matched none or several
     before: str | None = None            # file name in output/
     after: str | None = None
     error: str | None = None
@@ -125,6 +127,8 @@ class SideDoors:
 @dataclass
 class Summary:
     timestamp: str
+    #: The preview.yml this job ran.
+    preview_yml: str
     success: bool
     interrupted: bool
     error: str | None
@@ -203,12 +207,19 @@ def _target(target: Target, exported: Exported, journal: Records, seen: TargetSe
             outcome: KometaOutcome) -> TargetResult:
     rating_key = seen.rating_key if seen is not None else target.rating_key
     missing = None
-    if rating_key and rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
+    unresolved: Resolved | None = next((r for r in journal[Event.MISSING_RATINGKEY] if r.target == target.id), None)
+    if unresolved is not None:
+        named = "; ".join(f"{c.get('title')} ({c.get('year') or c.get('type')}) ratingKey {c.get('ratingKey')} in "
+                          f"{c.get('library')}" for c in unresolved.candidates)
+        missing = (f"MISSING_RATINGKEY: {target.title!r}: {unresolved.reason}"
+                   + (f" — candidates: {named}; set ratingKey to the one you mean" if named else ""))
+    elif rating_key and rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
         missing = f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"
     verdict = judge_target(seen, missing_reason=missing, exported=bool(exported.after), export_error=exported.error,
                            overlaid_poster=rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]},
                            run=run, outcome=outcome)
     return TargetResult(rating_key, target.type, target.title, status=verdict.status, overlays=list(verdict.overlays),
+                        candidates=list(unresolved.candidates) if unresolved is not None else [],
                         kometa_title=seen.kometa_title if seen is not None else None, before=exported.before,
                         poster_source=exported.poster_source,
                         after=exported.after if verdict.status == EXPORTED else None, error=verdict.error,
@@ -256,6 +267,7 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
 
     return Summary(
         timestamp=iso(started or journal.first_t or now or datetime.now().timestamp()),
+        preview_yml=str(config.source),
         success=success, interrupted=interrupted, error=outcome.error, kometa_exit_code=kometa_exit_code,
         kometa_version=run.version or kometa_version, kometa_errors=error_counts(run),
         outside_data=outcome.outside_data, outside_unreachable=unreachable_hosts(denied),
@@ -308,6 +320,7 @@ READS: dict[Event, str] = {
     Event.PROXY_START: "mock_mode.enabled", Event.PROXY_DONE: "proxy",
     Event.MISSING_ITEM: "targets.*.status", Event.OVERLAID_POSTER: "targets.*.status",
     Event.TARGET: "targets.*.kometa_title", Event.IDLE_CLIENT_CLOSED: "diagnostic",
+    Event.RESOLVED_RATINGKEY: "targets.*.rating_key", Event.MISSING_RATINGKEY: "targets.*.candidates",
     Event.LEARNED_PARENT: "mock_mode.learned_parent_keys", Event.POSTER_SOURCE: "targets.*.before",
     Event.CAPTURED_UPLOAD: "captured_uploads", Event.CAPTURE_PARSE_ERROR: "unparsed_uploads_count",
     Event.FLOW: "proxy.requests", Event.PROXY_ERROR: "proxy_errors",

@@ -144,7 +144,7 @@ def _shut(response: urllib3.BaseHTTPResponse, expired: threading.Event) -> None:
             pass
 
 
-def _document(upstream: Upstream, path: str) -> ET.Element | None:
+def document(upstream: Upstream, path: str) -> ET.Element | None:
     """`path`'s MediaContainer; None when Plex says 404. Raises `UpstreamError`/`PlexAnswerError`."""
     response = upstream.get(path)
     if response.status == 401:
@@ -161,7 +161,7 @@ def _document(upstream: Upstream, path: str) -> ET.Element | None:
 
 def server(upstream: Upstream) -> ET.Element:
     """Plex's root document (friendlyName, version): proves the URL is Plex and the token works."""
-    root = _document(upstream, "/")
+    root = document(upstream, "/")
     if root is None:
         raise PlexAnswerError(f"{upstream.base_url} does not answer like Plex (404 at /)")
     return root
@@ -169,13 +169,13 @@ def server(upstream: Upstream) -> ET.Element:
 
 def sections(upstream: Upstream) -> list[ET.Element]:
     """The library sections' `<Directory>` elements."""
-    root = _document(upstream, "/library/sections")
+    root = document(upstream, "/library/sections")
     return [] if root is None else list(root.iter("Directory"))
 
 
 def item(upstream: Upstream, rating_key: str) -> ET.Element | None:
     """One item's metadata element (with its `librarySectionID`), or None when Plex has no such ratingKey."""
-    root = _document(upstream, f"/library/metadata/{rating_key}")
+    root = document(upstream, f"/library/metadata/{rating_key}")
     if root is None:
         return None
     element = next((child for child in root if child.get("ratingKey") == rating_key), None)
@@ -188,6 +188,6 @@ def children(upstream: Upstream, rating_key: str, sub: str) -> list[ET.Element]:
     """A show's or season's `children` (seasons, or a season's episodes) or `allLeaves` (every episode), as Plex
     lists them (with `<Media>`, without streams). Raises `UpstreamError`/`PlexAnswerError`."""
     assert sub in ("children", "allLeaves")
-    root = _document(upstream, f"/library/metadata/{rating_key}/{sub}")
+    root = document(upstream, f"/library/metadata/{rating_key}/{sub}")
     return [] if root is None else [child for child in root if child.get("ratingKey")]
 

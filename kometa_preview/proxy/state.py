@@ -6,6 +6,7 @@ Built once when the proxy starts, by a read-only prefetch of each target's `/lib
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import secrets
 import xml.etree.ElementTree as ET
@@ -18,7 +19,7 @@ from ..config import ProxyConfig, Target
 from ..events import Event
 from ..job import JobLayout
 from ..limits import MAX_UPLOAD_BYTES
-from ..plex import client, filters
+from ..plex import client, filters, titles
 from ..plex import xml as plexml
 from ..plex.client import Upstream, UpstreamError
 from ..plex.routes import Route
@@ -192,6 +193,22 @@ class PreviewState:
         return [e for e in elements if e.get("type") in ("movie", "show")], libtype
 
 
+def resolve_title(state: PreviewState, target: Target, record: Recorder) -> Target | None:
+    """A target named by title, with the ratingKey Plex's search gives it (None: no single match, recorded as
+    MISSING_RATINGKEY with the candidates found). Raises `UpstreamError`."""
+    sections = [s.directory for s in state.sections.values()]
+    found = titles.resolve(state.upstream, sections, target.type, target.title, target.library)
+    if found.rating_key is None:
+        # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
+        record(Event.MISSING_RATINGKEY, f"target={target.id} title={target.title!r}: {found.reason}",
+               level=logging.WARNING, target=target.id, title=target.title, candidates=found.candidates,
+               reason=found.reason)
+        return None
+    record(Event.RESOLVED_RATINGKEY, f"target={target.id} title={target.title!r} ratingKey={found.rating_key}",
+           target=target.id, title=target.title, rating_key=found.rating_key, candidates=found.candidates)
+    return dataclasses.replace(target, rating_key=found.rating_key)
+
+
 def prefetch(state: PreviewState, record: Recorder) -> None:
     """Read sections and every target's metadata (read-only), with `plex.client`'s lookups — the same ones
     `check` makes. Raises `StartupError`."""
@@ -202,6 +219,10 @@ def prefetch(state: PreviewState, record: Recorder) -> None:
             state.sections[key] = Section(key, directory.get("title", ""), directory.get("type", ""),
                                           directory.get("uuid", ""), directory)
         for target in state.config.targets:
+            if target.rating_key is None:
+                target = resolve_title(state, target, record)
+                if target is None:
+                    continue
             state.targets[target.rating_key] = target
             element = client.item(upstream, target.rating_key)
             if element is None:
