@@ -131,7 +131,35 @@ def _overlay_file(path: Path, name: str, where: str) -> Result:
     if not isinstance(document, dict) or not ({"overlays", "templates", "external_templates"} & set(document)):
         return Result(False, name, f"{where}: {path} has no `overlays:` section, so Kometa loads nothing from it",
                       f"fix {path.name}")
-    return Result(True, name, f"{where}: {path} parses ({len(document.get('overlays') or {})} overlays)")
+    overlays = document.get("overlays") or {}
+    for overlay_name, definition in overlays.items() if isinstance(overlays, dict) else ():
+        problem = overlay_problem(definition)
+        if problem:
+            return Result(False, name, f"{where}: {path.name}: overlay {overlay_name!r}: {problem}",
+                          f"fix overlays.{overlay_name} in {path.name}")
+    return Result(True, name, f"{where}: {path} parses ({len(overlays) if isinstance(overlays, dict) else 0} "
+                              "overlays)")
+
+
+def overlay_problem(definition: Any) -> str | None:
+    """The rules Kometa's overlay.py checks before it draws anything (2.0 to nightly), for a definition that does
+    not get its values from a template: Kometa logs them as an `Overlay Error` and leaves the overlay out."""
+    if not isinstance(definition, dict) or {"template", "templates"} & set(definition):
+        return None
+    overlay = definition.get("overlay")
+    if not isinstance(overlay, dict) or any("<<" in str(value) for value in overlay.values()):
+        return None
+    if not overlay.get("name"):
+        return "Overlay Error: Overlays must have the 'name' attribute"
+    if ("horizontal_offset" in overlay) != ("vertical_offset" in overlay):
+        return "Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' must be used together"
+    if "group" in overlay and "weight" not in overlay:
+        return "Overlay Error: Overlay attribute 'group' requires the 'weight' attribute"
+    if "queue" in overlay and "weight" not in overlay:
+        return "Overlay Error: Overlay attribute 'queue' requires the 'weight' attribute"
+    if "group" in overlay and "queue" in overlay:
+        return "Overlay Error: Overlay attributes 'group' and 'queue' cannot be used together"
+    return None
 
 
 def _overlays(config: PreviewConfig, kometa: KometaCommand | None, libraries: dict[str, str],

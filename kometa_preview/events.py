@@ -219,6 +219,8 @@ class TargetSeen(Record):
     index: str | None = None
     parent_index: str | None = None
     library: str | None = None
+    #: The item's poster path in Plex (`/library/metadata/<rk>/thumb/<stamp>`).
+    thumb: str | None = None
 
     @property
     def kometa_title(self) -> str:

@@ -8,17 +8,20 @@ kinds, the newest winning (`summary.choose_capture`); copied to `output/<id>_aft
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import kometa_log, report
 from .config import PreviewConfig, Target
-from .events import Captured, Event, PosterServed, RenderEvent
+from .events import Captured, Event, PosterServed, RenderEvent, TargetSeen
 from .events import read as read_journal
-from .files import copy_atomic, write_json
+from .files import copy_atomic, write_atomic, write_json
 from .job import CaptureName, JobLayout
 from .outcomes import EXPORTED, UNCHANGED
+from .plex.client import Upstream, UpstreamError
+from .posters import Poster, from_bytes, local_original
 from .summary import Exported, Records, Summary, choose_capture, summarize
 
 log = logging.getLogger("kometa_preview.export")
@@ -51,14 +54,45 @@ def captures_on_disk(folder: Path, lines: list[dict[str, Any]]) -> list[dict[str
     return found
 
 
-def _export_target(target: Target, layout: JobLayout, source: PosterServed | None,
-                   chosen: Captured | None) -> Exported:
-    """Copy the before image and the chosen capture to `<id>_before`/`<id>_after` (and `output:`)."""
+class BeforeImages:
+    """The poster of a target Kometa never downloaded (it picked no overlay for it): the same clean original the
+    proxy would have served (`posters.local_original`, else Plex's own), read with the GET-only Plex client."""
+
+    def __init__(self, config: PreviewConfig) -> None:
+        self.config = config
+        self._upstream: Upstream | None = None
+
+    def poster(self, target: Target, seen: TargetSeen) -> Poster | None:
+        try:
+            poster = local_original(target.input, self.config.kometa.config, seen.library or "", seen.rating_key)
+            if poster is not None or not seen.thumb:
+                return poster
+            if self._upstream is None:
+                plex = self.config.plex
+                self._upstream = Upstream(plex.url, plex.token, min(plex.timeout, 30), plex.verify_ssl)
+            response = self._upstream.get(seen.thumb)
+        except (OSError, UpstreamError) as exc:
+            log.warning("%s target=%s: no before image (%s)", RenderEvent.EXPORT_ERROR, target.id, exc)
+            return None
+        return from_bytes(response.body, "plex") if response.status == 200 else None
+
+    def close(self) -> None:
+        if self._upstream is not None:
+            self._upstream.close()
+
+
+def _export_target(target: Target, layout: JobLayout, source: PosterServed | None, chosen: Captured | None,
+                   fallback: Callable[[], Poster | None]) -> Exported:
+    """Copy the before image and the chosen capture to `<id>_before`/`<id>_after` (and `output:`). A target whose
+    poster the proxy never served gets `fallback()`'s as its before image."""
     result = Exported()
     try:
         if source is not None and Path(source.saved).is_file():
             before = copy_atomic(Path(source.saved), layout.exported(target.id, "before", Path(source.saved).suffix))
             result.before, result.poster_source = before.name, source.source
+        elif (poster := fallback()) is not None:
+            before = write_atomic(layout.exported(target.id, "before", poster.ext), poster.data)
+            result.before, result.poster_source = before.name, poster.source
         if chosen is None:
             return result
         after = copy_atomic(Path(chosen.saved), layout.exported(target.id, "after", chosen.ext))
@@ -83,12 +117,16 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     journal = Records(lines + captures_on_disk(layout.by_ratingkey, lines))
     captures = [c for c in journal[Event.CAPTURED_UPLOAD] if Path(c.saved).is_file()]
     sources: dict[str, PosterServed] = {r.rating_key: r for r in journal[Event.POSTER_SOURCE] if r.saved}
-    keys = {r.target: r.rating_key for r in journal[Event.TARGET]}
+    seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
+    befores = BeforeImages(config)
     exported = {}
     for target in config.targets:
-        key = keys.get(target.id, target.rating_key)
+        known = seen.get(target.id)
+        key = known.rating_key if known is not None else target.rating_key
         exported[target.id] = _export_target(target, layout, sources.get(key),
-                                             choose_capture([c for c in captures if c.rating_key == key]))
+                                             choose_capture([c for c in captures if c.rating_key == key]),
+                                             lambda t=target, k=known: befores.poster(t, k) if k else None)
+    befores.close()
     summary = summarize(journal, config, exported, kometa_exit_code=kometa_exit_code, error=error,
                         interrupted=interrupted, started=started, timings=timings or {},
                         kometa=kometa_log.read(layout.kometa_meta_log, layout.kometa_log),

@@ -297,8 +297,7 @@ def progress(raw: str) -> str | None:
     """What one line of Kometa's screen output says it is doing, for a progress line (None: nothing to show).
     Kometa is silent for long stretches while it gathers each overlay's items; these are the lines that say
     where it is."""
-    match = _SCREEN_LINE.match(raw.strip())
-    text = (match["body"] if match else raw).strip().strip("=").strip()
+    text = raw.strip().strip("|").strip().strip("=").strip()  # `| … |`, a ghost line `| …`, or `|=== … ===|`
     if found := _GATHERING.match(text):
         return f"gathering items for the {found['overlay']} overlay"
     if found := _APPLYING.match(text):

@@ -10,51 +10,16 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 from mitmproxy import http
 from PIL import Image
 
-from .. import images
 from ..events import Event
 from ..files import write_atomic
 from ..plex.routes import Kind, Route, image_path_of
+from ..posters import Poster, from_bytes, has_overlay_mark, local_original
 from .flows import Proxy, answer, fail_closed
 from .state import PreviewState
-
-OVERLAY_EXIF_TAG = 0x04BC
-
-
-@dataclass(frozen=True)
-class Poster:
-    data: bytes
-    ext: str
-    source: str
-
-    @property
-    def content_type(self) -> str:
-        return images.BY_EXT[self.ext].content_type
-
-
-def has_overlay_mark(data: bytes) -> bool:
-    """Kometa marks every poster it uploads with EXIF 0x04BC = "overlay"."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.getexif().get(OVERLAY_EXIF_TAG) == "overlay"
-    except Exception:  # noqa: BLE001 - an unreadable image simply carries no mark
-        return False
-
-
-def stored_original(config_file: Path | None, library: str, rating_key: str) -> Path | None:
-    if config_file is None:
-        return None
-    folder = config_file.parent / "overlays" / f"{library} Original Posters"
-    for ext in ("jpg", "png", "webp"):
-        candidate = folder / f"{rating_key}.{ext}"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 class PosterSource:
@@ -96,16 +61,13 @@ class PosterSource:
         target = state.targets[rating_key]
         section = state.sections.get(state.items[rating_key].get("librarySectionID", "")) \
             if rating_key in state.items else None
-        original = stored_original(state.config.kometa_config, section.title if section else "", rating_key)
-        if target.input is not None:
-            poster = _from_bytes(target.input.read_bytes(), "input")
-        elif original is not None:
-            poster = _from_bytes(original.read_bytes(), "kometa_original")
-        else:
+        poster = local_original(target.input, state.config.kometa_config, section.title if section else "",
+                                rating_key)
+        if poster is None:
             response = await self.proxy.fetch(flow, image, image.path)
             if response.status != 200:
                 return None
-            poster = _from_bytes(response.body, "plex")
+            poster = from_bytes(response.body, "plex")
         if poster is None:
             return None
         if poster.source == "plex" and has_overlay_mark(poster.data):
@@ -118,11 +80,6 @@ class PosterSource:
                           f"bytes={len(poster.data)}", rating_key=rating_key, target=target.id, source=poster.source,
                           bytes=len(poster.data), ext=poster.ext, saved=str(saved))
         return poster
-
-
-def _from_bytes(data: bytes, source: str) -> Poster | None:
-    fmt = images.sniff(data)
-    return Poster(data, fmt.ext, source) if fmt else None
 
 
 def _resize(data: bytes, route: Route) -> tuple[bytes, str]:

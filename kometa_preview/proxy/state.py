@@ -249,7 +249,8 @@ def prefetch(state: PreviewState, record: Recorder) -> None:
                    type=element.get("type"), title=element.get("title"), year=element.get("year"),
                    parent_title=element.get("parentTitle"), grandparent_title=element.get("grandparentTitle"),
                    index=element.get("index"), parent_index=element.get("parentIndex"),
-                   library=section.title if section else element.get("librarySectionTitle"))
+                   library=section.title if section else element.get("librarySectionTitle"),
+                   thumb=element.get("thumb"))
         for parent in list(state.learned_parents):
             if parent not in state.items and (element := client.item(upstream, parent)) is not None:
                 state.remember(element, record)

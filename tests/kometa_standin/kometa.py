@@ -23,7 +23,8 @@ Posters Kometa cannot read fail the item the way Kometa's generic exception bran
 
 Test hooks (environment): STANDIN_CRASH=1 exits 3 after listing; STANDIN_HANG=seconds sleeps after start-up;
 STANDIN_SKIP_UPLOAD=<ratingKey,…> uploads nothing for those items; STANDIN_NO_OUTSIDE=1 skips the GitHub/TMDb
-calls (the benchmark's baseline runs it straight against a Plex, no proxy); STANDIN_REQUIRE=<module> is one more
+calls (the benchmark's baseline runs it straight against a Plex, no proxy); STANDIN_OUTSIDE_BASE=https://host puts
+the start-up calls on another host (one that cannot be reached, to see "no internet"); STANDIN_REQUIRE=<module> is one more
 requirement to import (to see Kometa's `Requirements Error`); STANDIN_CRITICAL=<text> logs a critical error and
 exits 0, as Kometa 2.0 does after one.
 """
@@ -115,18 +116,28 @@ class KometaLog:
 
 
 def outside_calls(config: dict, log: KometaLog) -> None:
+    """Kometa's start-up calls: the newest version (a failure is only a warning), TMDb's configuration (a failure is
+    Kometa's critical `TMDb Error: Failed to Connect`, and it exits 0), the anime ids."""
     session = requests.Session()
-    version = session.get("https://raw.githubusercontent.com/Kometa-Team/Kometa/master/VERSION", timeout=30)
-    version.raise_for_status()
-    log.info(f"    Newest Version: {version.text.strip()}")
-    tmdb = session.get("https://api.themoviedb.org/3/configuration",
-                       params={"api_key": config["tmdb"]["apikey"],
-                               "append_to_response": "countries,jobs,languages,primary_translations,timezones"},
-                       timeout=30)
-    if tmdb.status_code != 200 or "images" not in tmdb.json():
-        log.critical(f"Config Error: TMDb connection failed ({tmdb.status_code})")
+    github = os.environ.get("STANDIN_OUTSIDE_BASE", "https://raw.githubusercontent.com")
+    tmdb_base = os.environ.get("STANDIN_OUTSIDE_BASE", "https://api.themoviedb.org")
+    try:
+        version = session.get(f"{github}/Kometa-Team/Kometa/master/VERSION", timeout=30)
+        version.raise_for_status()
+        log.info(f"    Newest Version: {version.text.strip()}")
+    except requests.RequestException as exc:
+        log.warning(f"Version Warning: the newest version could not be read ({type(exc).__name__})")
+    url = f"{tmdb_base}/3/configuration"
+    try:
+        tmdb = session.get(url, params={"api_key": config["tmdb"]["apikey"],
+                                        "append_to_response": "countries,jobs,languages,primary_translations,timezones"},
+                           timeout=30)
+        if tmdb.status_code != 200 or "images" not in tmdb.json():
+            raise ValueError(f"status {tmdb.status_code}")
+    except (requests.RequestException, ValueError) as exc:
+        log.critical(f"TMDb Error: Failed to Connect to {url}: {exc}")
         sys.exit(0)
-    session.get("https://raw.githubusercontent.com/Kometa-Team/Anime-IDs/master/anime_ids.json", timeout=30)
+    session.get(f"{github}/Kometa-Team/Anime-IDs/master/anime_ids.json", timeout=30)
 
 
 def display_title(item) -> str:
