@@ -153,6 +153,10 @@ def overlay_problem(definition: Any) -> str | None:
         return "Overlay Error: Overlays must have the 'name' attribute"
     if ("horizontal_offset" in overlay) != ("vertical_offset" in overlay):
         return "Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' must be used together"
+    backdrop = overlay.get("back_color") or overlay.get("back_line_color")
+    if backdrop and overlay.get("name") != "backdrop" and "horizontal_offset" not in overlay and "queue" not in overlay:
+        return "Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' are required when using " \
+               "'backdrop'"
     if "group" in overlay and "weight" not in overlay:
         return "Overlay Error: Overlay attribute 'group' requires the 'weight' attribute"
     if "queue" in overlay and "weight" not in overlay:

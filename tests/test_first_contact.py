@@ -18,7 +18,9 @@ from PIL import Image, PngImagePlugin
 
 pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "kometa_preview"]
-HELLO = "overlays:\n  Hello:\n    overlay:\n      name: text(Hello)\n      back_color: '#FF0000'\n{extra}    plex_all: true\n"
+HELLO = ("overlays:\n  Hello:\n    overlay:\n      name: text(Hello)\n      back_color: '#FF0000'\n"
+         "      horizontal_offset: 30\n{vertical}    plex_all: true\n")
+GOOD = {"vertical": "      vertical_offset: 30\n"}
 #: Where the stand-in draws a text overlay's box with the default offsets (30, 30): see TextOverlay.draw.
 HELLO_PIXEL = (180, 280)
 
@@ -36,7 +38,7 @@ def movies(overlay_files: list) -> dict:
 
 
 def test_an_overlay_file_next_to_preview_yml_named_relatively_works(sample_plex, tmp_path):
-    (tmp_path / "my_overlays.yml").write_text(HELLO.format(extra=""))
+    (tmp_path / "my_overlays.yml").write_text(HELLO.format(**GOOD))
     config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
                                libraries=movies([{"file": "my_overlays.yml"}]))
     check = cli("check", str(config), "--kometa", str(STANDIN), "--offline")
@@ -58,7 +60,7 @@ def test_paths_borrowed_from_kometa_config_resolve_in_kometas_folder(sample_plex
     kometa = tmp_path / "Kometa"
     shutil.copytree(STANDIN.parent, kometa)
     (kometa / "config" / "overlays").mkdir(parents=True)
-    (kometa / "config" / "overlays" / "mine.yml").write_text(HELLO.format(extra=""))
+    (kometa / "config" / "overlays" / "mine.yml").write_text(HELLO.format(**GOOD))
     (kometa / "config" / "config.yml").write_text(
         "libraries:\n  Movies:\n    overlay_files:\n      - file: config/overlays/mine.yml\n")
     (tmp_path / "elsewhere").mkdir()
@@ -107,7 +109,7 @@ def test_a_misspelled_default_is_caught_by_check_and_named_by_render(sample_plex
 
 
 def test_an_invalid_overlay_attribute_is_caught_by_check_and_fails_the_render(sample_plex, tmp_path):
-    (tmp_path / "bad.yml").write_text(HELLO.format(extra="      horizontal_offset: 30\n"))
+    (tmp_path / "bad.yml").write_text(HELLO.format(vertical=""))
     config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
                                libraries=movies([{"file": "bad.yml"}, {"default": "resolution"}]))
     check = cli("check", str(config), "--kometa", str(STANDIN), "--offline")

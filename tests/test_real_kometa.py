@@ -58,3 +58,78 @@ def test_real_kometa_s_start_up_calls_go_through_the_user_s_proxy(sample_plex, t
     assert "api.themoviedb.org/3/configuration" in corp.requests
     assert any(r.endswith("/VERSION") for r in corp.requests)
     assert sample_plex.log.changes() == []
+
+
+PYTHON = os.environ.get("KOMETA_PYTHON", sys.executable)
+
+
+def real_kometa_on_the_whole_library(tmp_path, libraries: dict, size: dict) -> tuple[dict, dict]:
+    """Real Kometa straight on a fresh copy of the sample library (writes applied), its start-up calls answered by
+    an offline outside-calls door: what it applied (its log) and what it uploaded."""
+    from kometa_preview import kometa_log
+    from kometa_preview.config import load
+    from kometa_preview.launcher import start_proxy
+    from kometa_preview.sandbox import SampleServer, generate
+    server = SampleServer(generate(**size), TOKEN).start()
+    folder = tmp_path / "direct"
+    folder.mkdir()
+    door = start_proxy(load(write_preview_yml(folder, server.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}])
+                            ).for_proxy(), folder / "door", outside=True, offline=True)
+    try:
+        (folder / "config.yml").write_text(json.dumps({
+            "libraries": libraries, "settings": {"cache": False, "run_order": ["overlays"], "asset_directory": []},
+            "plex": {"url": server.url, "token": TOKEN, "timeout": 60, "clean_bundles": False, "empty_trash": False,
+                     "optimize": False, "db_cache": None},
+            "tmdb": {"apikey": "kometa-preview-offline", "language": "en"}}))
+        outside, ca = f"http://127.0.0.1:{door.outside_port}", str(folder / "door" / "mitmproxy" / "mitmproxy-ca-cert.pem")
+        subprocess.run([PYTHON, str(CHECKOUT / "kometa.py"), "--config", str(folder / "config.yml"), "--run",
+                        "--overlays-only", "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing"],
+                       cwd=CHECKOUT, capture_output=True, timeout=1200, check=True,
+                       env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "HTTPS_PROXY": outside,
+                            "HTTP_PROXY": outside, "NO_PROXY": "127.0.0.1,localhost", "REQUESTS_CA_BUNDLE": ca,
+                            "SSL_CERT_FILE": ca})
+    finally:
+        door.stop()
+        server.stop()
+    run = kometa_log.read(folder / "logs" / "meta.log")
+    return {title: item.applied for title, item in run.items.items()}, dict(server.library.uploads)
+
+
+def test_real_kometa_show_targets_get_the_badges_it_draws_on_the_whole_library(sample_plex_factory, tmp_path):
+    size = {"movies": 10, "shows": 4, "seasons": 2, "episodes": 3, "seed": 7}
+    tv = {"TV Shows": {"overlay_files": [{"default": "resolution"}]}}
+    applied, uploads = real_kometa_on_the_whole_library(tmp_path, tv, size)
+    server = sample_plex_factory(**size)
+    shows = sorted(k for k, item in server.library.items.items() if item.type == "show")
+    config = write_preview_yml(tmp_path, server.url, [{"id": f"s{k}", "type": "show", "ratingKey": str(k)}
+                                                      for k in shows], libraries=tv,
+                               kometa={"path": str(CHECKOUT / "kometa.py"), "python": PYTHON, "timeout": 900})
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "--job",
+                             str(tmp_path / "job")], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())
+    for key in shows:
+        entry = summary["targets"][f"s{key}"]
+        assert entry["overlays"] == applied[entry["kometa_title"]], entry["kometa_title"]
+        assert (tmp_path / "job" / "output" / entry["after"]).read_bytes() == uploads[key].body
+    assert server.log.changes() == []
+
+
+def test_real_kometa_reads_an_overlay_file_named_relatively_to_preview_yml(sample_plex, tmp_path):
+    (tmp_path / "my_overlays.yml").write_text(
+        "overlays:\n  Hello:\n    overlay:\n      name: text(Hello)\n      back_color: '#FF0000'\n"
+        "      font_color: '#FFFFFF'\n      horizontal_offset: 30\n      vertical_offset: 30\n"
+        "      horizontal_align: left\n      vertical_align: top\n    plex_all: true\n")
+    config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
+                               libraries={"Movies": {"overlay_files": [{"file": "my_overlays.yml"}]}},
+                               kometa={"path": str(CHECKOUT / "kometa.py"), "python": PYTHON, "timeout": 900})
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "--job",
+                             str(tmp_path / "job")], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr + result.stdout
+    entry = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())["targets"]["m"]
+    assert entry["status"] == "exported" and [name.endswith("Hello") for name in entry["overlays"]] == [True]
+    assert summary_version(tmp_path) == (CHECKOUT / "VERSION").read_text().strip()
+
+
+def summary_version(tmp_path) -> str:
+    return json.loads((tmp_path / "job" / "output" / "summary.json").read_text())["kometa_version"]

@@ -200,6 +200,9 @@ class TextOverlay:
         if has_h != has_v:
             raise ValueError("Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' must be "
                              "used together")
+        if overlay.get("back_color") and not has_h:
+            raise ValueError("Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' are required "
+                             "when using 'backdrop'")
         match = re.fullmatch(r"text\((.*)\)", str(overlay.get("name", "")))
         if match is None:
             raise ValueError(f"Overlay Error: stand-in overlays are text(…), not {overlay.get('name')!r}")
