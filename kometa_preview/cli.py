@@ -295,6 +295,15 @@ def _open(path: Path) -> None:
         click.echo(f"open: no browser found; the report is {path}")
 
 
+@main.command("addon-path")
+def addon_path() -> None:
+    """Print the path of the mitmproxy script the preview runs, for live inspection:
+    `mitmdump -s "$(kometa-preview addon-path)" --mode reverse:http://PLEX:32400@127.0.0.1:32500
+    --set preview_config=preview.yml`."""
+    from .launcher import PROXY_SCRIPT
+    click.echo(str(PROXY_SCRIPT))
+
+
 @main.command()
 @click.argument("text")
 @click.option("--library", help="Search only this library (its title in Plex).")
