@@ -163,7 +163,6 @@ class TerminalReporter:
     def __init__(self, quiet: bool, verbose: bool) -> None:
         self.quiet, self.verbose = quiet, verbose
         self._shown_at = 0.0
-        self._last = ""
 
     def stage(self, text: str) -> None:
         if not self.quiet:
@@ -179,19 +178,16 @@ class TerminalReporter:
             click.echo(f"  captured {captured}/{total} posters", err=True)
 
     def kometa_line(self, line: str) -> None:
-        import time
-
-        from .kometa_log import progress
         if self.verbose:
             click.echo(f"  kometa | {line}", err=True)
-            return
-        doing = progress(line)
-        if self.quiet or doing is None or doing == self._last:
-            return
+
+    def kometa_progress(self, doing: str) -> None:
+        import time
         now = time.monotonic()
-        if now - self._shown_at >= self.PROGRESS_EVERY:
-            click.echo(f"  Kometa: {doing}", err=True)
-            self._shown_at, self._last = now, doing
+        if self.quiet or self.verbose or now - self._shown_at < self.PROGRESS_EVERY:
+            return
+        click.echo(f"  Kometa: {doing}", err=True)
+        self._shown_at = now
 
 
 STATUS_MARKS = {"exported": ("✓", "green"), "unchanged": ("–", None), "failed": ("✗", "red"), "missing": ("?", "red")}

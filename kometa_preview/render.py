@@ -17,7 +17,7 @@ from typing import Protocol
 
 import yaml
 
-from . import export, kometa_config
+from . import export, kometa_config, kometa_log
 from .config import ConfigError, PreviewConfig, load
 from .events import Event, Follower, RenderEvent
 from .files import write_atomic
@@ -49,6 +49,7 @@ class Reporter(Protocol):
     def stage(self, text: str) -> None: ...
     def progress(self, captured: int, total: int) -> None: ...
     def kometa_line(self, line: str) -> None: ...
+    def kometa_progress(self, doing: str) -> None: ...
     def kometa_found(self, kometa: KometaCommand) -> None: ...
 
 
@@ -155,6 +156,23 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         handler.close()
 
 
+class KometaLines:
+    """Each line of Kometa's output: to the reporter as it is (for --verbose), and, when it says Kometa moved on to
+    something new (`kometa_log.progress`), as a KOMETA_PROGRESS line in render.log and on the terminal."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.last: str | None = None
+
+    def __call__(self, line: str) -> None:
+        self.reporter.kometa_line(line)
+        doing = kometa_log.progress(line)
+        if doing is not None and doing != self.last:
+            self.last = doing
+            log.info("%s %s", RenderEvent.KOMETA_PROGRESS, doing)
+            self.reporter.kometa_progress(doing)
+
+
 def choose_kometa(config: PreviewConfig, given: Path | None, python: str | None) -> KometaCommand:
     """Kometa and its interpreter (`kometa_runner.find_kometa`). An interpreter nobody chose (this tool's own) is
     used only when Kometa starts with it: otherwise a RenderError says which one to set, before anything is
@@ -236,7 +254,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
                                          cwd=kometa.script.parent,
                                          log_path=layout.kometa_log,
                                          timeout=request.timeout or config.kometa.timeout,
-                                         on_line=reporter.kometa_line, on_tick=tick)
+                                         on_line=KometaLines(reporter), on_tick=tick)
                 tick()
             finally:
                 timings["kometa"] = round(time.monotonic() - kometa_clock, 3)

@@ -99,3 +99,27 @@ def test_configure_is_idempotent_and_refuses_changes_once_built(sample_plex, tmp
             assert proxy.state is state and not (tmp_path / "other").exists()
             state.journal.close()
     asyncio.run(run())
+
+
+def test_summary_schema_names_exactly_the_summary_dataclasses_fields():
+    """docs/summary.schema.json is the contract other tools read: it cannot drift from `Summary`."""
+    import dataclasses
+
+    from kometa_preview.outcomes import OutsideData
+    from kometa_preview.summary import Filtering, MockMode, ProxyFigures, SideDoors, Summary, TargetResult
+    for name, kind in (("", Summary), ("TargetResult", TargetResult), ("MockMode", MockMode),
+                       ("Filtering", Filtering), ("ProxyFigures", ProxyFigures), ("SideDoors", SideDoors),
+                       ("OutsideData", OutsideData)):
+        block = SCHEMA if not name else SCHEMA["$defs"][name]
+        fields = [f.name for f in dataclasses.fields(kind)]
+        assert list(block["properties"]) == fields, name
+        assert set(block["required"]) == set(fields) and block.get("additionalProperties") is False, name
+
+
+def test_every_log_event_name_lives_in_the_events_module():
+    """The words users grep for: the proxy's (Event) and the render's (RenderEvent), each written in one place."""
+    from kometa_preview.events import RenderEvent
+    assert not set(Event) & set(RenderEvent)
+    sources = "".join(p.read_text(encoding="utf-8") for p in (Path(__file__).parents[1] / "kometa_preview").rglob("*.py"))
+    for event in RenderEvent:
+        assert f"RenderEvent.{event.name}" in sources, f"{event} is never logged"

@@ -202,3 +202,41 @@ def test_proxy_listens_on_127_0_0_1_only(sample_plex_factory, proxy_factory, evi
             socket.create_connection((other, proxy.port), timeout=5)
     evidence("Secrets", "connecting to the proxy's port through other local addresses (127.0.0.2, 127.1.2.3)", 2,
              "refused: the proxy is bound to 127.0.0.1 only (and refuses to start on any other address)")
+
+
+def test_an_outside_port_taken_between_picking_and_binding_is_retried(sample_plex, tmp_path, monkeypatch, evidence):
+    """The start-up flake under load: mitmdump binds the outside-calls port a moment after it was picked free, and
+    another process may take it in between; mitmdump then exits with only "Error logged during startup". The launcher
+    now names the cause, and starts again on a new port."""
+    from kometa_preview import launcher
+    from kometa_preview.config import load
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    ports = iter([busy])
+    picked = launcher.free_port
+    monkeypatch.setattr(launcher, "free_port", lambda: next(ports, None) or picked())
+    config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001]))
+    try:
+        proxy = launcher.start_proxy(load(config).for_proxy(), tmp_path / "job", outside=True, offline=True)
+    finally:
+        taken.close()
+    try:
+        assert proxy.outside_port not in (None, busy)
+        log = proxy.log_path.read_text()
+        assert "address already in use" in log and "failed to listen" in log
+    finally:
+        proxy.stop()
+    evidence("Faults during a render", "the outside-calls port taken by another process between being picked and "
+             "being bound", 1, "the proxy started again on a new port; proxy.log keeps the first attempt's cause")
+
+
+def test_a_proxy_that_cannot_start_says_why_not_error_logged_during_startup(tmp_path):
+    from kometa_preview.launcher import _last_error
+    log = tmp_path / "proxy.log"
+    log.write_text("[00:24:14.853] reverse proxy listening at 127.0.0.1:56709.\n"
+                   "[00:24:14.853] [Errno 98] HTTP(S) proxy failed to listen on 127.0.0.1:40435 with [Errno 98] error "
+                   "while attempting to bind on address ('127.0.0.1', 40435): address already in use\n\n"
+                   "Error logged during startup, exiting...\n")
+    assert _last_error(log).startswith("[00:24:14.853] [Errno 98] HTTP(S) proxy failed to listen")

@@ -153,3 +153,15 @@ def test_find_takes_the_token_from_a_file_and_warns_about_one_on_the_command_lin
     assert loud.returncode == 0 and "--token on the command line can be read by other users" in loud.stderr
     from_env = cli("find", "a", "--plex-url", sample_plex.url, env={"PLEX_TOKEN": TOKEN})
     assert from_env.returncode == 0 and "warning" not in from_env.stderr
+
+
+def test_open_on_a_host_without_a_display_prints_where_the_report_is(sample_plex, tmp_path):
+    config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
+                               libraries=RESOLUTION_OVERLAYS)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([*CLI, "render", str(config), "--kometa", str(STANDIN), "--offline", "--open", "--job",
+                             str(tmp_path / "job")], capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stderr
+    report = tmp_path / "job" / "output" / "report.html"
+    assert [line for line in result.stdout.splitlines() if line.startswith("open:")] == \
+        [f"open: no display here; the report is {report}"]
