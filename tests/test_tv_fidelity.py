@@ -23,9 +23,9 @@ SIZE = {"movies": 12, "shows": 5, "seasons": 2, "episodes": 4, "seed": 7}
 TV_DEFAULT = {"TV Shows": {"overlay_files": [{"default": "resolution"}]}}
 
 
-def direct_run(tmp_path, libraries: dict) -> tuple[dict[str, list[str]], dict[int, bytes]]:
+def direct_run(tmp_path, libraries: dict, size: dict) -> tuple[dict[str, list[str]], dict[int, bytes]]:
     """The stand-in on a fresh copy of the library, no proxy, writes applied: what it applied, what it uploaded."""
-    server = SampleServer(generate(**SIZE), TOKEN).start()
+    server = SampleServer(generate(**size), TOKEN).start()
     try:
         folder = tmp_path / "direct"
         folder.mkdir()
@@ -47,10 +47,16 @@ def tv_library(sample_plex_factory):
     return sample_plex_factory(**SIZE)
 
 
+@pytest.fixture(scope="module")
+def whole_library_run(tmp_path_factory):
+    """The stand-in's own run on the whole TV library at show level, once for both modes."""
+    return direct_run(tmp_path_factory.mktemp("tv"), TV_DEFAULT, SIZE)
+
+
 @pytest.mark.parametrize("mode", ["mock", "filter"])
-def test_show_targets_get_the_badges_kometa_draws_on_the_whole_library(tv_library, tmp_path, mode):
+def test_show_targets_get_the_badges_kometa_draws_on_the_whole_library(tv_library, whole_library_run, tmp_path, mode):
     shows = sorted(k for k, item in tv_library.library.items.items() if item.type == "show")
-    applied, uploads = direct_run(tmp_path, TV_DEFAULT)
+    applied, uploads = whole_library_run
     titles = {key: tv_library.library.items[key].title for key in shows}
     assert len({applied[title][0] for title in titles.values()}) > 1  # the library offers different answers
     config = write_preview_yml(tmp_path, tv_library.url, [{"id": f"s{key}", "type": "show", "ratingKey": str(key)}
@@ -71,11 +77,13 @@ def test_show_targets_get_the_badges_kometa_draws_on_the_whole_library(tv_librar
         assert summary["mock_mode"]["filter_fallbacks"]  # episode.hdr needs streams: Plex is asked, not guessed
 
 
-def test_episode_targets_match_the_whole_library_run_too(tv_library, tmp_path):
+def test_episode_targets_match_the_whole_library_run_too(sample_plex_factory, tmp_path):
+    size = {**SIZE, "shows": 2, "episodes": 3}
+    tv_library = sample_plex_factory(**size)
     libraries = {"TV Shows": {"overlay_files": [{"default": "resolution"}],
                               "template_variables": {"builder_level": "episode"}}}
-    episodes = sorted(k for k, item in tv_library.library.items.items() if item.type == "episode")[::3]
-    applied, uploads = direct_run(tmp_path, libraries)
+    episodes = sorted(k for k, item in tv_library.library.items.items() if item.type == "episode")[::2]
+    applied, uploads = direct_run(tmp_path, libraries, size)
     config = write_preview_yml(tmp_path, tv_library.url, [{"id": f"e{key}", "type": "episode", "ratingKey": str(key)}
                                                           for key in episodes], libraries=libraries)
     result = render_cli(config, "--job", str(tmp_path / "job"))

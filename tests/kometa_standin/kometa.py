@@ -179,15 +179,18 @@ def resolution_definitions(libtype: str, choices: list) -> list[tuple[str, str, 
 
 def passes_dv(plex: PlexServer, item, reloaded: dict) -> bool:
     """Kometa's `has_dolby_vision` filter; on a show it becomes `episodes: {has_dolby_vision, percentage: 50}`."""
+    def full(key: int):
+        if key not in reloaded:
+            reloaded[key] = plex.fetchItem(key)
+        return reloaded[key]
+
     if item.type != "show":
-        full = reloaded.setdefault(item.ratingKey, plex.fetchItem(item.ratingKey))
-        return has_dolby_vision(full)
+        return has_dolby_vision(full(item.ratingKey))
     episodes = item.episodes()
     threshold = len(episodes) * ((100 - EPISODE_PERCENT) / 100)
     failures = 0
     for episode in episodes:
-        full = reloaded.setdefault(episode.ratingKey, plex.fetchItem(episode.ratingKey))
-        failures += 0 if has_dolby_vision(full) else 1
+        failures += 0 if has_dolby_vision(full(episode.ratingKey)) else 1
         if failures > threshold:
             return False
     return True
