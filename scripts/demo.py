@@ -26,20 +26,18 @@ def main() -> int:
     library = generate(seed=7, movies=500, shows=3)
     with SampleServer(library, TOKEN) as server:
         movies = [k for k in sorted(library.items) if library.items[k].type == "movie"][:5]
-        episode = next(k for k in sorted(library.items) if library.items[k].type == "episode")
+        shows = [k for k in sorted(library.items) if library.items[k].type == "show"][:2]
         targets = [{"id": f"movie{n}", "type": "movie", "title": library.items[k].title, "ratingKey": str(k)}
                    for n, k in enumerate(movies, 1)]
-        targets.append({"id": "episode1", "type": "episode", "ratingKey": str(episode)})
+        targets += [{"id": f"show{n}", "type": "show", "title": library.items[k].title, "ratingKey": str(k)}
+                    for n, k in enumerate(shows, 1)]
         kometa = os.environ.get("KOMETA_PATH")
         document = {
             "plex": {"url": server.url, "token": TOKEN},
             "libraries": {"Movies": {"overlay_files": [{"default": "resolution"}]},
-                          "TV Shows": {"overlay_files": [{"default": "resolution"}],
-                                       "template_variables": {"builder_level": "episode"}}},
+                          "TV Shows": {"overlay_files": [{"default": "resolution"}]}},
             "preview": {"mode": "write_blocked", "output": str(folder), "targets": targets},
         }
-        if kometa and os.environ.get("KOMETA_PYTHON"):
-            document["kometa"] = {"python": os.environ["KOMETA_PYTHON"]}
         config = folder / "preview.yml"
         config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         print(f"Sample Plex server with 500 movies at {server.url}; preview.yml written to {config}")

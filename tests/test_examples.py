@@ -30,7 +30,8 @@ def test_sandbox_example_renders_against_the_sample_server(tmp_path):
         assert result.returncode == 0, result.stderr
         summary = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())
         for target in load(config).targets:
-            item = server.library.items[int(target.rating_key)]
+            entry = summary["targets"][target.id]
+            item = server.library.items[int(entry["rating_key"])]
             assert item.type == target.type and (not target.title or target.title.startswith(item.title))
-            assert summary["targets"][target.id]["status"] == "exported"
+            assert entry["status"] == "exported", entry
         assert server.log.changes() == []
