@@ -122,11 +122,22 @@ def test_report_shows_every_image_and_the_statuses_of_summary_json(sample_plex, 
         images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
         statuses = page.eval_on_selector_all("section.target", "els => els.map(e => [e.id, "
                                                                "e.querySelector('.status').textContent])")
+        title = page.title()
+        texts = page.eval_on_selector_all("section.target", "els => els.map(e => e.innerText)")
+        slider = page.locator("section#m1 input[type=range]")
+        before_width = page.eval_on_selector("section#m1 .after", "e => e.getBoundingClientRect().width")
+        slider.fill("90")
+        after_width = page.eval_on_selector("section#m1 .after", "e => e.getBoundingClientRect().width")
         page.screenshot(path=os.environ.get("REPORT_SCREENSHOT", str(tmp_path / "report.png")), full_page=True)
         browser.close()
-    assert len(images) == 5 and all(width > 0 for _, width in images)  # 3 before + 2 after
+    assert len(images) == 5 and all(width > 0 for _, width in images)  # 2 × (before + after) + 1 before
     assert statuses == [[target_id, entry["status"]] for target_id, entry in summary["targets"].items()]
     assert all(url.startswith("file://") for url in requests_made)
+    assert title.startswith("kometa-preview · ") and str(config) in title
+    first = summary["targets"]["m1"]
+    assert f"Overlays applied: {', '.join(first['overlays'])}" in texts[0] and first["overlays"]
+    assert summary["targets"]["m3"]["error"] in texts[2]
+    assert after_width > before_width * 1.5  # the before/after slider moves
 
 
 def test_check_runs_kometa_without_the_plex_token_in_its_environment(sample_plex, tmp_path):
