@@ -177,6 +177,10 @@ class TerminalReporter:
         if not self.quiet:
             click.echo(f"  captured {captured}/{total} posters", err=True)
 
+    def progress_line(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(f"  {text}", err=True)
+
     def kometa_line(self, line: str) -> None:
         if self.verbose:
             click.echo(f"  kometa | {line}", err=True)
@@ -193,9 +197,25 @@ class TerminalReporter:
 STATUS_MARKS = {"exported": ("✓", "green"), "unchanged": ("–", None), "failed": ("✗", "red"), "missing": ("?", "red")}
 
 
+#: Above this many targets (a dry run), the terminal counts them by status and names only the failures.
+LISTED_TARGETS = 20
+
+
 def _print_outcome(outcome) -> None:
     summary = outcome.summary
-    for target_id, entry in summary.targets.items():
+    entries = list(summary.targets.items())
+    if len(entries) > LISTED_TARGETS:
+        from collections import Counter
+        counts = Counter(entry.status for _, entry in entries)
+        click.echo(" · ".join(f"{counts[s]} {s}" for s in STATUS_MARKS if counts[s]) + f" (of {len(entries)})")
+        overlays = Counter(name for _, entry in entries if entry.status == "exported" for name in entry.overlays)
+        if overlays:
+            click.echo("overlays: " + ", ".join(f"{name} {count}" for name, count in overlays.most_common(12)))
+        failures = [(target_id, entry) for target_id, entry in entries if entry.status in ("failed", "missing")]
+        entries = failures[:LISTED_TARGETS]
+        if len(failures) > LISTED_TARGETS:
+            click.echo(f"… and {len(failures) - LISTED_TARGETS} more failed or missing: see summary.json")
+    for target_id, entry in entries:
         mark, colour = STATUS_MARKS.get(entry.status, ("?", "red"))
         if entry.status == "exported":
             applied = f" ({', '.join(entry.overlays)})" if entry.overlays else ""
@@ -248,8 +268,15 @@ KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: 
 @click.option("-q", "--quiet", is_flag=True, help="Print only the results.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
 @click.option("--open", "open_report", is_flag=True, help="Open report.html in a browser when done.")
+@click.option("--library", "libraries", multiple=True, metavar="NAME",
+              help="Dry run: every item of this library is a target (repeatable; also preview.libraries).")
+@click.option("--shards", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Dry run: split the items into N jobs (own proxy, own Kometa) that run at once, then merge them.")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Dry run: finish the interrupted job in this folder, skipping the items it captured.")
 def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
-           job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool) -> None:
+           job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool,
+           libraries: tuple[str, ...], shards: int, resume: Path | None) -> None:
     """Run Kometa through the preview proxy and export the posters it would have uploaded.
 
     Results land in <job>/output/: <id>_after.<ext> (the overlaid poster), <id>_before.<ext>
@@ -264,7 +291,8 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
 
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
-                            job=job, force=force, timeout=timeout)
+                            job=job, force=force, timeout=timeout, libraries=libraries, shards=shards,
+                            resume=resume)
     try:
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:

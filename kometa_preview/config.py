@@ -86,6 +86,9 @@ class PreviewConfig:
     #: The values of the `${VARIABLES}` this file expanded: what a child needs to load it again without
     #: inheriting the environment (the launcher hands them to the proxy in a 0600 file).
     expanded_environ: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Whole libraries to preview (`preview.libraries`, `render --library`): every item is a target, its id its
+    #: ratingKey (a dry run of the whole library).
+    dry_run_libraries: tuple[str, ...] = ()
 
     @property
     def rating_keys(self) -> list[str]:
@@ -107,10 +110,24 @@ class PreviewConfig:
         return [value for value in found if value]
 
 
-    def for_proxy(self) -> ProxyConfig:
+    def for_proxy(self, shard: Shard | None = None) -> ProxyConfig:
         """The part of this file the proxy process needs (never the service keys or Kometa's settings)."""
         return ProxyConfig(plex=self.plex, targets=self.targets, kometa_config=self.kometa.config,
-                           outside_allow=self.outside_allow, output=self.output)
+                           outside_allow=self.outside_allow, output=self.output,
+                           libraries=self.dry_run_libraries, shard=shard)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which part of a dry run's items one job previews: the top-level items (movies, shows with their seasons
+    and episodes) whose position in the library, counted in Plex's order, is `index` modulo `count`; minus those
+    a resumed job already captured."""
+    index: int = 0
+    count: int = 1
+    skip: frozenset[str] = frozenset()
+
+    def holds(self, position: int, rating_key: str) -> bool:
+        return position % self.count == self.index and rating_key not in self.skip
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,9 @@ class ProxyConfig:
     outside_allow: tuple[str, ...] = ()
     #: Where live-inspection jobs go when no `preview_job` is given (preview.output).
     output: Path | None = None
+    #: Whole libraries whose every item is a target (a dry run), and the part of them this job takes.
+    libraries: tuple[str, ...] = ()
+    shard: Shard | None = None
 
     @property
     def rating_keys(self) -> list[str]:
@@ -139,7 +159,9 @@ class ProxyConfig:
                              "input": path(t.input), "output": path(t.output), "library": t.library}
                             for t in self.targets],
                 "kometa_config": path(self.kometa_config), "outside_allow": list(self.outside_allow),
-                "output": path(self.output)}
+                "output": path(self.output), "libraries": list(self.libraries),
+                "shard": None if self.shard is None else {"index": self.shard.index, "count": self.shard.count,
+                                                          "skip": sorted(self.shard.skip)}}
 
     @classmethod
     def from_json(cls, document: Any, name: str) -> ProxyConfig:
@@ -154,7 +176,10 @@ class ProxyConfig:
             return cls(plex=plex, targets=targets,
                        kometa_config=Path(document["kometa_config"]) if document.get("kometa_config") else None,
                        outside_allow=tuple(document.get("outside_allow") or ()),
-                       output=Path(document["output"]) if document.get("output") else None)
+                       output=Path(document["output"]) if document.get("output") else None,
+                       libraries=tuple(document.get("libraries") or ()),
+                       shard=Shard(document["shard"]["index"], document["shard"]["count"],
+                                   frozenset(document["shard"]["skip"])) if document.get("shard") else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{name}: not a kometa-preview proxy configuration ({type(exc).__name__}: {exc})") \
                 from None
@@ -367,15 +392,23 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None) -> PreviewC
     settings = top.get("settings") or {}
     if not isinstance(settings, dict):
         raise r.fail("settings", "must be a mapping of Kometa settings")
-    preview = r.mapping(top.get("preview"), "preview", ("mode", "output", "targets"))
+    preview = r.mapping(top.get("preview"), "preview", ("mode", "output", "targets", "libraries"))
     if not preview:
         raise r.fail("preview", "is required (with mode and targets)")
     mode = r.text(preview.get("mode"), "preview.mode") or "write_blocked"
     if mode != "write_blocked":
         raise r.fail("preview.mode", f"{mode!r}: write_blocked is the only mode")
+    dry_run = preview.get("libraries")
+    if dry_run is not None and (not isinstance(dry_run, list) or not dry_run):
+        raise r.fail("preview.libraries", "must be a list of library titles (every item of each becomes a target)")
+    dry_run_libraries = tuple(dict.fromkeys(r.text(v, f"preview.libraries[{n}]", required=True) or ""
+                                            for n, v in enumerate(dry_run or [])))
     raw_targets = preview.get("targets")
-    if not isinstance(raw_targets, list) or not raw_targets:
-        raise r.fail("preview.targets", "must be a non-empty list")
+    if raw_targets is None and dry_run_libraries:
+        raw_targets = []
+    if not isinstance(raw_targets, list) or (not raw_targets and not dry_run_libraries):
+        raise r.fail("preview.targets", "must be a non-empty list (or give preview.libraries for a whole-library "
+                                        "dry run)")
     targets = tuple(_target(r, raw, f"preview.targets[{n}]") for n, raw in enumerate(raw_targets))
     seen: dict[str, int] = {}
     for n, target in enumerate(targets):
@@ -387,4 +420,4 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None) -> PreviewC
     return PreviewConfig(source=source, plex=plex, kometa=kometa, targets=targets, output=output,
                          services=services, libraries=libraries, settings=settings,
                          outside_allow=_outside_allow(r, top.get("outside"), (parts.hostname or "").lower()),
-                         expanded_environ=dict(r.expanded))
+                         expanded_environ=dict(r.expanded), dry_run_libraries=dry_run_libraries)

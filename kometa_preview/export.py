@@ -22,7 +22,7 @@ from .job import CaptureName, JobLayout
 from .outcomes import EXPORTED, UNCHANGED
 from .plex.client import Upstream, UpstreamError
 from .posters import Poster, from_bytes, local_original
-from .summary import Exported, Records, Summary, choose_capture, summarize
+from .summary import Exported, Records, Summary, choose_capture, preview_targets, summarize
 
 log = logging.getLogger("kometa_preview.export")
 
@@ -120,7 +120,7 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
     befores = BeforeImages(config)
     exported = {}
-    for target in config.targets:
+    for target in preview_targets(config, journal):
         known = seen.get(target.id)
         key = known.rating_key if known is not None else target.rating_key
         exported[target.id] = _export_target(target, layout, sources.get(key),

@@ -7,9 +7,11 @@ Ctrl-C — ends with both children stopped and summary.json written.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +19,8 @@ from typing import Protocol
 
 import yaml
 
-from . import export, kometa_config, kometa_log
-from .config import ConfigError, PreviewConfig, load
+from . import export, kometa_config, kometa_log, shards
+from .config import ConfigError, PreviewConfig, Shard, load
 from .events import Event, Follower, RenderEvent
 from .files import write_atomic
 from .job import JobLayout
@@ -50,6 +52,7 @@ class Reporter(Protocol):
     def progress(self, captured: int, total: int) -> None: ...
     def kometa_line(self, line: str) -> None: ...
     def kometa_progress(self, doing: str) -> None: ...
+    def progress_line(self, text: str) -> None: ...
     def kometa_found(self, kometa: KometaCommand) -> None: ...
 
 
@@ -58,6 +61,12 @@ class RenderRequest:
     config_path: Path
     kometa: Path | None = None
     kometa_python: str | None = None
+    #: `--library`: whole libraries to dry-run, besides preview.libraries.
+    libraries: tuple[str, ...] = ()
+    #: A dry run split into this many jobs that run at once (shards.py).
+    shards: int = 1
+    #: `--resume JOB`: finish an interrupted dry run, skipping what it captured.
+    resume: Path | None = None
     offline: bool = False
     mock: bool = True
     job: Path | None = None
@@ -144,13 +153,33 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         config = load(request.config_path)
     except ConfigError as exc:
         raise RenderError(str(exc)) from None
+    if request.libraries:
+        config = dataclasses.replace(config, dry_run_libraries=tuple(dict.fromkeys(
+            config.dry_run_libraries + request.libraries)))
+    if (request.shards > 1 or request.resume) and not config.dry_run_libraries:
+        raise RenderError("--shards and --resume split a dry run: give --library NAME or preview.libraries")
     kometa = choose_kometa(config, request.kometa, request.kometa_python)
     reporter.kometa_found(kometa)
-    job = prepare_job(config, request.job, request.force)
+    if request.resume is not None:
+        if not (request.resume / "shards").is_dir():
+            raise RenderError(f"--resume {request.resume}: not a dry run's job folder (it has no shards/)")
+        job = Job(request.resume.resolve(), created=False)
+    else:
+        job = prepare_job(config, request.job, request.force)
     handler = _file_logging(job.folder)
     _interrupt_on_sigterm()
     try:
-        return _run(request, config, kometa, job, reporter)
+        if not config.dry_run_libraries:
+            return _run(request, config, kometa, job, reporter)
+
+        def one(shard: Shard, folder: Path, shard_reporter: Reporter, cancel: threading.Event) -> export.Outcome:
+            return _run(request, config, kometa, prepare_job(config, folder, force=False), shard_reporter, shard,
+                        cancel)
+
+        outcome = shards.run(one, config, job.folder, reporter, request.shards, resume=request.resume is not None)
+        JobLayout(job.folder).reserve.unlink(missing_ok=True)
+        log.info("%s exit_code=%d success=%s", RenderEvent.RENDER_DONE, outcome.exit_code, outcome.summary.success)
+        return outcome
     finally:
         logging.getLogger("kometa_preview").removeHandler(handler)
         handler.close()
@@ -207,7 +236,8 @@ def _abandon(job: Job, message: str) -> RenderError:
 
 
 def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
-         reporter: Reporter) -> export.Outcome:
+         reporter: Reporter, shard: Shard | None = None, cancel: threading.Event | None = None) -> export.Outcome:
+    """One job: proxy, Kometa, export. `cancel` (a sharded run's Ctrl-C) ends it the way Ctrl-C ends a render."""
     total = len(config.targets)
     timings: dict[str, float] = {}
     clock = time.monotonic()
@@ -215,10 +245,12 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
     error: str | None = None
     interrupted = False
     try:
+        what = f"{total} targets" if not config.dry_run_libraries else \
+            f"every item of {', '.join(config.dry_run_libraries)}" + (f" and {total} targets" if total else "")
         reporter.stage(f"Starting the proxy ({'mock library' if request.mock else 'filter'} mode, "
-                       f"{'offline' if request.offline else 'online'}) for {total} targets")
+                       f"{'offline' if request.offline else 'online'}) for {what}")
         try:
-            job.proxy = start_proxy(config.for_proxy(), job.folder, mock=request.mock, outside=True,
+            job.proxy = start_proxy(config.for_proxy(shard), job.folder, mock=request.mock, outside=True,
                                     offline=request.offline, secrets=config.secret_values())
         except LaunchError as exc:
             raise _abandon(job, f"proxy: {exc}") from None
@@ -238,12 +270,14 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
             wanted: set[str] = set()
 
             def tick() -> None:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
                 lines = follower.new_lines()
                 wanted.update(r.get("rating_key") for r in lines if r.get("event") == Event.TARGET)
                 fresh = {r.get("rating_key") for r in lines if r.get("event") == Event.CAPTURED_UPLOAD}
                 if fresh & wanted - captured:
                     captured.update(fresh & wanted)
-                    reporter.progress(len(captured), total)
+                    reporter.progress(len(captured), len(wanted))
                 if not job.proxy.alive():
                     raise LaunchError("the proxy exited while Kometa was running")
 

@@ -235,6 +235,14 @@ def side_doors(journal: Records) -> SideDoors:
     return SideDoors(sum(by_kind.values()), by_kind, dict(hosts))
 
 
+def preview_targets(config: PreviewConfig, journal: Records) -> list[Target]:
+    """preview.yml's targets, then every item a whole-library dry run made a target (journaled as TARGET, with
+    the ratingKey as id)."""
+    given = {t.id for t in config.targets}
+    return [*config.targets, *(Target(id=r.target, type=r.type, rating_key=r.rating_key, title=r.title)
+                               for r in journal[Event.TARGET] if r.target not in given)]
+
+
 def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Exported], *,
               kometa_exit_code: int | None, error: str | None, interrupted: bool, started: float | None,
               timings: dict[str, float], kometa: KometaRun | None = None, kometa_version: str | None = None,
@@ -251,7 +259,7 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
     outcome = judge_kometa(run, denied, error)
     seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
     targets = {t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
-               for t in config.targets}
+               for t in preview_targets(config, journal)}
     missing = [target_id for target_id, result in targets.items() if result.status in (MISSING, FAILED)]
     success = kometa_exit_code == 0 and not outcome.error and not interrupted and not missing
     blocked: list[Blocked] = journal[Event.BLOCKED_WRITE] + journal[Event.UPLOAD_TOO_LARGE]
@@ -293,8 +301,9 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
                            learned_parent_keys=sorted({r.rating_key for r in learned}),
                            filter_fallbacks=[{"path": r.path, "reason": r.reason, "timestamp": iso(r.t)}
                                              for r in fallbacks]),
-        filtering=Filtering(enabled=not mock, allowed_rating_keys=config.rating_keys,
-                            allowed_count=len(config.targets),
+        filtering=Filtering(enabled=not mock, allowed_rating_keys=[r.rating_key for r in targets.values()
+                                                                   if r.rating_key],
+                            allowed_count=len(targets),
                             filtered_requests=[{"path": r.path, "items_before": r.items_before,
                                                 "items_after": r.items_after, "removed": r.removed,
                                                 "timestamp": iso(r.t)} for r in filtered],
@@ -339,3 +348,94 @@ READS: dict[Event, str] = {
         Event.FILTER_PARSE_ERROR, Event.UPSTREAM_ERROR, Event.UPSTREAM_STATUS, Event.UNSAFE_UPSTREAM,
         Event.FORWARD_UNPARSED, Event.UNCLAIMED)},
 }
+
+
+def merge(parts: list[Summary], *, output_prefix: str = "") -> Summary:
+    """One summary from the summaries of a sharded (or resumed) dry run's jobs, in order. Pure. A target's entry is
+    its exported one if any part exported it (a resumed run skips those), else the last part's; counters add up,
+    lists follow one another, the first error stands, and the job succeeds only if every part did."""
+    assert parts, "nothing to merge"
+    targets: dict[str, TargetResult] = {}
+    for part in parts:
+        for target_id, entry in part.targets.items():
+            if targets.get(target_id) is None or targets[target_id].status != EXPORTED:
+                targets[target_id] = entry
+    failing = [tid for tid, entry in targets.items() if entry.status in (MISSING, FAILED)]
+    errors: Counter[str] = Counter()
+    for part in parts:
+        errors.update({e["message"]: e["count"] for e in part.kometa_errors})
+    first = parts[0]
+
+    def total(attribute: str) -> int:
+        return sum(getattr(part, attribute) for part in parts)
+
+    def joined(read) -> list:
+        return [item for part in parts for item in read(part)]
+
+    def summed(read) -> dict[str, int]:
+        counted: Counter[str] = Counter()
+        for part in parts:
+            counted.update(read(part))
+        return dict(counted)
+
+    figures = [part.proxy for part in parts]
+    known = [f for f in figures if f.cpu_seconds is not None]
+    interrupted = any(part.interrupted for part in parts)
+    error = next((part.error for part in parts if part.error), None)
+    exit_codes = [part.kometa_exit_code for part in parts if part.kometa_exit_code is not None]
+    return Summary(
+        timestamp=first.timestamp, preview_yml=first.preview_yml,
+        success=not interrupted and not error and not failing and all(code == 0 for code in exit_codes),
+        interrupted=interrupted, error=error,
+        kometa_exit_code=next((code for code in exit_codes if code != 0), exit_codes[0] if exit_codes else None),
+        kometa_version=next((part.kometa_version for part in parts if part.kometa_version), None),
+        kometa_errors=[{"message": message, "count": count} for message, count in errors.items()],
+        outside_data=joined(lambda p: p.outside_data),
+        outside_unreachable=summed(lambda p: p.outside_unreachable),
+        blocked_write_attempts=joined(lambda p: p.blocked_write_attempts),
+        blocked_side_effects_count=total("blocked_side_effects_count"),
+        blocked_unknown_count=total("blocked_unknown_count"),
+        captured_uploads=joined(lambda p: p.captured_uploads), captured_uploads_count=total("captured_uploads_count"),
+        successful_captures_count=sum(1 for entry in targets.values() if entry.after),
+        unparsed_uploads_count=total("unparsed_uploads_count"),
+        exported_files={tid: f"{output_prefix.rstrip('/')}/{entry.after}" if output_prefix else entry.after
+                        for tid, entry in targets.items() if entry.after},
+        missing_targets=failing, targets=targets,
+        mock_mode=MockMode(enabled=first.mock_mode.enabled,
+                           mock_list_requests=joined(lambda p: p.mock_mode.mock_list_requests),
+                           mock_list_requests_count=sum(p.mock_mode.mock_list_requests_count for p in parts),
+                           forward_requests_count=sum(p.mock_mode.forward_requests_count for p in parts),
+                           blocked_metadata_count=sum(p.mock_mode.blocked_metadata_count for p in parts),
+                           learned_parent_keys=sorted({k for p in parts for k in p.mock_mode.learned_parent_keys}),
+                           filter_fallbacks=joined(lambda p: p.mock_mode.filter_fallbacks)),
+        filtering=Filtering(enabled=first.filtering.enabled,
+                            allowed_rating_keys=[entry.rating_key for entry in targets.values() if entry.rating_key],
+                            allowed_count=len(targets),
+                            filtered_requests=joined(lambda p: p.filtering.filtered_requests),
+                            filtered_requests_count=sum(p.filtering.filtered_requests_count for p in parts)),
+        outside_calls=summed(lambda p: p.outside_calls),
+        side_doors=SideDoors(sum(p.side_doors.total for p in parts), summed(lambda p: p.side_doors.by_kind),
+                             summed(lambda p: p.side_doors.hosts)),
+        unauthorized_client_requests=total("unauthorized_client_requests"),
+        timings_seconds={name: max(p.timings_seconds.get(name, 0.0) for p in parts)
+                         for name in dict.fromkeys(k for p in parts for k in p.timings_seconds)},
+        proxy=ProxyFigures(cpu_seconds=round(sum(f.cpu_seconds for f in known), 3) if known else None,
+                           peak_rss_mib=max((f.peak_rss_mib for f in known if f.peak_rss_mib), default=None),
+                           upstream_requests=sum(f.upstream_requests or 0 for f in known) if known else None,
+                           upstream_bytes=sum(f.upstream_bytes or 0 for f in known) if known else None,
+                           requests=sum(f.requests for f in figures),
+                           answered_with_plex=sum(f.answered_with_plex for f in figures),
+                           answered_locally=sum(f.answered_locally for f in figures)),
+        proxy_errors=total("proxy_errors"),
+        unknown_events=sorted({e for p in parts for e in p.unknown_events}),
+    )
+
+
+def load(document: dict[str, Any]) -> Summary:
+    """A Summary from its summary.json (a shard's, to merge)."""
+    def target(entry: dict[str, Any]) -> TargetResult:
+        return TargetResult(**entry)
+    return Summary(**{**document, "targets": {k: target(v) for k, v in document["targets"].items()},
+                      "outside_data": [OutsideData(**o) for o in document["outside_data"]],
+                      "mock_mode": MockMode(**document["mock_mode"]), "filtering": Filtering(**document["filtering"]),
+                      "side_doors": SideDoors(**document["side_doors"]), "proxy": ProxyFigures(**document["proxy"])})

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import urllib3
@@ -190,4 +190,27 @@ def children(upstream: Upstream, rating_key: str, sub: str) -> list[ET.Element]:
     assert sub in ("children", "allLeaves")
     root = document(upstream, f"/library/metadata/{rating_key}/{sub}")
     return [] if root is None else [child for child in root if child.get("ratingKey")]
+
+
+#: Items per page when a whole library is read (Kometa reads 100 at a time; fewer round trips here).
+LIBRARY_PAGE = 500
+
+
+def library_items(upstream: Upstream, section_key: str, libtype_number: int,
+                  page: int = LIBRARY_PAGE) -> Iterator[ET.Element]:
+    """Every item of one type in a section, as Plex lists them (`includeGuids=1`), a page at a time: the paged
+    listing a whole-library dry run is built from. Raises `UpstreamError`/`PlexAnswerError`."""
+    start = 0
+    while True:
+        root = document(upstream, f"/library/sections/{section_key}/all?type={libtype_number}&includeGuids=1"
+                                  f"&X-Plex-Container-Start={start}&X-Plex-Container-Size={page}")
+        items = [] if root is None else [child for child in root if child.get("ratingKey")]
+        for item in items:
+            if item.get("librarySectionID") is None:
+                item.set("librarySectionID", section_key)
+            yield item
+        start += len(items)
+        total = int(root.get("totalSize") or 0) if root is not None else 0
+        if not items or start >= total:
+            return
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ProxyConfig, Target
+from ..config import ProxyConfig, Shard, Target
 from ..events import Event
 from ..job import JobLayout
 from ..limits import MAX_UPLOAD_BYTES
@@ -29,6 +29,10 @@ from .journal import Journal
 Recorder = Callable[..., None]
 
 OVERLAY_LABEL = "Overlay"
+#: Up to this many targets, each one's listing form is kept serialized (a dry run of a whole library holds more).
+LISTING_CACHE_TARGETS = 2000
+#: Plex's `type=` numbers for the levels of each kind of library (plexapi.utils.SEARCHTYPES).
+LIBRARY_LEVELS = {"movie": (("movie", 1),), "show": (("show", 2), ("season", 3), ("episode", 4))}
 
 
 class StartupError(Exception):
@@ -146,11 +150,15 @@ class PreviewState:
         return element
 
     def listing_bytes(self, rating_key: str, *, guids: bool) -> bytes:
-        """`listing_copy` serialized, cached: targets do not change after start-up."""
+        """`listing_copy` serialized; cached for a preview of a few targets (they do not change after start-up),
+        made on demand in a whole-library dry run (a cache would double its memory)."""
         key = (rating_key, guids)
-        if key not in self._listing_bytes:
-            self._listing_bytes[key] = ET.tostring(self.listing_copy(rating_key, guids=guids), encoding="utf-8")
-        return self._listing_bytes[key]
+        cached = self._listing_bytes.get(key)
+        if cached is None:
+            cached = ET.tostring(self.listing_copy(rating_key, guids=guids), encoding="utf-8")
+            if len(self.targets) <= LISTING_CACHE_TARGETS:
+                self._listing_bytes[key] = cached
+        return cached
 
     def learn(self, element: ET.Element, child: str, record: Recorder) -> None:
         """Remember the season and show of an allowed item: Kometa asks for them (`item.show()`)."""
@@ -209,6 +217,43 @@ def resolve_title(state: PreviewState, target: Target, record: Recorder) -> Targ
     return dataclasses.replace(target, rating_key=found.rating_key)
 
 
+def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
+    """A dry run: every item of the libraries named becomes a target (id = ratingKey), read with paged listings
+    (never one request per item) — movies, or shows with their seasons and episodes. A shard keeps the top-level
+    items at its positions, each with its seasons and episodes. Raises `StartupError`, `UpstreamError`."""
+    shard = state.config.shard or Shard()
+    by_title = {section.title: section for section in state.sections.values()}
+    given = {t.rating_key for t in state.config.targets if t.rating_key}
+    for title in state.config.libraries:
+        section = by_title.get(title)
+        if section is None or section.type not in LIBRARY_LEVELS:
+            raise StartupError(f"preview.libraries: no movie or TV library named {title!r} in Plex (libraries: "
+                               f"{', '.join(sorted(by_title))})")
+        owner_position: dict[str, int] = {}
+        kept = 0
+        for level, number in LIBRARY_LEVELS[section.type]:
+            for position, element in enumerate(client.library_items(state.upstream, section.id, number)):
+                key = element.get("ratingKey", "")
+                if level in ("movie", "show"):
+                    owner_position[key] = position
+                    owner = key
+                else:
+                    owner = element.get("grandparentRatingKey" if level == "episode" else "parentRatingKey") or ""
+                if key in given or not shard.holds(owner_position.get(owner, -1), owner) or \
+                        (level != "movie" and owner in shard.skip):
+                    continue
+                state.targets[key] = Target(id=key, type=level, rating_key=key, title=element.get("title", ""))
+                state.remember(element, record)
+                record(Event.TARGET, level=logging.DEBUG, target=key, rating_key=key, type=level,
+                       title=element.get("title"), year=element.get("year"),
+                       parent_title=element.get("parentTitle"), grandparent_title=element.get("grandparentTitle"),
+                       index=element.get("index"), parent_index=element.get("parentIndex"), library=title,
+                       thumb=element.get("thumb"))
+                kept += 1
+        record(Event.PREFETCH, f"library {title!r}: {kept} items are targets", level=logging.INFO, library=title,
+               targets=kept, shard=f"{shard.index + 1}/{shard.count}", skipped=len(shard.skip))
+
+
 def prefetch(state: PreviewState, record: Recorder) -> None:
     """Read sections and every target's metadata (read-only), with `plex.client`'s lookups — the same ones
     `check` makes. Raises `StartupError`."""
@@ -254,6 +299,8 @@ def prefetch(state: PreviewState, record: Recorder) -> None:
         for parent in list(state.learned_parents):
             if parent not in state.items and (element := client.item(upstream, parent)) is not None:
                 state.remember(element, record)
+        if state.config.libraries:
+            prefetch_libraries(state, record)
     except UpstreamError as exc:
         raise StartupError(str(exc)) from None
     holding = {state.items[k].get("librarySectionID") for k in state.targets if k in state.items}

@@ -26,7 +26,7 @@ STANDIN_SKIP_UPLOAD=<ratingKey,…> uploads nothing for those items; STANDIN_NO_
 calls (the benchmark's baseline runs it straight against a Plex, no proxy); STANDIN_OUTSIDE_BASE=https://host puts
 the start-up calls on another host (one that cannot be reached, to see "no internet"); STANDIN_REQUIRE=<module> is one more
 requirement to import (to see Kometa's `Requirements Error`); STANDIN_CRITICAL=<text> logs a critical error and
-exits 0, as Kometa 2.0 does after one.
+exits 0, as Kometa 2.0 does after one; STANDIN_ITEM_DELAY=seconds waits before each item (to interrupt a run midway).
 """
 from __future__ import annotations
 
@@ -320,6 +320,7 @@ def run_library(plex: PlexServer, title: str, library: dict, settings: dict, log
         name = display_title(item)
         names = ([best[item.ratingKey][1]] if item.ratingKey in best else []) + [t.name for t in texts]
         log.ghost(f"Overlaying: ({n}/{len(chosen)}) {name}")
+        time.sleep(float(os.environ.get("STANDIN_ITEM_DELAY", "0")))
         try:
             item.reload(checkFiles=False, includeAllConcerts=False, includeBandwidths=False, includeChapters=False,
                         includeChildren=False, includeConcerts=False, includeExternalMedia=False, includeExtras=False,
