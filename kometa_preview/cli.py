@@ -274,9 +274,11 @@ KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: 
               help="Dry run: split the items into N jobs (own proxy, own Kometa) that run at once, then merge them.")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Dry run: finish the interrupted job in this folder, skipping the items it captured.")
+@click.option("--sample", type=click.IntRange(min=1), metavar="N",
+              help="With --library: preview at most N items of it that show every badge (see find --sample).")
 def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
            job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool,
-           libraries: tuple[str, ...], shards: int, resume: Path | None) -> None:
+           libraries: tuple[str, ...], shards: int, resume: Path | None, sample: int | None) -> None:
     """Run Kometa through the preview proxy and export the posters it would have uploaded.
 
     Results land in <job>/output/: <id>_after.<ext> (the overlaid poster), <id>_before.<ext>
@@ -292,7 +294,7 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
                             job=job, force=force, timeout=timeout, libraries=libraries, shards=shards,
-                            resume=resume)
+                            resume=resume, sample=sample)
     try:
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:
@@ -328,9 +330,25 @@ def addon_path() -> None:
     click.echo(str(PROXY_SCRIPT))
 
 
+def _sample(plex_url: str, token: str, library: str, count: int, command: str):
+    """`sample.pick` for the CLI: its errors as one line, exit 2."""
+    from .plex.client import Upstream, UpstreamError
+    from .sample import SampleError, pick
+    upstream = Upstream(plex_url, token, 30)
+    try:
+        return pick(upstream, library, count)
+    except (SampleError, UpstreamError) as exc:
+        raise UserError(f"{command}: {exc}") from None
+    finally:
+        upstream.close()
+
+
 @main.command()
-@click.argument("text")
+@click.argument("text", required=False)
 @click.option("--library", help="Search only this library (its title in Plex).")
+@click.option("--sample", type=click.IntRange(min=1), metavar="N",
+              help="Instead of searching: at most N items of --library that together show every resolution, "
+                   "HDR/Dolby Vision, audio codec, edition and content rating it holds (network for shows).")
 @click.option("--type", "libtype", type=click.Choice(["movie", "show", "season", "episode"]),
               help="Only items of this type.")
 @click.option("--children", is_flag=True, help="For shows, also list their seasons and first episodes.")
@@ -342,13 +360,20 @@ def addon_path() -> None:
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the Plex token from this file.")
 @click.pass_context
-def find(ctx: click.Context, text: str, library: str | None, libtype: str | None, children: bool,
-         config_path: Path | None, plex_url: str | None, token: str | None, token_file: Path | None) -> None:
-    """Search Plex for TEXT in titles and print ready-to-paste preview.targets entries.
+def find(ctx: click.Context, text: str | None, library: str | None, sample: int | None, libtype: str | None,
+         children: bool, config_path: Path | None, plex_url: str | None, token: str | None,
+         token_file: Path | None) -> None:
+    """Search Plex for TEXT in titles (or, with --sample N --library NAME, pick a sample that shows every badge)
+    and print ready-to-paste preview.targets entries.
 
     Read-only: it only searches. Paste what it prints under `preview: targets:` in preview.yml.
     """
     from .find import FindError, as_yaml, connect, search
+
+    if (text is None) == (sample is None):
+        raise UserError("find: give either TEXT to search for, or --sample N --library NAME")
+    if sample is not None and not library:
+        raise UserError("find: --sample needs --library NAME")
 
     token = _token_from(token, token_file, ctx, "find")
     if config_path is not None:
@@ -357,6 +382,13 @@ def find(ctx: click.Context, text: str, library: str | None, libtype: str | None
     if not plex_url or not token:
         raise UserError("find: give --plex-url and a token (PLEX_URL and PLEX_TOKEN, --token-file, "
                         "or --config preview.yml)")
+    if sample is not None:
+        entries, uncovered = _sample(plex_url, token, library, sample, "find")
+        click.echo(f"# a sample of {len(entries)} items of {library} showing every value overlays decide on"
+                   + (f" (not covered with {sample}: {', '.join(v for _, v in uncovered)})" if uncovered else "")
+                   + "; paste under `preview: targets:` in preview.yml")
+        click.echo(as_yaml(entries))
+        return
     try:
         entries = search(connect(plex_url, token), text, library=library, libtype=libtype, children=children)
     except FindError as exc:

@@ -3,6 +3,7 @@ so nobody has to dig ratingKeys out of Plex URLs. Only GET requests are made (pl
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
@@ -43,6 +44,25 @@ def describe(item) -> tuple[str, str]:
             f"{item.grandparentTitle} – S{item.parentIndex:02d}E{item.index:02d} – {item.title}")
 
 
+def describe_element(element: ET.Element, library: str) -> Entry:
+    """A movie or show as Plex lists it, as an entry (the same id and title `describe` gives a plexapi item)."""
+    title, year = element.get("title", ""), element.get("year")
+    return Entry(slug(f"{title} {year or ''}"), element.get("type", ""), f"{title} ({year})" if year else title,
+                 element.get("ratingKey", ""), library)
+
+
+def unique_ids(entries: list[Entry]) -> list[Entry]:
+    """The entries, with `_2`, `_3`… added to an id already taken (two films of one title and year)."""
+    seen: dict[str, int] = {}
+    unique = []
+    for entry in entries:
+        count = seen.get(entry.id, 0)
+        seen[entry.id] = count + 1
+        unique.append(entry if count == 0 else Entry(f"{entry.id}_{count + 1}", entry.type, entry.title,
+                                                     entry.rating_key, entry.library))
+    return unique
+
+
 def connect(url: str, token: str, timeout: int = 30) -> PlexServer:
     """Plex as plexapi's server object, after the same reachability and token check `check` and the proxy's
     prefetch make (`plex.client.server`), so the three say the same thing about the same Plex."""
@@ -80,14 +100,7 @@ def search(plex: PlexServer, text: str, *, library: str | None = None, libtype: 
                 entries.append(_entry(item, section.title))
                 if children and kind == "show":
                     entries.extend(_children(item, section.title))
-    seen: dict[str, int] = {}
-    unique = []
-    for entry in entries:
-        count = seen.get(entry.id, 0)
-        seen[entry.id] = count + 1
-        unique.append(entry if count == 0 else Entry(f"{entry.id}_{count + 1}", entry.type, entry.title,
-                                                     entry.rating_key, entry.library))
-    return unique
+    return unique_ids(entries)
 
 
 def _entry(item, library: str) -> Entry:

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import yaml
 
-from . import export, kometa_config, kometa_log, shards
-from .config import ConfigError, PreviewConfig, Shard, load
+from . import export, kometa_config, kometa_log, sample, shards
+from .config import ConfigError, PreviewConfig, Shard, Target, load
 from .events import Event, Follower, RenderEvent
 from .files import write_atomic
 from .job import JobLayout
@@ -36,6 +36,7 @@ from .kometa_runner import (
 )
 from .launcher import LaunchError, ProxyProcess, start_proxy
 from .limits import RESERVE_BYTES
+from .plex.client import Upstream, UpstreamError
 from .redaction import redact_document
 
 log = logging.getLogger("kometa_preview.render")
@@ -67,6 +68,8 @@ class RenderRequest:
     shards: int = 1
     #: `--resume JOB`: finish an interrupted dry run, skipping what it captured.
     resume: Path | None = None
+    #: `--sample N`: instead of every item of `libraries`, at most N of each that show every badge (sample.py).
+    sample: int | None = None
     offline: bool = False
     mock: bool = True
     job: Path | None = None
@@ -153,7 +156,9 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         config = load(request.config_path)
     except ConfigError as exc:
         raise RenderError(str(exc)) from None
-    if request.libraries:
+    if request.sample is not None:
+        config = sampled(config, request.libraries or config.dry_run_libraries, request.sample)
+    elif request.libraries:
         config = dataclasses.replace(config, dry_run_libraries=tuple(dict.fromkeys(
             config.dry_run_libraries + request.libraries)))
     if (request.shards > 1 or request.resume) and not config.dry_run_libraries:
@@ -200,6 +205,30 @@ class KometaLines:
             self.last = doing
             log.info("%s %s", RenderEvent.KOMETA_PROGRESS, doing)
             self.reporter.kometa_progress(doing)
+
+
+def sampled(config: PreviewConfig, libraries: tuple[str, ...], count: int) -> PreviewConfig:
+    """preview.yml's targets and, from each library, a sample of at most `count` items showing every badge, instead
+    of a whole-library dry run."""
+    if not libraries:
+        raise RenderError("--sample N needs --library NAME (the library to sample)")
+    upstream = Upstream(config.plex.url, config.plex.token, min(config.plex.timeout, 30), config.plex.verify_ssl)
+    targets = list(config.targets)
+    try:
+        for library in libraries:
+            entries, _ = sample.pick(upstream, library, count)
+            targets += [Target(id=e.id, type=e.type, rating_key=e.rating_key, title=e.title) for e in entries]
+    except (sample.SampleError, UpstreamError) as exc:
+        raise RenderError(f"--sample: {exc}") from None
+    finally:
+        upstream.close()
+    taken: set[str] = set()
+    unique = []
+    for target in targets:
+        if target.id not in taken:
+            taken.add(target.id)
+            unique.append(target)
+    return dataclasses.replace(config, targets=tuple(unique), dry_run_libraries=())
 
 
 def choose_kometa(config: PreviewConfig, given: Path | None, python: str | None) -> KometaCommand:
