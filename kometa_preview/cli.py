@@ -276,9 +276,13 @@ KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: 
               help="Dry run: finish the interrupted job in this folder, skipping the items it captured.")
 @click.option("--sample", type=click.IntRange(min=1), metavar="N",
               help="With --library: preview at most N items of it that show every badge (see find --sample).")
+@click.option("--shard", type=click.IntRange(min=1), metavar="K",
+              help="Dry run on several machines: render only shard K of --shards N into <--job>/shards/1-K; "
+                   "then `kometa-preview merge JOB` (docs/SHARDS.md).")
 def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
            job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool,
-           libraries: tuple[str, ...], shards: int, resume: Path | None, sample: int | None) -> None:
+           libraries: tuple[str, ...], shards: int, resume: Path | None, sample: int | None,
+           shard: int | None) -> None:
     """Run Kometa through the preview proxy and export the posters it would have uploaded.
 
     Results land in <job>/output/: <id>_after.<ext> (the overlaid poster), <id>_before.<ext>
@@ -294,7 +298,7 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
                             job=job, force=force, timeout=timeout, libraries=libraries, shards=shards,
-                            resume=resume, sample=sample)
+                            resume=resume, sample=sample, shard=shard)
     try:
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:
@@ -319,6 +323,19 @@ def _open(path: Path) -> None:
         opened = False
     if not opened:
         click.echo(f"open: no browser found; the report is {path}")
+
+
+@main.command()
+@click.argument("job", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def merge(job: Path) -> None:
+    """Merge the shards of a dry run rendered apart (render --shards N --shard K --job JOB, one per machine) into
+    JOB/output: the images, summary.json, report.html and contact.html."""
+    from .shards import SHARDS, merge_job
+    if not any((job / SHARDS).glob("*/output/summary.json")):
+        raise UserError(f"merge: {job} holds no rendered shard ({job / SHARDS}/*/output/summary.json)")
+    outcome = merge_job(job)
+    _print_outcome(outcome)
+    raise SystemExit(outcome.exit_code)
 
 
 @main.command("addon-path")

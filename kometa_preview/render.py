@@ -70,6 +70,9 @@ class RenderRequest:
     resume: Path | None = None
     #: `--sample N`: instead of every item of `libraries`, at most N of each that show every badge (sample.py).
     sample: int | None = None
+    #: `--shard K` (1-based, with --shards N): render only that shard of the dry run into `<job>/shards/1-K`, for
+    #: running shards on several machines and merging them after (`kometa-preview merge JOB`).
+    shard: int | None = None
     offline: bool = False
     mock: bool = True
     job: Path | None = None
@@ -165,8 +168,14 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         raise RenderError("--shards and --resume split a dry run: give --library NAME or preview.libraries")
     kometa = choose_kometa(config, request.kometa, request.kometa_python)
     reporter.kometa_found(kometa)
-    if request.resume is not None:
-        if not (request.resume / "shards").is_dir():
+    if request.shard is not None:
+        if not 1 <= request.shard <= request.shards or request.job is None:
+            raise RenderError(f"--shard K needs --shards N with 1 ≤ K ≤ N and --job (the folder every shard of the "
+                              f"run writes into), not --shard {request.shard} --shards {request.shards}")
+        request.job.mkdir(parents=True, exist_ok=True)
+        job = prepare_job(config, request.job / shards.SHARDS / f"1-{request.shard}", request.force)
+    elif request.resume is not None:
+        if not (request.resume / shards.SHARDS).is_dir():
             raise RenderError(f"--resume {request.resume}: not a dry run's job folder (it has no shards/)")
         job = Job(request.resume.resolve(), created=False)
     else:
@@ -176,6 +185,8 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
     try:
         if not config.dry_run_libraries:
             return _run(request, config, kometa, job, reporter)
+        if request.shard is not None:
+            return _run(request, config, kometa, job, reporter, Shard(request.shard - 1, request.shards))
 
         def one(shard: Shard, folder: Path, shard_reporter: Reporter, cancel: threading.Event) -> export.Outcome:
             return _run(request, config, kometa, prepare_job(config, folder, force=False), shard_reporter, shard,

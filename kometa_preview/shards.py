@@ -30,12 +30,13 @@ from .kometa_runner import KometaCommand
 from .summary import Summary, load, merge
 
 log = logging.getLogger("kometa_preview.shards")
+SHARDS = "shards"
 
 
 def captured_keys(job: Path) -> frozenset[str]:
     """Every ratingKey a dry run's rounds have captured a poster for (read from the capture file names)."""
     keys = set()
-    for folder in job.glob("shards/*/output/by_ratingkey"):
+    for folder in job.glob(f"{SHARDS}/*/output/by_ratingkey"):
         for path in folder.iterdir():
             name = CaptureName.parse(path.name)
             if name is not None and name.ext != "bin" and name.kind == "poster":
@@ -44,7 +45,7 @@ def captured_keys(job: Path) -> frozenset[str]:
 
 
 def next_round(job: Path) -> int:
-    rounds = [int(p.name.split("-", 1)[0]) for p in job.glob("shards/*-*") if p.name.split("-", 1)[0].isdigit()]
+    rounds = [int(p.name.split("-", 1)[0]) for p in job.glob(f"{SHARDS}/*-*") if p.name.split("-", 1)[0].isdigit()]
     return max(rounds, default=0) + 1
 
 
@@ -116,7 +117,7 @@ def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resu
     failures: list[BaseException] = []
 
     def one(index: int) -> None:
-        folder = job / "shards" / f"{round_number}-{index + 1}"
+        folder = job / SHARDS / f"{round_number}-{index + 1}"
         try:
             run_job(Shard(index, count, skip), folder, ShardReporter(index, count, progress, reporter), cancel)
         except BaseException as exc:  # noqa: BLE001 - a shard's failure stops the others; the main thread re-raises
@@ -159,7 +160,7 @@ def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
     import json
     layout = JobLayout(job)
     layout.output.mkdir(parents=True, exist_ok=True)
-    folders = sorted((p for p in job.glob("shards/*") if (JobLayout(p).summary).is_file()),
+    folders = sorted((p for p in job.glob(f"{SHARDS}/*") if (JobLayout(p).summary).is_file()),
                      key=lambda p: [int(part) for part in p.name.split("-")])
     last_round = folders[-1].name.split("-")[0] if folders else ""
     parts: list[Summary] = []

@@ -209,3 +209,19 @@ def test_merged_summaries_prefer_an_exported_result_and_add_up():
     assert merged.interrupted and not merged.success and merged.mock_mode.mock_list_requests_count == 4
     assert merged.timings_seconds == {"kometa": 5.0} and merged.proxy.cpu_seconds == 2.0
     assert merged.outside_calls == {"outside_pass": 2} and merged.missing_targets == []
+
+
+def test_shards_rendered_apart_and_merged_equal_the_straight_run(library, straight_run, tmp_path):
+    """The pattern of docs/SHARDS.md (one shard per machine, e.g. a Kubernetes Indexed Job, then one merge)."""
+    config = _config(tmp_path, library)
+    job = tmp_path / "job"
+    for index in ("1", "2"):
+        result = dry_run(config, job, "--shards", "2", "--shard", index)
+        assert result.returncode == 0, result.stderr + result.stdout
+    assert not (job / "output" / "summary.json").exists()
+    merged = subprocess.run([*CLI, "merge", str(job)], capture_output=True, text=True, timeout=300)
+    assert merged.returncode == 0, merged.stderr + merged.stdout
+    assert_same_as_the_straight_run(job, library, straight_run)
+    assert (job / "output" / "contact.html").is_file()
+    bad = dry_run(config, tmp_path / "other", "--shards", "2", "--shard", "3")
+    assert bad.returncode == 2 and "--shard K needs --shards N with 1 ≤ K ≤ N" in bad.stderr
