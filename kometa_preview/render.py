@@ -156,14 +156,11 @@ def _interrupt_on_sigterm() -> None:
 
 def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
     try:
-        config = load(request.config_path)
+        config = load(request.config_path, libraries=request.libraries)
     except ConfigError as exc:
         raise RenderError(str(exc)) from None
     if request.sample is not None:
-        config = sampled(config, request.libraries or config.dry_run_libraries, request.sample)
-    elif request.libraries:
-        config = dataclasses.replace(config, dry_run_libraries=tuple(dict.fromkeys(
-            config.dry_run_libraries + request.libraries)))
+        config = sampled(config, config.dry_run_libraries, request.sample)
     if (request.shards > 1 or request.resume) and not config.dry_run_libraries:
         raise RenderError("--shards and --resume split a dry run: give --library NAME or preview.libraries")
     kometa = choose_kometa(config, request.kometa, request.kometa_python)

@@ -133,3 +133,28 @@ def test_real_kometa_reads_an_overlay_file_named_relatively_to_preview_yml(sampl
 
 def summary_version(tmp_path) -> str:
     return json.loads((tmp_path / "job" / "output" / "summary.json").read_text())["kometa_version"]
+
+
+def test_real_kometa_dry_run_of_a_movies_library_equals_its_own_run(sample_plex_factory, tmp_path):
+    size = {"movies": 30, "shows": 0, "seed": 3}
+    movies = {"Movies": {"overlay_files": [{"default": "resolution"}]}}
+    applied, uploads = real_kometa_on_the_whole_library(tmp_path, movies, size)
+    server = sample_plex_factory(**size)
+    document = {"plex": {"url": server.url, "token": TOKEN}, "libraries": movies,
+                "kometa": {"path": str(CHECKOUT / "kometa.py"), "python": PYTHON, "timeout": 900},
+                "preview": {"output": str(tmp_path / "out")}}
+    config = tmp_path / "preview.yml"
+    config.write_text(json.dumps(document))
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "--library",
+                             "Movies", "--shards", "2", "--job", str(tmp_path / "job")], capture_output=True,
+                            text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())
+    assert set(summary["targets"]) == {str(k) for k in server.library.items}
+    for key, entry in summary["targets"].items():
+        if int(key) in uploads:
+            assert entry["status"] == "exported" and entry["overlays"] == applied[entry["kometa_title"]]
+            assert (tmp_path / "job" / "output" / entry["after"]).read_bytes() == uploads[int(key)].body
+        else:
+            assert entry["status"] == "unchanged"
+    assert server.log.changes() == []
