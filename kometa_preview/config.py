@@ -359,10 +359,11 @@ def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:
     return tuple(allowed)
 
 
-def load(path: Path | str, environ: Mapping[str, str] | None = None, libraries: tuple[str, ...] = ()) -> PreviewConfig:
+def load(path: Path | str, environ: Mapping[str, str] | None = None,
+         also_dry_run: tuple[str, ...] = ()) -> PreviewConfig:
     """Read and validate preview.yml, expanding `${VARIABLES}` from `environ` (default: this process's
-    environment); `libraries` (`render --library`) join preview.libraries. Raises `ConfigError` with the one line
-    to show."""
+    environment); `also_dry_run` (`render --library`) joins preview.libraries. Raises `ConfigError` with the one
+    line to show."""
     source = Path(path)
     r = _Reader(source, os.environ if environ is None else environ)
     top = r.mapping(_read_yaml(source), "",
@@ -403,7 +404,7 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None, libraries: 
     if dry_run is not None and (not isinstance(dry_run, list) or not dry_run):
         raise r.fail("preview.libraries", "must be a list of library titles (every item of each becomes a target)")
     dry_run_libraries = tuple(dict.fromkeys([*(r.text(v, f"preview.libraries[{n}]", required=True) or ""
-                                               for n, v in enumerate(dry_run or [])), *libraries]))
+                                               for n, v in enumerate(dry_run or [])), *also_dry_run]))
     raw_targets = preview.get("targets")
     if raw_targets is None and dry_run_libraries:
         raw_targets = []

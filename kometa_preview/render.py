@@ -156,7 +156,7 @@ def _interrupt_on_sigterm() -> None:
 
 def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
     try:
-        config = load(request.config_path, libraries=request.libraries)
+        config = load(request.config_path, also_dry_run=request.libraries)
     except ConfigError as exc:
         raise RenderError(str(exc)) from None
     if request.sample is not None:
