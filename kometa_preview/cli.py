@@ -37,8 +37,10 @@ def main() -> None:
 @click.option("--token", envvar="SANDBOX_TOKEN", help="Token clients must send (default: a random one).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Append every request it receives to this JSON-lines file.")
+@click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Answer each request this much later (a Plex across a network, with its database).")
 def sandbox(movies: int, shows: int, seasons: int, episodes: int, seed: int, host: str, port: int,
-            token: str | None, log_path: Path | None) -> None:
+            token: str | None, log_path: Path | None, latency_ms: int) -> None:
     """Run a sample Plex Media Server to try kometa-preview without a real Plex.
 
     It prints its URL and token; put them in preview.yml's `plex:` section.
@@ -53,7 +55,7 @@ def sandbox(movies: int, shows: int, seasons: int, episodes: int, seed: int, hos
         raise UserError(f"sandbox: --port must be between 0 and 65535, not {port}")
     token = token or secrets.token_urlsafe(16)
     try:
-        server = SampleServer(library, token, host=host, port=port, log_path=log_path)
+        server = SampleServer(library, token, host=host, port=port, log_path=log_path, latency=latency_ms / 1000)
     except OSError as exc:
         reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
         raise UserError(f"sandbox: port {port} on {host} {reason}") from None

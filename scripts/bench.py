@@ -144,6 +144,86 @@ def renders(sizes: list[int], modes: list[str], runs: int, baseline_sizes: list[
     return out
 
 
+def dry_run_once(server: SampleServer, folder: Path, shards: int) -> dict:
+    """`render --library Movies --shards N`: every item of the library, through the preview."""
+    document = {"plex": {"url": server.url, "token": TOKEN, "timeout": 300}, "libraries": LIBRARIES,
+                "preview": {"output": str(folder / "out"), "libraries": ["Movies"]}}
+    config = folder / f"dry{shards}.yml"
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    server.log.clear()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "-q",
+                             "--kometa", str(STANDIN), "--job", str(folder / f"dry{shards}"), "--force",
+                             "--shards", str(shards)], capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"dry run failed (shards {shards}): {result.stderr.strip()[-500:]}")
+    summary = json.loads((folder / f"dry{shards}" / "output" / "summary.json").read_text())
+    shard_summaries = [json.loads(p.read_text())
+                       for p in (folder / f"dry{shards}").glob("shards/*/output/summary.json")]
+    return {"wall": wall, "exported": sum(1 for t in summary["targets"].values() if t["status"] == "exported"),
+            "items": len(summary["targets"]), "writes": sum(1 for e in server.log.snapshot() if e.write),
+            "kometa": max(s["timings_seconds"].get("kometa", 0) for s in shard_summaries),
+            "rss": [s["proxy"]["peak_rss_mib"] for s in shard_summaries]}
+
+
+def dry_runs(size: int, shard_counts: list[int], latencies: list[int]) -> str:
+    """The whole-library dry run against the stand-in run straight on the library (what "just run Kometa" costs),
+    with the sample Plex answering at once, and answering each request `latency` ms later (a Plex on the network,
+    its database and its image handling: a real one takes tens of ms for metadata and more for an upload)."""
+    rows = []
+    for latency in latencies:
+        rows += _dry_runs(size, shard_counts, latency / 1000)
+    return table(rows, ["Plex answers after", "run", "wall s", "vs straight", "items exported", "writes to Plex",
+                        "proxy peak RSS MiB (each shard)"])
+
+
+def _dry_runs(size: int, shard_counts: list[int], latency: float) -> list[list[str]]:
+    rows = []
+    when = f"{latency * 1000:.0f} ms"
+    with tempfile.TemporaryDirectory() as scratch:
+        with SampleServer(generate(seed=1, movies=size, shows=0), TOKEN, latency=latency) as copy:  # it writes
+            base = baseline_once(copy, Path(scratch))
+        print(f"  baseline {size} ({when}): {base['wall']:.1f}s", file=sys.stderr)
+        rows.append([when, "stand-in straight at the library (writes allowed)", f"{base['wall']:.1f}", "1.00×",
+                     f"{base['writes'] // 2:,} overlaid", str(base["writes"]), "–"])
+        server = SampleServer(generate(seed=1, movies=size, shows=0), TOKEN, latency=latency).start()
+        try:
+            for shards in shard_counts:
+                figures = dry_run_once(server, Path(scratch), shards)
+                print(f"  dry run {size} shards {shards} ({when}): {figures['wall']:.1f}s", file=sys.stderr)
+                rows.append([when, f"dry run, --shards {shards}", f"{figures['wall']:.1f}",
+                             f"{figures['wall'] / base['wall']:.2f}×",
+                             f"{figures['exported']:,} of {figures['items']:,}", str(figures["writes"]),
+                             " / ".join(f"{r:.0f}" for r in figures["rss"])])
+        finally:
+            server.stop()
+    return rows
+
+
+def dry_run_memory(sizes: list[int]) -> str:
+    """The proxy's memory once a dry run's items are read (prefetch only, no Kometa): how it grows per item."""
+    rows, first = [], None
+    for size in sizes:
+        library = generate(seed=1, movies=size, shows=0)
+        with SampleServer(library, TOKEN) as server, tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch)
+            document = {"plex": {"url": server.url, "token": TOKEN, "timeout": 300},
+                        "preview": {"output": str(folder / "out"), "libraries": ["Movies"]}}
+            (folder / "preview.yml").write_text(yaml.safe_dump(document), encoding="utf-8")
+            started = time.monotonic()
+            proxy = start_proxy(load(folder / "preview.yml").for_proxy(), folder / "job", timeout=1800)
+            seconds = time.monotonic() - started
+            status = Path(f"/proc/{proxy.process.pid}/status").read_text()
+            rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+            proxy.stop()
+        first = first or (size, rss)
+        per_item = f"{(rss - first[1]) * 1024 / (size - first[0]):.1f}" if size != first[0] else "–"
+        rows.append([f"{size:,}", f"{seconds:.1f}", f"{rss:.0f}", per_item])
+        print(f"  dry-run memory {size}: {rss:.0f} MiB", file=sys.stderr)
+    return table(rows, ["items", "proxy start (reads the library) s", "proxy RSS MiB", "KiB per item (vs first row)"])
+
+
 class _Timer:
     """Median latency of sequential GETs on one keep-alive connection."""
 
@@ -274,18 +354,30 @@ def main() -> int:
     parser.add_argument("--baseline-sizes", default="100,1000",
                         help="sizes at which to run the baseline (it overlays every item: slow)")
     parser.add_argument("--write-doc", action="store_true", help="refresh the tables in docs/PERFORMANCE.md")
+    parser.add_argument("--dry-run-size", type=int, default=1000, help="items in the dry-run comparison")
+    parser.add_argument("--only", choices=["dry-run"], help="run only one section")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.sizes, args.baseline_sizes = 1, "100,1000", "100"
     sizes = [int(s) for s in args.sizes.split(",")]
     command = "python scripts/bench.py" + (" --quick" if args.quick else "")
+    if args.only == "dry-run":
+        print("\n\n".join([f"Command: `{command} --only dry-run --dry-run-size {args.dry_run_size}` · "
+                            f"{time.strftime('%Y-%m-%d')} · {machine()}",
+                            dry_runs(args.dry_run_size, [1, 2], [0, 20]),
+                            dry_run_memory([1000, 10000] if args.quick else [1000, 10000, 50000, 100000])]))
+        return 0
     sections = [f"Command: `{command}` · {time.strftime('%Y-%m-%d')} · {machine()}",
                 "### Renders (5 targets, Kometa stand-in, --offline)",
                 renders(sizes, args.modes.split(","), args.runs, [int(s) for s in args.baseline_sizes.split(",") if s]),
                 "### Proxy overhead per request and at start-up",
                 overheads(100 if args.quick else 400, 2 if args.quick else 5),
                 "### Filter mode: the streaming filter against plain parse + serialize",
-                xml_floor([1000] if args.quick else [10000, 100000])]
+                xml_floor([1000] if args.quick else [10000, 100000]),
+                f"### Dry run of a whole library ({args.dry_run_size:,} movies, Kometa stand-in, --offline)",
+                dry_runs(args.dry_run_size, [1, 2], [0, 20]),
+                "### Dry run: the proxy's memory per item",
+                dry_run_memory([1000, 10000] if args.quick else [1000, 10000, 50000, 100000])]
     report = "\n\n".join(sections)
     print(report)
     if args.write_doc:

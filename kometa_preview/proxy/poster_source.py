@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 from mitmproxy import http
 from PIL import Image
@@ -29,7 +30,9 @@ class PosterSource:
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
-        self._cache: dict[str, Poster] = {}
+        #: ratingKey → the poster served, as kept on disk (`before/`): a dry run serves thousands, never held in
+        #: memory at once.
+        self._kept: dict[str, tuple[Path, str]] = {}
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -43,10 +46,11 @@ class PosterSource:
         if image is None or image.kind is not Kind.IMAGE or image.sub != "thumb" \
                 or not state.is_target(image.rating_key):
             return
-        poster = self._cache.get(image.rating_key) or await self._load(flow, state, image)
+        kept = self._kept.get(image.rating_key)
+        poster = Poster(kept[0].read_bytes(), kept[0].suffix.lstrip("."), kept[1]) if kept is not None else \
+            await self._load(flow, state, image)
         if poster is None:
             return  # Plex had no image: let the gate forward the request and Plex answer it
-        self._cache[image.rating_key] = poster
         data, content_type = poster.data, poster.content_type
         if route.kind is Kind.TRANSCODE:
             data, content_type = _resize(poster.data, route)
@@ -76,6 +80,7 @@ class PosterSource:
                               "kometa.config so the stored original is used", level=logging.ERROR,
                               rating_key=rating_key, target=target.id)
         saved = write_atomic(state.layout.before / f"{rating_key}.{poster.ext}", poster.data)
+        self._kept[rating_key] = (saved, poster.source)
         self.proxy.record(Event.POSTER_SOURCE, f"ratingKey={rating_key} target={target.id} source={poster.source} "
                           f"bytes={len(poster.data)}", rating_key=rating_key, target=target.id, source=poster.source,
                           bytes=len(poster.data), ext=poster.ext, saved=str(saved))

@@ -9,7 +9,9 @@ import copy
 import dataclasses
 import logging
 import secrets
+import sys
 import xml.etree.ElementTree as ET
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +70,9 @@ class PreviewState:
     meta_cache: dict[str, bytes] = field(default_factory=dict)
     overlay_label_ids: set[str] = field(default_factory=set)
     _listing_bytes: dict[tuple[str, bool], bytes] = field(default_factory=dict, repr=False)
+    #: A dry run's items as Plex listed them, compressed (with and without `<Guid>`s): what listings answer with,
+    #: while `items` keeps only what the filters read (`compact`).
+    _packed: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     counters: Counter = field(default_factory=Counter)
 
     @property
@@ -140,6 +145,8 @@ class PreviewState:
 
     def listing_copy(self, rating_key: str, *, guids: bool) -> ET.Element:
         """A target's element as a listing shows it: no streams, `<Guid>`s only when asked for."""
+        if rating_key in self._packed:
+            return ET.fromstring(self.listing_bytes(rating_key, guids=guids))
         element = copy.deepcopy(self.element(rating_key))
         for part in element.iterfind("Media/Part"):
             for stream in part.findall("Stream"):
@@ -150,8 +157,11 @@ class PreviewState:
         return element
 
     def listing_bytes(self, rating_key: str, *, guids: bool) -> bytes:
-        """`listing_copy` serialized; cached for a preview of a few targets (they do not change after start-up),
-        made on demand in a whole-library dry run (a cache would double its memory)."""
+        """`listing_copy` serialized; cached for a preview of a few targets (they do not change after start-up);
+        a dry run's items are kept compressed in this form from the start (`remember_packed`)."""
+        packed = self._packed.get(rating_key)
+        if packed is not None:
+            return zlib.decompress(packed[0 if guids else 1])
         key = (rating_key, guids)
         cached = self._listing_bytes.get(key)
         if cached is None:
@@ -167,6 +177,18 @@ class PreviewState:
             if parent and parent not in self.learned_parents and parent not in self.targets:
                 self.learned_parents[parent] = child
                 record(Event.LEARNED_PARENT, f"ratingKey={parent} child={child}", rating_key=parent, child=child)
+
+    def remember_packed(self, element: ET.Element, record: Recorder) -> None:
+        """A dry-run item, kept compactly: its listing forms compressed, and for the filters only the fields they
+        read (`compact`) — about a third of the memory of the parsed element (docs/PERFORMANCE.md)."""
+        if plexml.strip_label(element, OVERLAY_LABEL):
+            record(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=element.get("ratingKey"))
+        key = element.get("ratingKey", "")
+        with_guids = ET.tostring(element, encoding="utf-8")
+        for guid in element.findall("Guid"):
+            element.remove(guid)
+        self._packed[key] = (zlib.compress(with_guids), zlib.compress(ET.tostring(element, encoding="utf-8")))
+        self.items[key] = compact(element)
 
     def remember(self, element: ET.Element, record: Recorder) -> None:
         """Keep an allowed item's metadata, without the label that would make Kometa skip it."""
@@ -199,6 +221,26 @@ class PreviewState:
         if libtype is not None:
             return [e for e in elements if e.get("type") == libtype], libtype
         return [e for e in elements if e.get("type") in ("movie", "show")], libtype
+
+
+#: What the filter evaluator, the mock's filter choices and its section bookkeeping read of a listed item.
+COMPACT_ATTRIBUTES = frozenset({
+    "ratingKey", "type", "title", "titleSort", "year", "contentRating", "editionTitle", "addedAt", "viewCount",
+    "lastViewedAt", "viewOffset", "originallyAvailableAt", "librarySectionID", "parentRatingKey",
+    "grandparentRatingKey", "parentTitle", "grandparentTitle", "index", "parentIndex"})
+COMPACT_TAGS = frozenset({"Label", "Genre", "Collection"})
+COMPACT_MEDIA = ("videoResolution", "audioCodec")
+
+
+def compact(element: ET.Element) -> ET.Element:
+    """The fields of a listed item that the filters read (plex/filters.FIELDS, mock choices), and nothing else."""
+    small = ET.Element(element.tag, {k: sys.intern(v) for k, v in element.attrib.items() if k in COMPACT_ATTRIBUTES})
+    for child in element:
+        if child.tag in COMPACT_TAGS:
+            ET.SubElement(small, child.tag, {k: sys.intern(v) for k, v in child.attrib.items() if k in ("id", "tag")})
+        elif child.tag == "Media":
+            ET.SubElement(small, "Media", {k: sys.intern(v) for k, v in child.attrib.items() if k in COMPACT_MEDIA})
+    return small
 
 
 def resolve_title(state: PreviewState, target: Target, record: Recorder) -> Target | None:
@@ -243,7 +285,7 @@ def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
                         (level != "movie" and owner in shard.skip):
                     continue
                 state.targets[key] = Target(id=key, type=level, rating_key=key, title=element.get("title", ""))
-                state.remember(element, record)
+                state.remember_packed(element, record)
                 record(Event.TARGET, level=logging.DEBUG, target=key, rating_key=key, type=level,
                        title=element.get("title"), year=element.get("year"),
                        parent_title=element.get("parentTitle"), grandparent_title=element.get("grandparentTitle"),

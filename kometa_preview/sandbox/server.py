@@ -102,9 +102,11 @@ class SampleServer:
     """Owns the library, the HTTP server thread and the request log."""
 
     def __init__(self, library: Library, token: str, host: str = "127.0.0.1", port: int = 0,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, latency: float = 0.0) -> None:
         self.library = library
         self.token = token
+        #: Seconds each answer takes (a Plex on the network, its database and transcoder), for the benchmark.
+        self.latency = latency
         self.log = RequestLog(log_path)
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -144,6 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
     app: SampleServer
     protocol_version = "HTTP/1.1"
     server_version = "PlexMediaServer-sample"
+    #: Status line, headers and body go out as separate small writes; with Nagle's algorithm on, each keep-alive
+    #: answer then waits for the client's delayed ACK (40 ms on Linux). Plex answers without that stall.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()
@@ -165,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
     # --- plumbing ----------------------------------------------------------------------------
     def _dispatch(self) -> None:
         started = time.time()
+        if self.app.latency:
+            time.sleep(self.app.latency)
         self._extra_headers: dict[str, str] = {}
         split = urlsplit(self.path)
         path = split.path or "/"
