@@ -104,6 +104,12 @@ class RenderEvent(StrEnum):
     UNKNOWN_EVENT = "UNKNOWN_EVENT"              # the journal holds events this version does not know
 
 
+#: What the proxy learns once, at start-up or the first time it serves a target's poster: true for every run a
+#: long-lived proxy serves (`watch`), unlike the flows, captures and refusals of each run.
+STATE_EVENTS = frozenset({Event.PROXY_START, Event.PREFETCH, Event.STARTUP_ERROR, Event.PROXY_READY, Event.TARGET,
+                          Event.RESOLVED_RATINGKEY, Event.MISSING_RATINGKEY, Event.MISSING_ITEM, Event.TYPE_MISMATCH,
+                          Event.LEARNED_PARENT, Event.STRIPPED_OVERLAY_LABEL, Event.OVERLAID_POSTER,
+                          Event.POSTER_SOURCE})
 #: Requests that would have changed Plex (or asked it to act), answered locally.
 BLOCKED = frozenset({Event.BLOCKED_WRITE, Event.BLOCKED_SIDE_EFFECT, Event.BLOCKED_UNKNOWN, Event.UPLOAD_TOO_LARGE,
                      Event.UPLOAD_UNDECODABLE})
@@ -297,9 +303,10 @@ class Follower:
     """Reads the records appended since the last call: live progress while Kometa runs, and the whole journal
     once at the end. A torn last line (a crash mid-write) is left for the next call, never half-parsed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, start_at_end: bool = False) -> None:
+        """`start_at_end`: only what is appended from now on (a later run of a proxy that keeps running)."""
         self.path = path
-        self._offset = 0
+        self._offset = path.stat().st_size if start_at_end and path.exists() else 0
 
     def new_lines(self) -> list[dict[str, Any]]:
         try:

@@ -15,8 +15,7 @@ from typing import Any
 
 from . import kometa_log, report
 from .config import PreviewConfig, Target
-from .events import Captured, Event, PosterServed, RenderEvent, TargetSeen
-from .events import read as read_journal
+from .events import STATE_EVENTS, Captured, Event, Follower, PosterServed, RenderEvent, TargetSeen
 from .files import copy_atomic, write_atomic, write_json
 from .job import CaptureName, JobLayout
 from .outcomes import EXPORTED, UNCHANGED
@@ -105,16 +104,31 @@ def _export_target(target: Target, layout: JobLayout, source: PosterServed | Non
     return result
 
 
+def iteration_lines(lines: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    """One run's lines of a journal a proxy kept writing across runs (`watch`): what it learned at start-up, and
+    what happened from `since` on."""
+    return [line for line in lines if float(line.get("t", 0)) >= since or line.get("event") in STATE_EVENTS]
+
+
 def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
             interrupted: bool = False, started: float | None = None,
             timings: dict[str, float] | None = None, reserve: Path | None = None,
-            kometa_version: str | None = None) -> Outcome:
+            kometa_version: str | None = None, proxy_job: Path | None = None,
+            since: float | None = None, proxy_stopping: Callable[[], None] | None = None) -> Outcome:
     """Map captures to targets and write the results. `reserve` is a file holding back disk space: it is
-    deleted just before summary.json is written, so a full disk still gets its summary."""
+    deleted just before summary.json is written, so a full disk still gets its summary. `proxy_job` is where the
+    proxy keeps its journal and captures when it serves several runs (`watch`), and `since` when this run began.
+    `proxy_stopping` waits for a proxy still stopping: the images are exported meanwhile (Kometa has exited, so
+    every capture is in the journal), and the proxy's last lines (its figures) are read after it."""
     layout = JobLayout(job)
-    lines = read_journal(layout.journal)
+    proxy_layout = JobLayout(proxy_job or job)
+    follower = Follower(proxy_layout.journal)
+    lines = follower.new_lines()
+    lines += captures_on_disk(proxy_layout.by_ratingkey, lines)
+    if since is not None:
+        lines = iteration_lines(lines, since)
     layout.output.mkdir(parents=True, exist_ok=True)
-    journal = Records(lines + captures_on_disk(layout.by_ratingkey, lines))
+    journal = Records(lines)
     captures = [c for c in journal[Event.CAPTURED_UPLOAD] if Path(c.saved).is_file()]
     sources: dict[str, PosterServed] = {r.rating_key: r for r in journal[Event.POSTER_SOURCE] if r.saved}
     seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
@@ -127,6 +141,9 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
                                              choose_capture([c for c in captures if c.rating_key == key]),
                                              lambda t=target, k=known: befores.poster(t, k) if k else None)
     befores.close()
+    if proxy_stopping is not None:
+        proxy_stopping()
+        journal = Records(lines + follower.new_lines())
     summary = summarize(journal, config, exported, kometa_exit_code=kometa_exit_code, error=error,
                         interrupted=interrupted, started=started, timings=timings or {},
                         kometa=kometa_log.read(layout.kometa_meta_log, layout.kometa_log),

@@ -73,6 +73,11 @@ class JobLayout:
         return self.root / "kometa"
 
     @property
+    def kometa_start(self) -> Path:
+        """Where kometa_start.py and the render hand over Kometa's cue (warm.json, go.json, started.json)."""
+        return self.root / "kometa-start"
+
+    @property
     def kometa_meta_log(self) -> Path:
         """Kometa's own log (with levels), under its config folder: read back by `kometa_log`."""
         return self.kometa / "logs" / "meta.log"

@@ -7,6 +7,7 @@ usually installed in a venv of its own and not in this tool's. Kometa prints `Re
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import kometa_log
+from .files import write_private
 from .launcher import ProxyProcess, child_environment, stop_process
 
 DEFAULT_KOMETA = Path("/kometa.py")
@@ -58,10 +60,18 @@ class KometaCommand:
         """Kometa's own `default:` overlay files."""
         return self.folder / "defaults" / "overlays"
 
-    def argv(self, run_config: Path, libraries: list[str]) -> list[str]:
-        return [self.python, str(self.script), "--config", str(run_config), "--run", "--overlays-only",
-                "--run-libraries", "|".join(libraries), "--ignore-schedules", "--read-only-config",
-                "--no-report", "--no-missing"]
+    def arguments(self, run_config: Path, libraries: list[str]) -> list[str]:
+        """kometa.py's command line for a preview (docs/PREVIEW-MODE.md)."""
+        return ["--config", str(run_config), "--run", "--overlays-only", "--run-libraries", "|".join(libraries),
+                "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing"]
+
+    def start(self, handoff: Path, log_path: Path, secrets: list[str],
+              on_line: Callable[[str], None] | None = None) -> KometaProcess:
+        """Kometa, started now and waiting for its cue (`KometaProcess.go`), in an allowlisted environment
+        (`child_environment`: no KOMETA_*/PMM_* overrides, nothing holding a secret)."""
+        env = child_environment(secrets)
+        env["PYTHONUNBUFFERED"] = "1"
+        return KometaProcess(self, handoff, log_path, env, on_line)
 
 
 def _interpreter(text: str, source: str) -> str:
@@ -127,14 +137,9 @@ def requirements_problem(kometa: KometaCommand, secrets: list[str], timeout: flo
 def kometa_environment(proxy: ProxyProcess, secrets: list[str], base: dict[str, str] | None = None) -> dict[str, str]:
     """Kometa's environment, from the allowlist of `child_environment`: no KOMETA_*/PMM_* overrides, no
     variable holding the Plex token or a service key (`secrets`), none of the parent's proxy settings; outside
-    calls through the proxy's forward mode, trusting its per-job CA; the reverse proxy reached directly."""
+    calls through the proxy's forward mode (`kometa_proxy_environment`)."""
     env = child_environment(secrets, base)
-    if proxy.outside_port:
-        outside = f"http://127.0.0.1:{proxy.outside_port}"
-        ca = str(proxy.job / "mitmproxy" / "mitmproxy-ca-cert.pem")
-        env.update(HTTP_PROXY=outside, HTTPS_PROXY=outside, http_proxy=outside, https_proxy=outside,
-                   NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-                   REQUESTS_CA_BUNDLE=ca, SSL_CERT_FILE=ca)
+    env.update(kometa_proxy_environment(proxy))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -143,42 +148,94 @@ class KometaTimeout(Exception):
     pass
 
 
-def run_kometa(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, timeout: float,
-               on_line: Callable[[str], None] | None = None, on_tick: Callable[[], None] | None = None) -> int:
-    """Run Kometa to the end, its output to `log_path` (and each line to `on_line`; Kometa's carriage-return
-    progress lines count as lines).
+#: The launcher Kometa's interpreter runs (standard library only): kometa.py, started early, run on cue.
+START_SCRIPT = Path(__file__).parent / "kometa_start.py"
 
-    Raises `KometaTimeout` after `timeout` seconds and re-raises KeyboardInterrupt, in both cases
-    after stopping Kometa and everything it started.
+
+class KometaProcess:
+    """Kometa, started before it is needed (its imports overlap the proxy's start-up, or the last watch
+    iteration), and told to run once the proxy listens. Its output goes to `log_path` (and each line, Kometa's
+    carriage-return progress lines included, to `on_line`).
+
+    Kometa is never modified: kometa_start.py runs kometa.py as `python kometa.py <arguments>` would, once the
+    arguments are handed over (`go`).
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
 
-        def pump() -> None:
-            for raw in process.stdout:
-                log_file.write(raw)
-                log_file.flush()
-                if on_line is not None:
-                    for part in raw.decode("utf-8", "replace").replace("\r", "\n").split("\n"):
-                        if part.strip():
-                            on_line(part.rstrip())
+    def __init__(self, kometa: KometaCommand, handoff: Path, log_path: Path, env: dict[str, str],
+                 on_line: Callable[[str], None] | None = None) -> None:
+        handoff.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.handoff = handoff
+        self.on_line = on_line
+        self.spawned = time.monotonic()
+        self.started_at: float | None = None
+        self.exited_at: float | None = None
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen([kometa.python, str(START_SCRIPT), str(handoff), str(kometa.script)],
+                                        cwd=kometa.folder, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._reader = threading.Thread(target=self._pump, name="kometa-output", daemon=True)
+        self._reader.start()
 
-        reader = threading.Thread(target=pump, name="kometa-output", daemon=True)
-        reader.start()
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self._log.write(raw)
+            self._log.flush()
+            if self.on_line is not None:
+                for part in raw.decode("utf-8", "replace").replace("\r", "\n").split("\n"):
+                    if part.strip():
+                        self.on_line(part.rstrip())
+
+    def go(self, args: list[str], env: dict[str, str]) -> None:
+        """Run kometa.py with these arguments, and these variables added to its environment."""
+        self.started_at = time.monotonic()
+        write_private(self.handoff / "go.json", json.dumps({"args": args, "env": env}))
+
+    def finish(self, timeout: float, on_tick: Callable[[], None] | None = None) -> int:
+        """Wait for Kometa to end. Raises `KometaTimeout` after `timeout` seconds and re-raises KeyboardInterrupt,
+        in both cases after stopping Kometa and everything it started."""
         deadline = time.monotonic() + timeout
         try:
-            while process.poll() is None:
+            while self.process.poll() is None:
                 if time.monotonic() > deadline:
-                    stop_process(process, group=True)
+                    self.cancel()
                     raise KometaTimeout(f"Kometa was stopped after {timeout:g}s (kometa.timeout)")
                 if on_tick is not None:
                     on_tick()
-                time.sleep(0.2)
+                time.sleep(0.05)
         except BaseException:
-            stop_process(process, group=True)
+            self.cancel()
             raise
         finally:
-            reader.join(timeout=5)
-    return process.returncode
+            self.exited_at = self.exited_at or time.monotonic()
+            self._reader.join(timeout=5)
+            self._log.close()
+        return self.process.returncode
+
+    def cancel(self) -> None:
+        stop_process(self.process, group=True)
+        self.exited_at = self.exited_at or time.monotonic()
+
+    @property
+    def own_seconds(self) -> float | None:
+        """Kometa's own time: its imports (done early) plus its run from the cue to its exit."""
+        if self.started_at is None or self.exited_at is None:
+            return None
+        try:
+            imports = json.loads((self.handoff / "warm.json").read_text(encoding="utf-8"))["import_seconds"]
+        except (OSError, ValueError, KeyError):
+            imports = 0.0
+        return round(imports + self.exited_at - self.started_at, 3)
+
+
+def kometa_proxy_environment(proxy: ProxyProcess) -> dict[str, str]:
+    """What Kometa's environment gets once the proxy listens: its outside calls through the proxy's forward mode,
+    trusting the proxy's per-job CA; the reverse proxy reached directly."""
+    if not proxy.outside_port:
+        return {}
+    outside = f"http://127.0.0.1:{proxy.outside_port}"
+    ca = str(proxy.job / "mitmproxy" / "mitmproxy-ca-cert.pem")
+    return {"HTTP_PROXY": outside, "HTTPS_PROXY": outside, "http_proxy": outside, "https_proxy": outside,
+            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "REQUESTS_CA_BUNDLE": ca,
+            "SSL_CERT_FILE": ca}

@@ -22,17 +22,18 @@ import yaml
 from . import export, kometa_config, kometa_log, sample, shards
 from .config import ConfigError, PreviewConfig, Shard, Target, load
 from .events import Event, Follower, RenderEvent
+from .events import read as read_journal
 from .files import write_atomic
 from .job import JobLayout
 from .kometa_runner import (
     OWN_INTERPRETER,
     KometaCommand,
     KometaNotFound,
+    KometaProcess,
     KometaTimeout,
     find_kometa,
-    kometa_environment,
+    kometa_proxy_environment,
     requirements_problem,
-    run_kometa,
 )
 from .launcher import LaunchError, ProxyProcess, start_proxy
 from .limits import RESERVE_BYTES
@@ -145,7 +146,7 @@ def _keep_redacted_copy(layout: JobLayout) -> None:
         log.warning("could not keep kometa_run.redacted.yml: %s", exc.strerror)
 
 
-def _interrupt_on_sigterm() -> None:
+def interrupt_on_sigterm() -> None:
     """SIGTERM and SIGINT both end a render the Ctrl-C way (children stopped, summary written). SIGINT is set
     explicitly: a render started from a background job or `nohup` inherits it ignored, and would run on."""
     def handler(*_):
@@ -178,7 +179,7 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
     else:
         job = prepare_job(config, request.job, request.force)
     handler = _file_logging(job.folder)
-    _interrupt_on_sigterm()
+    interrupt_on_sigterm()
     try:
         if not config.dry_run_libraries:
             return _run(request, config, kometa, job, reporter)
@@ -272,85 +273,122 @@ def _abandon(job: Job, message: str) -> RenderError:
     return RenderError(message)
 
 
+@dataclass
+class KometaPass:
+    """One run of Kometa through a proxy that is already up: how it ended."""
+    exit_code: int | None = None
+    error: str | None = None
+    seconds: float | None = None
+    ran: bool = False
+
+
+def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, proxy: ProxyProcess,
+                folder: Path, reporter: Reporter, cancel: threading.Event | None = None,
+                started: KometaProcess | None = None) -> KometaPass:
+    """Kometa once, against `proxy`, with a fresh config folder `<folder>/kometa/` and its output in
+    `<folder>/logs/kometa.log`: `started` when it was started early (its imports done while the proxy started),
+    else started now. Raises `RenderError` for a configuration that cannot work (before Kometa runs),
+    `KometaTimeout`, `LaunchError` (the proxy died) and KeyboardInterrupt (Ctrl-C, or `cancel`)."""
+    layout, proxy_layout = JobLayout(folder), JobLayout(proxy.job)
+    libraries = list(proxy.libraries)
+    if not libraries:
+        if started is not None:
+            started.cancel()
+        reporter.stage("No target was found in Plex: Kometa is not run")
+        return KometaPass()
+    try:
+        document = kometa_config.build(config, proxy.url, proxy.client_token, libraries, offline=request.offline,
+                                       kometa_folder=kometa.folder)
+    except kometa_config.KometaConfigError as exc:
+        if started is not None:
+            started.cancel()
+        raise RenderError(str(exc)) from None
+    run_yml = kometa_config.write(layout.kometa, document)
+    reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
+    wanted = {r.get("rating_key") for r in read_journal(proxy_layout.journal) if r.get("event") == Event.TARGET}
+    follower = Follower(proxy_layout.journal, start_at_end=True)
+    captured: set[str] = set()
+
+    def tick() -> None:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
+        lines = follower.new_lines()
+        wanted.update(r.get("rating_key") for r in lines if r.get("event") == Event.TARGET)
+        fresh = {r.get("rating_key") for r in lines if r.get("event") == Event.CAPTURED_UPLOAD}
+        if fresh & wanted - captured:
+            captured.update(fresh & wanted)
+            reporter.progress(len(captured), len(wanted))
+        if not proxy.alive():
+            raise LaunchError("the proxy exited while Kometa was running")
+
+    process = started or kometa.start(layout.kometa_start, layout.kometa_log, config.secret_values())
+    process.on_line = KometaLines(reporter)
+    outcome = KometaPass(ran=True)
+    try:
+        process.go(kometa.arguments(run_yml, libraries), kometa_proxy_environment(proxy))
+        outcome.exit_code = process.finish(request.timeout or config.kometa.timeout, on_tick=tick)
+        tick()
+    finally:
+        outcome.seconds = process.own_seconds
+        _keep_redacted_copy(layout)
+    if outcome.exit_code != 0:
+        outcome.error = f"Kometa exited with code {outcome.exit_code} (see logs/kometa.log)"
+    return outcome
+
+
 def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
          reporter: Reporter, shard: Shard | None = None, cancel: threading.Event | None = None) -> export.Outcome:
     """One job: proxy, Kometa, export. `cancel` (a sharded run's Ctrl-C) ends it the way Ctrl-C ends a render."""
     total = len(config.targets)
     timings: dict[str, float] = {}
     clock = time.monotonic()
-    kometa_exit: int | None = None
-    error: str | None = None
+    result = KometaPass()
     interrupted = False
     try:
         what = f"{total} targets" if not config.dry_run_libraries else \
             f"every item of {', '.join(config.dry_run_libraries)}" + (f" and {total} targets" if total else "")
         reporter.stage(f"Starting the proxy ({'mock library' if request.mock else 'filter'} mode, "
                        f"{'offline' if request.offline else 'online'}) for {what}")
+        layout = JobLayout(job.folder)
+        # Kometa starts now too: its imports overlap the proxy's start, and it runs once the proxy listens.
+        early = kometa.start(layout.kometa_start, layout.kometa_log, config.secret_values())
         try:
             job.proxy = start_proxy(config.for_proxy(shard), job.folder, mock=request.mock, outside=True,
                                     offline=request.offline, secrets=config.secret_values())
         except LaunchError as exc:
+            early.cancel()
             raise _abandon(job, f"proxy: {exc}") from None
+        except BaseException:
+            early.cancel()
+            raise
         timings["proxy_start"] = round(time.monotonic() - clock, 3)
-        libraries = list(job.proxy.libraries)
-        if libraries:
-            try:
-                document = kometa_config.build(config, job.proxy.url, job.proxy.client_token, libraries,
-                                               offline=request.offline, kometa_folder=kometa.folder)
-            except kometa_config.KometaConfigError as exc:
-                raise _abandon(job, str(exc)) from None
-            layout = JobLayout(job.folder)
-            run_yml = kometa_config.write(layout.kometa, document)
-            reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
-            follower = Follower(layout.journal)
-            captured: set[str] = set()
-            wanted: set[str] = set()
-
-            def tick() -> None:
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt
-                lines = follower.new_lines()
-                wanted.update(r.get("rating_key") for r in lines if r.get("event") == Event.TARGET)
-                fresh = {r.get("rating_key") for r in lines if r.get("event") == Event.CAPTURED_UPLOAD}
-                if fresh & wanted - captured:
-                    captured.update(fresh & wanted)
-                    reporter.progress(len(captured), len(wanted))
-                if not job.proxy.alive():
-                    raise LaunchError("the proxy exited while Kometa was running")
-
-            kometa_clock = time.monotonic()
-            try:
-                kometa_exit = run_kometa(kometa.argv(run_yml, libraries),
-                                         kometa_environment(job.proxy, config.secret_values()),
-                                         cwd=kometa.script.parent,
-                                         log_path=layout.kometa_log,
-                                         timeout=request.timeout or config.kometa.timeout,
-                                         on_line=KometaLines(reporter), on_tick=tick)
-                tick()
-            finally:
-                timings["kometa"] = round(time.monotonic() - kometa_clock, 3)
-                _keep_redacted_copy(layout)
-            if kometa_exit != 0:
-                error = f"Kometa exited with code {kometa_exit} (see logs/kometa.log)"
-        else:
-            reporter.stage("No target was found in Plex: Kometa is not run")
-    except KometaTimeout as exc:
-        error = str(exc)
-    except LaunchError as exc:
-        error = str(exc)
+        try:
+            result = kometa_pass(request, config, kometa, job.proxy, job.folder, reporter, cancel, early)
+        except RenderError as exc:
+            raise _abandon(job, str(exc)) from None
+        except (KometaTimeout, LaunchError) as exc:
+            result.error = str(exc)
     except OSError as exc:  # e.g. the disk filled up while Kometa ran
-        error = f"{exc.strerror or exc} while running Kometa ({exc.filename or 'job folder'})"
-        log.error("%s %s", RenderEvent.RENDER_ERROR, error)
+        result.error = f"{exc.strerror or exc} while running Kometa ({exc.filename or 'job folder'})"
+        log.error("%s %s", RenderEvent.RENDER_ERROR, result.error)
     except KeyboardInterrupt:
         interrupted = True
-        error = "interrupted"
-    finally:
+        result.error = "interrupted"
+    except BaseException:
         if job.proxy is not None:
             job.proxy.stop()
+        raise
+    # The proxy stops (its `done` hooks, ~0.5 s) while the posters are exported.
+    stopper = threading.Thread(target=job.proxy.stop, name="proxy-stop") if job.proxy is not None else None
+    if stopper is not None:
+        stopper.start()
+    if result.seconds is not None:
+        timings["kometa"] = result.seconds
     reporter.stage("Exporting the captured posters")
     timings["total_before_export"] = round(time.monotonic() - clock, 3)
-    outcome = export.collect(config, job.folder, kometa_exit_code=kometa_exit, error=error, interrupted=interrupted,
-                             started=job.started, timings=timings, reserve=JobLayout(job.folder).reserve,
-                             kometa_version=kometa.version)
+    outcome = export.collect(config, job.folder, kometa_exit_code=result.exit_code, error=result.error,
+                             interrupted=interrupted, started=job.started, timings=timings,
+                             reserve=JobLayout(job.folder).reserve, kometa_version=kometa.version,
+                             proxy_stopping=stopper.join if stopper is not None else None)
     log.info("%s exit_code=%d success=%s", RenderEvent.RENDER_DONE, outcome.exit_code, outcome.summary.success)
     return outcome
