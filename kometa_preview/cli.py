@@ -328,11 +328,80 @@ def _open(path: Path) -> None:
 
 
 @main.command()
+@click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
+              help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py).")
+@click.option("--kometa-python", envvar="KOMETA_PYTHON", help=KOMETA_PYTHON_HELP)
+@click.option("--offline", is_flag=True,
+              help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally.")
+@click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
+              help="Forward listings to Plex and filter them (legacy mode).")
+@click.option("--job", type=click.Path(file_okay=False, path_type=Path),
+              help="Watch folder (default: a new watch-<time> folder under preview.output).")
+@click.option("--force", is_flag=True, help="Replace --job if it already exists.")
+@click.option("--timeout", type=click.IntRange(min=1),
+              help="Seconds before one Kometa run is stopped (default: kometa.timeout).")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(min=0, max=65535),
+              help="Port of the live page on 127.0.0.1 (0 picks a free one).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the page's address.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
+def watch(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
+          job: Path | None, force: bool, timeout: int | None, port: int, quiet: bool, verbose: bool) -> None:
+    """Render, then render again whenever preview.yml, an overlay file it names (or one those name), or an input
+    image changes; a live page shows each iteration's before/after and what changed, without reloading.
+
+    Prints one line `page: http://127.0.0.1:PORT/?token=T`. Ctrl-C stops every child.
+    """
+    from .config import mock_library_from_environment
+    from .render import RenderError, RenderRequest
+    from .watch import Watch
+
+    if port:
+        _check_port(port, "--port")
+    mock = not filter_mode and mock_library_from_environment()
+    request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
+                            job=job, force=force, timeout=timeout)
+    try:
+        session = Watch(request, TerminalReporter(quiet, verbose), port)
+    except OSError as exc:  # taken between the check and the bind
+        raise UserError(f"--port: port {port} on 127.0.0.1 cannot be used ({exc.strerror})") from None
+    try:
+        code = session.run(lambda url: click.echo(f"page: {url}"))
+    except RenderError as exc:
+        session.close()
+        raise UserError(str(exc)) from None
+    raise SystemExit(code)
+
+
+@main.command()
+@click.argument("a", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("b", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where diff.html and the heat maps go (default: B's output folder).")
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when any target changed (for scripts).")
+def diff(a: Path, b: Path, out: Path | None, fail_on_change: bool) -> None:
+    """Compare two previews (output folders, jobs, or watch iterations): each target identical, or changed with
+    the share of pixels that differ and a heat map. Writes diff.html; one line per target."""
+    from .diff import DiffError, compare, output_of, write_html
+    try:
+        target = out or output_of(b)
+        changes = compare(a, b, target)
+    except DiffError as exc:
+        raise UserError(f"diff: {exc}") from None
+    target.mkdir(parents=True, exist_ok=True)
+    for change in changes:
+        click.echo(change.line)
+    click.echo(f"diff:    {write_html(target, a, b, changes)}")
+    raise SystemExit(1 if fail_on_change and any(c.result != "identical" for c in changes) else 0)
+
+
+@main.command()
 @click.argument("job", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def merge(job: Path) -> None:
     """Merge the shards of a dry run rendered apart (render --shards N --shard K --job JOB, one per machine) into
     JOB/output: the images, summary.json, report.html and contact.html."""
-    from .shards import SHARDS, merge_job
+    from .job import SHARDS
+    from .shards import merge_job
     if not any((job / SHARDS).glob("*/output/summary.json")):
         raise UserError(f"merge: {job} holds no rendered shard ({job / SHARDS}/*/output/summary.json)")
     outcome = merge_job(job)

@@ -114,16 +114,19 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
             interrupted: bool = False, started: float | None = None,
             timings: dict[str, float] | None = None, reserve: Path | None = None,
             kometa_version: str | None = None, proxy_job: Path | None = None,
-            since: float | None = None, proxy_stopping: Callable[[], None] | None = None) -> Outcome:
+            since: float | None = None, proxy_stopping: Callable[[float], bool] | None = None,
+            lines: list[dict[str, Any]] | None = None) -> Outcome:
     """Map captures to targets and write the results. `reserve` is a file holding back disk space: it is
     deleted just before summary.json is written, so a full disk still gets its summary. `proxy_job` is where the
     proxy keeps its journal and captures when it serves several runs (`watch`), and `since` when this run began.
-    `proxy_stopping` waits for a proxy still stopping: the images are exported meanwhile (Kometa has exited, so
-    every capture is in the journal), and the proxy's last lines (its figures) are read after it."""
+    `proxy_stopping(seconds)` waits that long for a proxy still stopping and says whether it has exited: the
+    images are exported meanwhile (Kometa has exited, so every capture is in the journal), then the proxy's
+    figures (its `done` hook's PROXY_DONE line) are waited for — not the rest of mitmproxy's shutdown. `lines`: the
+    journal's lines, when the caller follows the journal already (`watch`: not re-read on every iteration)."""
     layout = JobLayout(job)
     proxy_layout = JobLayout(proxy_job or job)
     follower = Follower(proxy_layout.journal)
-    lines = follower.new_lines()
+    lines = list(lines) if lines is not None else follower.new_lines()
     lines += captures_on_disk(proxy_layout.by_ratingkey, lines)
     if since is not None:
         lines = iteration_lines(lines, since)
@@ -141,12 +144,14 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
                                              choose_capture([c for c in captures if c.rating_key == key]),
                                              lambda t=target, k=known: befores.poster(t, k) if k else None)
     befores.close()
+    kometa_run = kometa_log.read(layout.kometa_meta_log, layout.kometa_log)
     if proxy_stopping is not None:
-        proxy_stopping()
-        journal = Records(lines + follower.new_lines())
+        tail = follower.new_lines()
+        while not any(line.get("event") == Event.PROXY_DONE for line in tail) and not proxy_stopping(0.01):
+            tail += follower.new_lines()
+        journal = Records(lines + tail + follower.new_lines())
     summary = summarize(journal, config, exported, kometa_exit_code=kometa_exit_code, error=error,
-                        interrupted=interrupted, started=started, timings=timings or {},
-                        kometa=kometa_log.read(layout.kometa_meta_log, layout.kometa_log),
+                        interrupted=interrupted, started=started, timings=timings or {}, kometa=kometa_run,
                         kometa_version=kometa_version, output_prefix=str(layout.output))
     for target_id, result in summary.targets.items():
         if result.status == UNCHANGED:

@@ -29,6 +29,8 @@ from typing import Any
 from .files import write_private
 
 STAMP_FORMAT = "%Y%m%d_%H%M%S_%f"
+#: A sharded dry run's job folder holds its shards' job folders here: shards/<round>-<n>/ (shards.py).
+SHARDS = "shards"
 
 
 @dataclass(frozen=True)

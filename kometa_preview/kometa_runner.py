@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from . import kometa_log
 from .files import write_private
@@ -65,13 +66,13 @@ class KometaCommand:
         return ["--config", str(run_config), "--run", "--overlays-only", "--run-libraries", "|".join(libraries),
                 "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing"]
 
-    def start(self, handoff: Path, log_path: Path, secrets: list[str],
+    def start(self, handoff: Path, secrets: list[str],
               on_line: Callable[[str], None] | None = None) -> KometaProcess:
         """Kometa, started now and waiting for its cue (`KometaProcess.go`), in an allowlisted environment
         (`child_environment`: no KOMETA_*/PMM_* overrides, nothing holding a secret)."""
         env = child_environment(secrets)
         env["PYTHONUNBUFFERED"] = "1"
-        return KometaProcess(self, handoff, log_path, env, on_line)
+        return KometaProcess(self, handoff, env, on_line)
 
 
 def _interpreter(text: str, source: str) -> str:
@@ -134,16 +135,6 @@ def requirements_problem(kometa: KometaCommand, secrets: list[str], timeout: flo
     return None
 
 
-def kometa_environment(proxy: ProxyProcess, secrets: list[str], base: dict[str, str] | None = None) -> dict[str, str]:
-    """Kometa's environment, from the allowlist of `child_environment`: no KOMETA_*/PMM_* overrides, no
-    variable holding the Plex token or a service key (`secrets`), none of the parent's proxy settings; outside
-    calls through the proxy's forward mode (`kometa_proxy_environment`)."""
-    env = child_environment(secrets, base)
-    env.update(kometa_proxy_environment(proxy))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 class KometaTimeout(Exception):
     pass
 
@@ -154,23 +145,29 @@ START_SCRIPT = Path(__file__).parent / "kometa_start.py"
 
 class KometaProcess:
     """Kometa, started before it is needed (its imports overlap the proxy's start-up, or the last watch
-    iteration), and told to run once the proxy listens. Its output goes to `log_path` (and each line, Kometa's
-    carriage-return progress lines included, to `on_line`).
+    iteration), and told to run once the proxy listens. Its output goes to the log file named at `go` (and each
+    line, Kometa's carriage-return progress lines included, to `on_line`).
 
     Kometa is never modified: kometa_start.py runs kometa.py as `python kometa.py <arguments>` would, once the
     arguments are handed over (`go`).
     """
 
-    def __init__(self, kometa: KometaCommand, handoff: Path, log_path: Path, env: dict[str, str],
+    def __init__(self, kometa: KometaCommand, handoff: Path, env: dict[str, str],
                  on_line: Callable[[str], None] | None = None) -> None:
         handoff.mkdir(parents=True, exist_ok=True)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.kometa = kometa
         self.handoff = handoff
         self.on_line = on_line
         self.spawned = time.monotonic()
         self.started_at: float | None = None
         self.exited_at: float | None = None
-        self._log = log_path.open("ab")
+        #: Wall-clock times of the cue and of the exit, for the page and the benchmark.
+        self.started_wall: float | None = None
+        self.exited_wall: float | None = None
+        self._log: BinaryIO | None = None
+        self._early = bytearray()          # output before `go` named the log (a crash while importing)
+        self._output_lock = threading.Lock()
+        self._eof = threading.Event()
         self.process = subprocess.Popen([kometa.python, str(START_SCRIPT), str(handoff), str(kometa.script)],
                                         cwd=kometa.folder, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -179,17 +176,35 @@ class KometaProcess:
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._log.write(raw)
-            self._log.flush()
-            if self.on_line is not None:
-                for part in raw.decode("utf-8", "replace").replace("\r", "\n").split("\n"):
-                    if part.strip():
-                        self.on_line(part.rstrip())
+        try:
+            for raw in iter(lambda: self.process.stdout.read1(65536), b""):  # type: ignore[union-attr]
+                with self._output_lock:
+                    if self._log is None:
+                        self._early += raw
+                    else:
+                        self._log.write(raw)
+                        self._log.flush()
+                if self.on_line is not None:
+                    for part in raw.decode("utf-8", "replace").replace("\r", "\n").split("\n"):
+                        if part.strip():
+                            self.on_line(part.rstrip())
+        finally:
+            self._eof.set()  # Kometa closed its output: it has exited (or is about to)
 
-    def go(self, args: list[str], env: dict[str, str]) -> None:
-        """Run kometa.py with these arguments, and these variables added to its environment."""
-        self.started_at = time.monotonic()
+    @property
+    def usable(self) -> bool:
+        """Still waiting for its cue (a process started for a later watch iteration may have died meanwhile)."""
+        return self.started_at is None and self.process.poll() is None
+
+    def go(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        """Run kometa.py with these arguments, and these variables added to its environment; its output from now
+        on (and what it printed before) goes to `log_path`."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._output_lock:
+            self._log = log_path.open("ab")
+            self._log.write(bytes(self._early))
+            self._early.clear()
+        self.started_at, self.started_wall = time.monotonic(), time.time()
         write_private(self.handoff / "go.json", json.dumps({"args": args, "env": env}))
 
     def finish(self, timeout: float, on_tick: Callable[[], None] | None = None) -> int:
@@ -203,30 +218,44 @@ class KometaProcess:
                     raise KometaTimeout(f"Kometa was stopped after {timeout:g}s (kometa.timeout)")
                 if on_tick is not None:
                     on_tick()
-                time.sleep(0.05)
+                if self._eof.wait(0.05):  # its output closes as it exits: seen at once, not at the next poll
+                    try:
+                        self.process.wait(timeout=0.5)
+                    except subprocess.TimeoutExpired:
+                        pass  # something Kometa started still holds its output: poll on
         except BaseException:
             self.cancel()
             raise
         finally:
-            self.exited_at = self.exited_at or time.monotonic()
+            self._mark_exit()
             self._reader.join(timeout=5)
-            self._log.close()
+            with self._output_lock:
+                if self._log is not None:
+                    self._log.close()
         return self.process.returncode
+
+    def _mark_exit(self) -> None:
+        if self.exited_at is None:
+            self.exited_at, self.exited_wall = time.monotonic(), time.time()
 
     def cancel(self) -> None:
         stop_process(self.process, group=True)
-        self.exited_at = self.exited_at or time.monotonic()
+        self._mark_exit()
+
+    @property
+    def import_seconds(self) -> float:
+        """How long its imports took (done before the cue)."""
+        try:
+            return float(json.loads((self.handoff / "warm.json").read_text(encoding="utf-8"))["import_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
 
     @property
     def own_seconds(self) -> float | None:
         """Kometa's own time: its imports (done early) plus its run from the cue to its exit."""
         if self.started_at is None or self.exited_at is None:
             return None
-        try:
-            imports = json.loads((self.handoff / "warm.json").read_text(encoding="utf-8"))["import_seconds"]
-        except (OSError, ValueError, KeyError):
-            imports = 0.0
-        return round(imports + self.exited_at - self.started_at, 3)
+        return round(self.import_seconds + self.exited_at - self.started_at, 3)
 
 
 def kometa_proxy_environment(proxy: ProxyProcess) -> dict[str, str]:

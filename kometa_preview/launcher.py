@@ -235,7 +235,7 @@ def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) ->
             if process.poll() is not None:
                 raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
                                   f"{_last_error(log_path)}")
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise LaunchError(f"the proxy was not ready after {timeout:g}s (see {log_path})")
     except BaseException:
         # Ctrl-C or a failure while waiting: the caller has no handle yet, so the child is ours to stop.

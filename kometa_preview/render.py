@@ -13,18 +13,20 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import yaml
 
-from . import export, kometa_config, kometa_log, sample, shards
+from . import kometa_config, kometa_log
 from .config import ConfigError, PreviewConfig, Shard, Target, load
 from .events import Event, Follower, RenderEvent
 from .events import read as read_journal
 from .files import write_atomic
-from .job import JobLayout
+from .job import SHARDS, JobLayout
 from .kometa_runner import (
     OWN_INTERPRETER,
     KometaCommand,
@@ -37,8 +39,14 @@ from .kometa_runner import (
 )
 from .launcher import LaunchError, ProxyProcess, start_proxy
 from .limits import RESERVE_BYTES
-from .plex.client import Upstream, UpstreamError
 from .redaction import redact_document
+
+if TYPE_CHECKING:
+    from . import export
+
+#: What the export step imports (Pillow, the report, the Plex client: ~0.15 s), kept off the path from the command
+#: to Kometa's start, and imported while Kometa runs (`_import_export_step`) instead of after it.
+EXPORT_MODULES = ("kometa_preview.export",)
 
 log = logging.getLogger("kometa_preview.render")
 
@@ -164,6 +172,7 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         config = sampled(config, config.dry_run_libraries, request.sample)
     if (request.shards > 1 or request.resume) and not config.dry_run_libraries:
         raise RenderError("--shards and --resume split a dry run: give --library NAME or preview.libraries")
+    one_shot = not config.dry_run_libraries
     kometa = choose_kometa(config, request.kometa, request.kometa_python)
     reporter.kometa_found(kometa)
     if request.shard is not None:
@@ -171,9 +180,9 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
             raise RenderError(f"--shard K needs --shards N with 1 ≤ K ≤ N and --job (the folder every shard of the "
                               f"run writes into), not --shard {request.shard} --shards {request.shards}")
         request.job.mkdir(parents=True, exist_ok=True)
-        job = prepare_job(config, request.job / shards.SHARDS / f"1-{request.shard}", request.force)
+        job = prepare_job(config, request.job / SHARDS / f"1-{request.shard}", request.force)
     elif request.resume is not None:
-        if not (request.resume / shards.SHARDS).is_dir():
+        if not (request.resume / SHARDS).is_dir():
             raise RenderError(f"--resume {request.resume}: not a dry run's job folder (it has no shards/)")
         job = Job(request.resume.resolve(), created=False)
     else:
@@ -181,7 +190,7 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
     handler = _file_logging(job.folder)
     interrupt_on_sigterm()
     try:
-        if not config.dry_run_libraries:
+        if one_shot:
             return _run(request, config, kometa, job, reporter)
         if request.shard is not None:
             return _run(request, config, kometa, job, reporter, Shard(request.shard - 1, request.shards))
@@ -190,6 +199,7 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
             return _run(request, config, kometa, prepare_job(config, folder, force=False), shard_reporter, shard,
                         cancel)
 
+        from . import shards
         outcome = shards.run(one, config, job.folder, reporter, request.shards, resume=request.resume is not None)
         JobLayout(job.folder).reserve.unlink(missing_ok=True)
         log.info("%s exit_code=%d success=%s", RenderEvent.RENDER_DONE, outcome.exit_code, outcome.summary.success)
@@ -219,6 +229,8 @@ class KometaLines:
 def sampled(config: PreviewConfig, libraries: tuple[str, ...], count: int) -> PreviewConfig:
     """preview.yml's targets and, from each library, a sample of at most `count` items showing every badge, instead
     of a whole-library dry run."""
+    from . import sample
+    from .plex.client import Upstream, UpstreamError
     if not libraries:
         raise RenderError("--sample N needs --library NAME (the library to sample)")
     upstream = Upstream(config.plex.url, config.plex.token, min(config.plex.timeout, 30), config.plex.verify_ssl)
@@ -242,8 +254,8 @@ def sampled(config: PreviewConfig, libraries: tuple[str, ...], count: int) -> Pr
 
 def choose_kometa(config: PreviewConfig, given: Path | None, python: str | None) -> KometaCommand:
     """Kometa and its interpreter (`kometa_runner.find_kometa`). An interpreter nobody chose (this tool's own) is
-    used only when Kometa starts with it: otherwise a RenderError says which one to set, before anything is
-    written."""
+    used only when Kometa starts with it (a Kometa start, ~0.2 s, on every render: naming the interpreter saves
+    it): otherwise a RenderError says which one to set, before anything is written."""
     try:
         kometa = find_kometa(given, config.kometa.path, python, config.kometa.python)
     except KometaNotFound as exc:
@@ -251,10 +263,14 @@ def choose_kometa(config: PreviewConfig, given: Path | None, python: str | None)
     if kometa.python_source == OWN_INTERPRETER:
         problem = requirements_problem(kometa, config.secret_values())
         if problem:
-            raise RenderError(f"Kometa cannot run with {kometa.python} ({OWN_INTERPRETER}): {problem}; point "
-                              "--kometa-python, KOMETA_PYTHON or kometa.python at the interpreter that has Kometa's "
-                              f"requirements (or make a venv in {kometa.folder / 'venv'})")
+            raise RenderError(_cannot_run(kometa, problem))
     return kometa
+
+
+def _cannot_run(kometa: KometaCommand, problem: str) -> str:
+    return (f"Kometa cannot run with {kometa.python} ({OWN_INTERPRETER}): {problem}; point --kometa-python, "
+            f"KOMETA_PYTHON or kometa.python at the interpreter that has Kometa's requirements (or make a venv in "
+            f"{kometa.folder / 'venv'})")
 
 
 def _abandon(job: Job, message: str) -> RenderError:
@@ -280,14 +296,18 @@ class KometaPass:
     error: str | None = None
     seconds: float | None = None
     ran: bool = False
+    #: When Kometa got its cue and when it exited (wall clock).
+    started_wall: float | None = None
+    exited_wall: float | None = None
 
 
 def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, proxy: ProxyProcess,
                 folder: Path, reporter: Reporter, cancel: threading.Event | None = None,
-                started: KometaProcess | None = None) -> KometaPass:
+                started: KometaProcess | None = None, wanted: set[str] | None = None) -> KometaPass:
     """Kometa once, against `proxy`, with a fresh config folder `<folder>/kometa/` and its output in
     `<folder>/logs/kometa.log`: `started` when it was started early (its imports done while the proxy started),
-    else started now. Raises `RenderError` for a configuration that cannot work (before Kometa runs),
+    else started now. `wanted`: the targets' ratingKeys, when the caller follows the journal already (else read
+    from it). Raises `RenderError` for a configuration that cannot work (before Kometa runs),
     `KometaTimeout`, `LaunchError` (the proxy died) and KeyboardInterrupt (Ctrl-C, or `cancel`)."""
     layout, proxy_layout = JobLayout(folder), JobLayout(proxy.job)
     libraries = list(proxy.libraries)
@@ -305,7 +325,8 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
         raise RenderError(str(exc)) from None
     run_yml = kometa_config.write(layout.kometa, document)
     reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
-    wanted = {r.get("rating_key") for r in read_journal(proxy_layout.journal) if r.get("event") == Event.TARGET}
+    wanted = set(wanted) if wanted is not None else \
+        {r.get("rating_key") for r in read_journal(proxy_layout.journal) if r.get("event") == Event.TARGET}
     follower = Follower(proxy_layout.journal, start_at_end=True)
     captured: set[str] = set()
 
@@ -321,19 +342,36 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
         if not proxy.alive():
             raise LaunchError("the proxy exited while Kometa was running")
 
-    process = started or kometa.start(layout.kometa_start, layout.kometa_log, config.secret_values())
+    if started is not None and not started.usable:
+        started.cancel()  # it died while it waited: start another
+        started = None
+    process = started or kometa.start(layout.kometa_start, config.secret_values())
     process.on_line = KometaLines(reporter)
     outcome = KometaPass(ran=True)
     try:
-        process.go(kometa.arguments(run_yml, libraries), kometa_proxy_environment(proxy))
+        process.go(kometa.arguments(run_yml, libraries), kometa_proxy_environment(proxy), layout.kometa_log)
         outcome.exit_code = process.finish(request.timeout or config.kometa.timeout, on_tick=tick)
         tick()
     finally:
         outcome.seconds = process.own_seconds
+        outcome.started_wall, outcome.exited_wall = process.started_wall, process.exited_wall
         _keep_redacted_copy(layout)
     if outcome.exit_code != 0:
         outcome.error = f"Kometa exited with code {outcome.exit_code} (see logs/kometa.log)"
     return outcome
+
+
+def _import_export_step() -> None:
+    for name in EXPORT_MODULES:
+        import_module(name)
+
+
+def _waiter(thread: threading.Thread) -> Callable[[float], bool]:
+    """Wait up to that many seconds for `thread` to end; whether it has."""
+    def wait(seconds: float) -> bool:
+        thread.join(seconds)
+        return not thread.is_alive()
+    return wait
 
 
 def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
@@ -351,7 +389,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
                        f"{'offline' if request.offline else 'online'}) for {what}")
         layout = JobLayout(job.folder)
         # Kometa starts now too: its imports overlap the proxy's start, and it runs once the proxy listens.
-        early = kometa.start(layout.kometa_start, layout.kometa_log, config.secret_values())
+        early = kometa.start(layout.kometa_start, config.secret_values())
         try:
             job.proxy = start_proxy(config.for_proxy(shard), job.folder, mock=request.mock, outside=True,
                                     offline=request.offline, secrets=config.secret_values())
@@ -362,6 +400,7 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
             early.cancel()
             raise
         timings["proxy_start"] = round(time.monotonic() - clock, 3)
+        threading.Thread(target=_import_export_step, name="import-export", daemon=True).start()
         try:
             result = kometa_pass(request, config, kometa, job.proxy, job.folder, reporter, cancel, early)
         except RenderError as exc:
@@ -378,7 +417,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
         if job.proxy is not None:
             job.proxy.stop()
         raise
-    # The proxy stops (its `done` hooks, ~0.5 s) while the posters are exported.
+    # The proxy stops (mitmproxy's shutdown, ~0.3 s) while the posters are exported; the summary waits only for
+    # its figures (the `done` hook's journal line), the render for its exit.
     stopper = threading.Thread(target=job.proxy.stop, name="proxy-stop") if job.proxy is not None else None
     if stopper is not None:
         stopper.start()
@@ -386,9 +426,14 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
         timings["kometa"] = result.seconds
     reporter.stage("Exporting the captured posters")
     timings["total_before_export"] = round(time.monotonic() - clock, 3)
-    outcome = export.collect(config, job.folder, kometa_exit_code=result.exit_code, error=result.error,
-                             interrupted=interrupted, started=job.started, timings=timings,
-                             reserve=JobLayout(job.folder).reserve, kometa_version=kometa.version,
-                             proxy_stopping=stopper.join if stopper is not None else None)
+    export = import_module("kometa_preview.export")
+    try:
+        outcome = export.collect(config, job.folder, kometa_exit_code=result.exit_code, error=result.error,
+                                 interrupted=interrupted, started=job.started, timings=timings,
+                                 reserve=JobLayout(job.folder).reserve, kometa_version=kometa.version,
+                                 proxy_stopping=_waiter(stopper) if stopper is not None else None)
+    finally:
+        if stopper is not None:
+            stopper.join()
     log.info("%s exit_code=%d success=%s", RenderEvent.RENDER_DONE, outcome.exit_code, outcome.summary.success)
     return outcome

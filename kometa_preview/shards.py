@@ -25,12 +25,11 @@ from . import contact, report
 from .config import PreviewConfig, Shard
 from .export import Outcome
 from .files import write_json
-from .job import CaptureName, JobLayout
+from .job import SHARDS, CaptureName, JobLayout
 from .kometa_runner import KometaCommand
 from .summary import Summary, load, merge
 
 log = logging.getLogger("kometa_preview.shards")
-SHARDS = "shards"
 
 
 def captured_keys(job: Path) -> frozenset[str]:

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -338,6 +339,128 @@ def xml_floor(sizes: list[int]) -> str:
     return table(rows, ["items", "listing MiB", "parse + serialize ms (floor)", "stream filter ms", "vs floor"])
 
 
+TEXT_OVERLAY = {"overlays": {"Hello": {"overlay": {
+    "name": "text(Hello)", "back_color": "#FF0000", "font_color": "#FFFFFF", "horizontal_offset": 30,
+    "vertical_offset": 30, "horizontal_align": "left", "vertical_align": "top"}, "plex_all": True}}}
+
+
+def cost_config(folder: Path, server: SampleServer, kometa: Path, python: str | None) -> Path:
+    """5 movie targets, one text overlay from a file beside preview.yml (what a user edits while watching)."""
+    (folder / "overlays.yml").write_text(yaml.safe_dump(TEXT_OVERLAY), encoding="utf-8")
+    document = {"plex": {"url": server.url, "token": TOKEN, "timeout": 300},
+                "libraries": {"Movies": {"overlay_files": [{"file": "overlays.yml"}]}},
+                "kometa": {"path": str(kometa), "timeout": 900, **({"python": python} if python else {})},
+                "preview": {"output": str(folder / "out"), "targets": TARGETS}}
+    path = folder / "preview.yml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def one_shot_cost(config: Path, folder: Path) -> dict:
+    """A one-shot render timed from outside: its wall time against Kometa's own (imports + cue → exit)."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "-q",
+                             "--job", str(folder), "--force"], capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"render failed: {result.stderr.strip()[-500:]}")
+    timings = json.loads((folder / "output" / "summary.json").read_text())["timings_seconds"]
+    return {"wall": wall, "kometa": timings["kometa"], "overhead": wall - timings["kometa"],
+            "proxy_start": timings["proxy_start"]}
+
+
+def _state(port: int, token: str) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", f"/api/state?token={token}")
+    state = json.loads(connection.getresponse().read())
+    connection.close()
+    return state
+
+
+class PageEvents:
+    """The page's server-sent events, as the browser gets them: one message per state change."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
+        self.connection.request("GET", f"/events?token={token}")
+        self.response = self.connection.getresponse()
+
+    def next(self) -> None:
+        while (line := self.response.readline()) and not line.startswith(b"data:"):
+            pass
+
+
+def watch_costs(config: Path, folder: Path, edits: int) -> list[dict]:
+    """`watch`, edited `edits` times: from each save (the file's mtime) to the page learning that the iteration is
+    done (its server-sent event, then /api/state), minus Kometa's run from its cue to its exit."""
+    process = subprocess.Popen([sys.executable, "-m", "kometa_preview", "watch", str(config), "--offline", "-q",
+                                "--job", str(folder), "--force"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline().strip()
+        if not line.startswith("page: "):
+            raise SystemExit(f"watch printed {line!r}")
+        address = urllib.parse.urlsplit(line.removeprefix("page: "))
+        port, token = address.port, urllib.parse.parse_qs(address.query)["token"][0]
+        events = PageEvents(port, token)
+        wait_done(events, port, token, 1)
+        results = []
+        for edit in range(edits):
+            time.sleep(1.5)  # the user looks at the page; the next Kometa imports meanwhile
+            overlays = config.parent / "overlays.yml"
+            document = yaml.safe_load(overlays.read_text())
+            document["overlays"]["Hello"]["overlay"]["back_color"] = f"#{(edit * 40) % 256:02X}00FF"
+            overlays.write_text(yaml.safe_dump(document), encoding="utf-8")
+            saved = overlays.stat().st_mtime
+            state, seen = wait_done(events, port, token, edit + 2)
+            if state["status"] != "done":
+                raise SystemExit(f"iteration {edit + 2} {state['status']}: {state['error']}")
+            timings = state["timings"]
+            results.append({"save_to_done": seen - saved, "kometa_run": timings["kometa_run"],
+                            "overhead": seen - saved - timings["kometa_run"],
+                            "save_to_start": timings["save_to_start"], "exit_to_done": timings["exit_to_done"],
+                            "diff": timings.get("diff", 0.0)})
+        return results
+    finally:
+        process.send_signal(2)
+        process.wait(timeout=60)
+
+
+def wait_done(events: PageEvents, port: int, token: str, iteration: int) -> tuple[dict, float]:
+    while True:
+        state = _state(port, token)
+        if state["iteration"] == iteration and state["status"] in ("done", "failed"):
+            return state, time.time()
+        events.next()
+
+
+def costs(runs: int, edits: int, kometas: list[tuple[str, Path, str | None]]) -> str:
+    """What a preview adds to Kometa's own time: a one-shot render, and a watch iteration."""
+    shot_rows, watch_rows = [], []
+    for label, kometa, python in kometas:
+        with SampleServer(generate(seed=1, movies=100, shows=0), TOKEN) as server, \
+                tempfile.TemporaryDirectory() as scratch:
+            config = cost_config(Path(scratch), server, kometa, python)
+            shots = [one_shot_cost(config, Path(scratch) / f"shot{n}") for n in range(runs)]
+            for shot in shots:
+                print(f"  one-shot {label}: wall {shot['wall']:.2f}s, Kometa {shot['kometa']:.2f}s", file=sys.stderr)
+            shot_rows.append([label, spread([s["wall"] for s in shots]), spread([s["kometa"] for s in shots]),
+                              spread([s["overhead"] for s in shots]), spread([s["proxy_start"] for s in shots])])
+            iterations = watch_costs(config, Path(scratch) / "watch", edits)
+            for it in iterations:
+                print(f"  watch {label}: save→done {it['save_to_done']:.3f}s, Kometa {it['kometa_run']:.3f}s",
+                      file=sys.stderr)
+            watch_rows.append([label] + [spread([it[k] for it in iterations], 3) for k in
+                                         ("save_to_done", "kometa_run", "overhead", "save_to_start",
+                                          "exit_to_done", "diff")])
+    return ("One-shot render (5 targets, one text overlay, --offline; wall time from outside):\n\n" +
+            table(shot_rows, ["Kometa", "render wall s", "Kometa's own s", "added s (target ≤ 0.5)",
+                              "proxy start s"]) +
+            f"\n\nWatch iteration ({edits} edits of the overlay file; the page's event stream, as a browser gets "
+            f"it):\n\n" +
+            table(watch_rows, ["Kometa", "save → done s", "Kometa cue → exit s", "added s (target ≤ 0.3)",
+                               "save → Kometa's cue s", "Kometa's exit → done s", "of which diff s"]))
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -355,12 +478,24 @@ def main() -> int:
                         help="sizes at which to run the baseline (it overlays every item: slow)")
     parser.add_argument("--write-doc", action="store_true", help="refresh the tables in docs/PERFORMANCE.md")
     parser.add_argument("--dry-run-size", type=int, default=1000, help="items in the dry-run comparison")
-    parser.add_argument("--only", choices=["dry-run"], help="run only one section")
+    parser.add_argument("--only", choices=["dry-run", "cost"], help="run only one section")
+    parser.add_argument("--kometa", type=Path, help="cost section: also measure this real kometa.py")
+    parser.add_argument("--kometa-python", help="cost section: the interpreter with Kometa's requirements")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.sizes, args.baseline_sizes = 1, "100,1000", "100"
     sizes = [int(s) for s in args.sizes.split(",")]
     command = "python scripts/bench.py" + (" --quick" if args.quick else "")
+    kometas = [("stand-in", STANDIN, sys.executable)]  # its interpreter named, as an installed Kometa has it
+    if args.kometa:
+        version = (args.kometa.parent / "VERSION").read_text().strip()
+        kometas.append((f"Kometa {version}", args.kometa, args.kometa_python))
+    cost_runs, edits = (1, 3) if args.quick else (args.runs, 10)
+    if args.only == "cost":
+        print("\n\n".join([f"Command: `{command} --only cost"
+                            + (" --kometa …/kometa.py" if args.kometa else "") + f"` · "
+                            f"{time.strftime('%Y-%m-%d')} · {machine()}", costs(cost_runs, edits, kometas)]))
+        return 0
     if args.only == "dry-run":
         print("\n\n".join([f"Command: `{command} --only dry-run --dry-run-size {args.dry_run_size}` · "
                             f"{time.strftime('%Y-%m-%d')} · {machine()}",
@@ -370,6 +505,8 @@ def main() -> int:
     sections = [f"Command: `{command}` · {time.strftime('%Y-%m-%d')} · {machine()}",
                 "### Renders (5 targets, Kometa stand-in, --offline)",
                 renders(sizes, args.modes.split(","), args.runs, [int(s) for s in args.baseline_sizes.split(",") if s]),
+                "### What a preview adds to Kometa's own time",
+                costs(cost_runs, edits, kometas),
                 "### Proxy overhead per request and at start-up",
                 overheads(100 if args.quick else 400, 2 if args.quick else 5),
                 "### Filter mode: the streaming filter against plain parse + serialize",

@@ -158,3 +158,25 @@ def test_real_kometa_dry_run_of_a_movies_library_equals_its_own_run(sample_plex_
         else:
             assert entry["status"] == "unchanged"
     assert server.log.changes() == []
+
+
+def test_real_kometa_watch_renders_an_edited_overlay_file_like_a_one_shot_render(sample_plex, tmp_path):
+    from watching import Watching, diff_cli, one_shot, write_overlays
+    write_overlays(tmp_path / "overlays.yml", "#FF0000")
+    config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
+                               libraries={"Movies": {"overlay_files": [{"file": "overlays.yml"}]}},
+                               kometa={"timeout": 900})
+    kometa = CHECKOUT / "kometa.py"
+    watch = Watching(config, kometa, "--job", str(tmp_path / "watch"), python=PYTHON, startup_timeout=300)
+    try:
+        first = watch.wait_for(1, timeout=900)
+        assert first["status"] == "done" and first["targets"]["m"]["status"] == "exported", first
+        write_overlays(tmp_path / "overlays.yml", "#0000FF")
+        second = watch.wait_for(2, timeout=900)
+        assert second["status"] == "done" and set(second["changed"]) == {"m"}, second
+    finally:
+        assert watch.interrupt() == 130
+    assert one_shot(config, kometa, tmp_path / "oneshot", python=PYTHON).returncode == 0
+    same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out", str(tmp_path / "d"))
+    assert same.returncode == 0 and same.stdout.splitlines()[0] == "m identical", same.stdout + same.stderr
+    assert sample_plex.log.changes() == []

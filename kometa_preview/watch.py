@@ -1,0 +1,354 @@
+"""`kometa-preview watch preview.yml`: edit and see. The first render runs, then a new iteration starts by
+itself whenever preview.yml, an overlay file it references (followed into the files they name, those borrowed
+from kometa.config included) or an `input:` image changes — like `mkdocs serve`.
+
+The proxy stays up across iterations (its targets are read once; only a change of the targets, Plex or the
+outside allowlist starts a new one, in a new `proxy-<n>/` folder). Each iteration is a job folder of its own,
+`<watch>/iterations/<n>/` (Kometa's fresh config folder, its logs, `output/`), diffed against the previous one.
+The live page (page.py) follows it; a failing iteration shows its error beside the last good images.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import export, kometa_config
+from .config import ConfigError, PreviewConfig, ProxyConfig, load
+from .diff import compare, write_html
+from .events import STATE_EVENTS, Event, Follower
+from .job import JobLayout
+from .kometa_runner import KometaCommand, KometaProcess, KometaTimeout
+from .launcher import LaunchError, ProxyProcess, start_proxy
+from .page import LivePage, LiveState
+from .render import RenderError, RenderRequest, Reporter, choose_kometa, interrupt_on_sigterm, kometa_pass, prepare_job
+
+log = logging.getLogger("kometa_preview.watch")
+#: How often files are looked at, and how long they must stay unchanged before an iteration starts (editors save
+#: in several steps: a temporary file, a rename).
+POLL_SECONDS = 0.02
+SETTLE_SECONDS = 0.05
+PATH_KEYS = ("file", "folder")
+
+
+def _referenced(document: Any) -> list[str]:
+    """Every `file:`/`folder:` string anywhere in an overlay file (external templates, images…)."""
+    found, stack = [], [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            found += [v for k, v in value.items() if k in PATH_KEYS and isinstance(v, str)]
+            stack += list(value.values())
+        elif isinstance(value, list):
+            stack += value
+    return found
+
+
+def watched_files(config: PreviewConfig, kometa_folder: Path) -> set[Path]:
+    """preview.yml, kometa.config, every overlay file the libraries name (and the files those name, followed),
+    the files of every overlay folder, and the targets' input images."""
+    files = {config.source.resolve()}
+    user: dict[str, Any] = {}
+    if config.kometa.config:
+        files.add(config.kometa.config.resolve())
+        try:
+            user = kometa_config.read_user_config(config.kometa.config)
+        except kometa_config.KometaConfigError:
+            user = {}
+    titles = set(config.libraries) | set((user.get("libraries") or {}) if isinstance(user.get("libraries"), dict)
+                                         else ())
+    pending: list[Path] = []
+    for title in titles:
+        for source in kometa_config.overlay_sources(config, user, title, kometa_folder):
+            if source.kind == "file":
+                pending.append(Path(source.value))
+            elif source.kind == "folder":
+                files.add(Path(source.value))
+                pending += sorted([*Path(source.value).glob("*.yml"), *Path(source.value).glob("*.yaml")])
+    while pending:
+        path = pending.pop().resolve()
+        if path in files:
+            continue
+        files.add(path)
+        if path.suffix.lower() in (".yml", ".yaml") and path.is_file():
+            try:
+                document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            for reference in _referenced(document):  # Kometa resolves them in its folder; people next to the file
+                for base in (path.parent, kometa_folder):
+                    candidate = Path(reference) if Path(reference).is_absolute() else base / reference
+                    pending.append(candidate)
+    files.update(t.input.resolve() for t in config.targets if t.input is not None)
+    return files
+
+
+def snapshot(files: set[Path]) -> dict[Path, tuple[int, int] | None]:
+    """Each file's (mtime, size), None when it does not exist; a folder by its listing's newest mtime."""
+    seen: dict[Path, tuple[int, int] | None] = {}
+    for path in files:
+        try:
+            stat = path.stat()
+            seen[path] = (stat.st_mtime_ns, stat.st_size) if not path.is_dir() else \
+                (max([stat.st_mtime_ns, *(p.stat().st_mtime_ns for p in path.iterdir())]), 0)
+        except OSError:
+            seen[path] = None
+    return seen
+
+
+def wait_for_change(files: set[Path], stop: threading.Event) -> tuple[list[Path], float] | None:
+    """Block until one of `files` changes and stays unchanged for SETTLE_SECONDS: the files that changed and when
+    the last of them was saved (None when stopped)."""
+    before = snapshot(files)
+    while not stop.wait(POLL_SECONDS):
+        now = snapshot(files)
+        if now == before:
+            continue
+        seen_at = time.time()
+        while not stop.wait(SETTLE_SECONDS):
+            settled = snapshot(files)
+            if settled == now:
+                changed = sorted(p for p in files if before.get(p) != now.get(p))
+                saved = [s[0] / 1e9 for p in changed if (s := now.get(p)) is not None and s[0]]
+                return changed, max(saved) if saved else seen_at
+            now = settled
+    return None
+
+
+@dataclass
+class Iteration:
+    number: int
+    folder: Path
+    outcome: export.Outcome | None = None
+    error: str | None = None
+    kometa_seconds: float | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    #: Seconds: save_to_start (the newest save that triggered it → Kometa's cue), kometa_run (its cue → its exit),
+    #: exit_to_done (Kometa's exit → the page says done), export, diff (against the previous iteration).
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def output(self) -> Path:
+        return JobLayout(self.folder).output
+
+
+class JournalView:
+    """The journal of a proxy that serves every iteration, followed once instead of re-read per iteration: what
+    the proxy learned (its `STATE_EVENTS`, true for every run) is kept; the rest is handed out once."""
+
+    def __init__(self, journal: Path) -> None:
+        self.follower = Follower(journal)
+        self.state: list[dict[str, Any]] = []
+        self.target_keys: set[str] = set()
+
+    def take(self) -> list[dict[str, Any]]:
+        """The lines appended since the last call."""
+        lines = self.follower.new_lines()
+        for line in lines:
+            if line.get("event") in STATE_EVENTS:
+                self.state.append(line)
+                if line.get("event") == Event.TARGET and line.get("rating_key"):
+                    self.target_keys.add(str(line["rating_key"]))
+        return lines
+
+
+class Watch:
+    """The watch loop: one proxy for as long as the targets stay the same, one iteration per change, and the next
+    iteration's Kometa already started (its imports done) while the user edits."""
+
+    def __init__(self, request: RenderRequest, reporter: Reporter, port: int = 0) -> None:
+        self.request = request
+        self.reporter = reporter
+        self.state = LiveState()
+        self.stop = threading.Event()
+        self.iterations: list[Iteration] = []
+        self.proxy: ProxyProcess | None = None
+        self.proxy_config: ProxyConfig | None = None
+        self.journal: JournalView | None = None
+        self.generation = 0
+        self.warm: KometaProcess | None = None
+        self.warm_secrets: list[str] = []
+        self.kometa_starts = 0
+        self.page = LivePage(self.state, self.iteration_output, port)
+        self.root: Path | None = None
+
+    def iteration_output(self, number: int) -> Path | None:
+        if 1 <= number <= len(self.iterations):
+            return self.iterations[number - 1].output
+        return None
+
+    # --- the proxy, kept across iterations ------------------------------------------------------------------
+
+    def ensure_proxy(self, config: PreviewConfig) -> None:
+        wanted = config.for_proxy()
+        if self.proxy is not None and self.proxy.alive() and wanted == self.proxy_config:
+            return
+        if self.proxy is not None:
+            self.reporter.stage("The targets, Plex or the outside allowlist changed: starting a new proxy")
+            self.proxy.stop()
+            self.proxy = None
+        self.generation += 1
+        assert self.root is not None
+        self.proxy = start_proxy(wanted, self.root / f"proxy-{self.generation}", mock=self.request.mock, outside=True,
+                                 offline=self.request.offline, secrets=config.secret_values())
+        self.proxy_config = wanted
+        self.journal = JournalView(JobLayout(self.proxy.job).journal)
+
+    # --- the next iteration's Kometa, started early --------------------------------------------------------
+
+    def prepare_kometa(self, config: PreviewConfig, kometa: KometaCommand) -> None:
+        """Start the next iteration's Kometa now (its imports take most of its start-up), unless one is waiting
+        already with the same secrets kept out of its environment."""
+        secrets = sorted(config.secret_values())
+        if self.warm is not None and self.warm.usable and self.warm_secrets == secrets:
+            return
+        self.discard_kometa()
+        assert self.root is not None
+        self.kometa_starts += 1
+        self.warm = kometa.start(self.root / "kometa-start" / str(self.kometa_starts), secrets)
+        self.warm_secrets = secrets
+
+    def discard_kometa(self) -> None:
+        if self.warm is not None:
+            self.warm.cancel()
+            self.warm = None
+
+    # --- one iteration ---------------------------------------------------------------------------------------
+
+    def iterate(self, config: PreviewConfig, kometa: KometaCommand, saved_at: float | None = None) -> Iteration:
+        """One render through the kept proxy. `saved_at`: when the edit that triggered it was saved."""
+        assert self.root is not None
+        number = len(self.iterations) + 1
+        iteration = Iteration(number, self.root / "iterations" / str(number), started_at=time.time())
+        self.iterations.append(iteration)
+        self.state.update(iteration=number, status="running", started_at=iteration.started_at, finished_at=None,
+                          error=None, kometa_seconds=None, output_dir=str(iteration.output), timings={})
+        prepare_job(config, iteration.folder, force=True)
+        since = time.time()
+        result = None
+        try:
+            self.prepare_kometa(config, kometa)
+            self.ensure_proxy(config)
+            assert self.proxy is not None and self.journal is not None
+            self.journal.take()  # what the proxy logged between iterations belongs to none
+            started, self.warm = self.warm, None
+            result = kometa_pass(self.request, config, kometa, self.proxy, iteration.folder, self.reporter,
+                                 started=started, wanted=self.journal.target_keys)
+            iteration.error, iteration.kometa_seconds = result.error, result.seconds
+        except (RenderError, LaunchError, KometaTimeout) as exc:
+            iteration.error = str(exc)
+        exported = time.monotonic()
+        lines = None
+        if self.journal is not None:
+            before = list(self.journal.state)
+            lines = before + self.journal.take()
+        iteration.outcome = export.collect(
+            config, iteration.folder, kometa_exit_code=result.exit_code if result else None, error=iteration.error,
+            started=iteration.started_at, timings={"kometa": iteration.kometa_seconds or 0.0},
+            reserve=JobLayout(iteration.folder).reserve, kometa_version=kometa.version,
+            proxy_job=self.proxy.job if self.proxy is not None else None, since=since, lines=lines)
+        iteration.timings["export"] = round(time.monotonic() - exported, 3)
+        if result is not None and result.started_wall is not None:
+            if saved_at is not None:
+                iteration.timings["save_to_start"] = round(result.started_wall - saved_at, 3)
+            if result.exited_wall is not None:
+                iteration.timings["kometa_run"] = round(result.exited_wall - result.started_wall, 3)
+        iteration.finished_at = time.time()
+        self.publish(iteration, result.exited_wall if result is not None else None)
+        return iteration
+
+    def publish(self, iteration: Iteration, exited_wall: float | None) -> None:
+        """The iteration on the page: its summary's targets, the images to show, what changed since the last one."""
+        summary = iteration.outcome.summary if iteration.outcome else None
+        targets = {tid: vars(entry) for tid, entry in summary.targets.items()} if summary else {}
+        images: dict[str, dict[str, Any]] = {}
+        for target_id, entry in targets.items():
+            images[target_id] = {"iteration": iteration.number, "before": entry.get("before"),
+                                 "after": entry.get("after")}
+            if not entry.get("after"):
+                for earlier in reversed(self.iterations[:-1]):  # the last good images of this target
+                    old = earlier.outcome.summary.targets.get(target_id) if earlier.outcome else None
+                    if old is not None and old.after:
+                        images[target_id] = {"iteration": earlier.number, "before": old.before, "after": old.after}
+                        break
+        changed: dict[str, float] = {}
+        previous = next((it for it in reversed(self.iterations[:-1]) if it.outcome is not None), None)
+        if previous is not None and summary is not None:
+            compared = time.monotonic()
+            try:
+                changes = compare(previous.output, iteration.output, iteration.output)
+                write_html(iteration.output, previous.output, iteration.output, changes)
+            except Exception as exc:  # noqa: BLE001 - a failed diff must not stop the watch
+                log.warning("diff with iteration %d failed: %s", previous.number, exc)
+                changes = []
+            iteration.timings["diff"] = round(time.monotonic() - compared, 3)
+            changed = {c.target: c.changed_percent for c in changes if c.result != "identical"}
+            for change in changes:
+                if change.result != "identical":
+                    self.reporter.stage(f"iteration {iteration.number}: {change.line}")
+        failed = iteration.error or (summary is not None and not summary.success)
+        if exited_wall is not None:
+            iteration.timings["exit_to_done"] = round(time.time() - exited_wall, 3)
+        self.state.update(status="failed" if failed else "done", targets=targets, images=images, changed=changed,
+                          error=iteration.error or (summary.error if summary else None),
+                          kometa_seconds=iteration.kometa_seconds, finished_at=iteration.finished_at,
+                          timings=dict(iteration.timings))
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+
+    def run(self, on_page: Callable[[str], None]) -> int:
+        """Until Ctrl-C (or `stop`): returns 130. `on_page` is given the page's address once it listens."""
+        request = self.request
+        try:
+            config = load(request.config_path)
+        except ConfigError as exc:
+            raise RenderError(str(exc)) from None
+        kometa = choose_kometa(config, request.kometa, request.kometa_python)
+        self.reporter.kometa_found(kometa)
+        root = prepare_job(config, request.job or config.output / time.strftime("watch-%Y%m%d_%H%M%S"),
+                           request.force)
+        self.root = root.folder
+        interrupt_on_sigterm()
+        self.page.start()
+        on_page(self.page.url)
+        saved_at: float | None = None
+        try:
+            while not self.stop.is_set():
+                iteration = self.iterate(config, kometa, saved_at)
+                self.prepare_kometa(config, kometa)  # the next iteration's Kometa imports while the user edits
+                files = watched_files(config, kometa.folder)
+                self.reporter.stage(f"iteration {iteration.number} {self.state.status} ({iteration.output}); "
+                                    f"watching {len(files)} files")
+                while not self.stop.is_set():
+                    change = wait_for_change(files, self.stop)
+                    if change is None:
+                        break
+                    changed, saved_at = change
+                    self.reporter.stage(f"changed: {', '.join(p.name for p in changed)}")
+                    try:
+                        config = load(request.config_path)
+                        break
+                    except ConfigError as exc:  # shown beside the last good images; the next save tries again
+                        self.state.update(status="failed", error=str(exc))
+                        self.reporter.stage(f"! {exc}")
+                        files = watched_files(config, kometa.folder) | {request.config_path.resolve()}
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+        return 130
+
+    def close(self) -> None:
+        """Stop every child: the waiting Kometa, the proxy, the page."""
+        self.stop.set()
+        self.discard_kometa()
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.page.stop()

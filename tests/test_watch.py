@@ -1,0 +1,237 @@
+"""`kometa-preview watch`, its live page and `kometa-preview diff`, driven as a user drives them: the real CLI,
+a real mitmdump, the Kometa stand-in, the sample Plex server; the page read over HTTP and in Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import STANDIN, gone, write_preview_yml
+from PIL import Image
+from watching import Watching, diff_cli, one_shot, write_overlays
+
+from kometa_preview.config import load
+from kometa_preview.watch import wait_for_change, watched_files
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _config(folder: Path, server, keys=(1001, 1002), colour: str = "#FF0000") -> Path:
+    write_overlays(folder / "overlays.yml", colour)
+    return write_preview_yml(folder, server.url, [{"id": f"m{k}", "type": "movie", "ratingKey": str(k)} for k in keys],
+                             libraries={"Movies": {"overlay_files": [{"file": "overlays.yml"}]}})
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Processes whose command line names this folder (the proxy, a Kometa waiting for its cue)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(folder).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_an_edited_overlay_file_renders_the_next_iteration_like_a_one_shot_render(sample_plex, tmp_path):
+    config = _config(tmp_path, sample_plex)
+    job = tmp_path / "watch"
+    watch = Watching(config, STANDIN, "--job", str(job))
+    try:
+        assert sum(line.startswith("page:") for line in watch.stdout) == 1
+        first = watch.wait_for(1)
+        assert first["status"] == "done", first
+        assert {t: e["status"] for t, e in first["targets"].items()} == {"m1001": "exported", "m1002": "exported"}
+        assert first["kometa_seconds"] > 0 and first["finished_at"] >= first["started_at"]
+        assert Path(first["output_dir"]) == job / "iterations" / "1" / "output"
+        proxy_pid = json.loads((job / "proxy-1" / "proxy_ready.json").read_text())["pid"]
+
+        write_overlays(tmp_path / "overlays.yml", "#0000FF")  # the user edits the overlay file
+        second = watch.wait_for(2)
+        assert second["status"] == "done", second
+        assert Path(second["output_dir"]) == job / "iterations" / "2" / "output"
+        assert set(second["changed"]) == {"m1001", "m1002"} and all(v > 0 for v in second["changed"].values())
+        assert not gone(proxy_pid) and not (job / "proxy-2").exists()  # the proxy stayed up: no new prefetch
+
+        # The iteration's images are what a one-shot render of the edited config makes.
+        assert one_shot(config, STANDIN, tmp_path / "oneshot").returncode == 0
+        same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change",
+                        "--out", str(tmp_path / "d1"))
+        assert same.returncode == 0, same.stdout + same.stderr
+        assert same.stdout.splitlines()[:2] == ["m1001 identical", "m1002 identical"]
+        # diff names every changed target, and reports none for a folder compared with itself.
+        changed = diff_cli(job / "iterations" / "1", job / "iterations" / "2", "--fail-on-change",
+                           "--out", str(tmp_path / "d2"))
+        assert changed.returncode == 1
+        lines = changed.stdout.splitlines()
+        assert [line.split()[:2] for line in lines[:2]] == [["m1001", "changed"], ["m1002", "changed"]]
+        assert all(line.endswith("%") for line in lines[:2]) and (tmp_path / "d2" / "diff.html").is_file()
+        assert diff_cli(job / "iterations" / "2", job / "iterations" / "2").stdout.splitlines()[:2] == \
+            ["m1001 identical", "m1002 identical"]
+
+        # A change of the targets prefetches again, in a new proxy.
+        _config(tmp_path, sample_plex, keys=(1001, 1002, 1003), colour="#0000FF")
+        third = watch.wait_for(3)
+        assert third["status"] == "done" and set(third["targets"]) == {"m1001", "m1002", "m1003"}
+        assert (job / "proxy-2").is_dir() and gone(proxy_pid)
+        assert set(third["changed"]) == {"m1003"}  # added since iteration 2; the others are identical
+    finally:
+        code = watch.interrupt()
+    assert code == 130
+    assert _processes_under(job) == []  # Ctrl-C stopped the proxy and the Kometa waiting for the next edit
+    assert sample_plex.log.changes() == []
+
+
+def test_a_failing_iteration_shows_its_error_beside_the_last_good_images(sample_plex, tmp_path):
+    config = _config(tmp_path, sample_plex)
+    watch = Watching(config, STANDIN, "--job", str(tmp_path / "watch"))
+    try:
+        good = watch.wait_for(1)
+        assert good["status"] == "done"
+        # An overlay Kometa refuses (offsets must be used together): the iteration runs and fails.
+        (tmp_path / "overlays.yml").write_text(yaml.safe_dump({"overlays": {"Hello": {
+            "overlay": {"name": "text(Hello)", "horizontal_offset": 30}, "plex_all": True}}}))
+        failed = watch.wait_for(2)
+        assert failed["status"] == "failed" and "horizontal_offset" in failed["error"], failed
+        for target in ("m1001", "m1002"):
+            assert failed["images"][target]["iteration"] == 1
+            assert failed["images"][target]["after"] == good["targets"][target]["after"]
+            status, body, _ = watch.get(f"/files/1/{failed['images'][target]['after']}")
+            assert status == 200 and body[:3] == b"\xff\xd8\xff"
+        # preview.yml itself broken: no iteration, the error names the file; fixing it runs the next one.
+        text = config.read_text()
+        config.write_text(text + "\npreview: [unclosed\n")
+        deadline = time.monotonic() + 30
+        while "preview.yml" not in (watch.state()["error"] or ""):
+            assert time.monotonic() < deadline, watch.state()
+            time.sleep(0.05)
+        assert watch.state()["iteration"] == 2 and watch.state()["status"] == "failed"
+        _config(tmp_path, sample_plex)
+        assert watch.wait_for(3)["status"] == "done"
+    finally:
+        watch.interrupt()
+
+
+def test_the_page_answers_only_to_its_token_on_loopback_and_only_reads(sample_plex, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    watch = Watching(_config(tmp_path, sample_plex), STANDIN, "--job", str(tmp_path / "watch"), "--port", str(port))
+    try:
+        assert watch.port == port and len(watch.token) >= 20
+        state = watch.wait_for(1)
+        after = state["targets"]["m1001"]["after"]
+        assert watch.get("/api/state", token=None)[0] == 403
+        assert watch.get("/api/state", token="wrong" + watch.token)[0] == 403
+        assert watch.get(f"/files/1/{after}", token=None)[0] == 403
+        status, _, headers = watch.get("/")
+        assert status == 200 and "HttpOnly" in headers["Set-Cookie"]
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert watch.get("/api/state", token=None, headers={"Cookie": cookie})[0] == 200  # the page's own fetches
+        assert watch.get(f"/files/1/{after}")[0] == 200
+        for path in ("/files/1/../../preview.yml", "/files/1/%2e%2e/summary.json", "/files/9/summary.json",
+                     "/files/1/", "/files/x/summary.json", "/elsewhere"):
+            assert watch.get(path)[0] == 404, path
+        for method in ("POST", "PUT", "DELETE"):
+            assert watch.get("/api/state", method=method)[0] == 405
+        with socket.socket() as other, pytest.raises(OSError):  # 127.0.0.1 only, not every loopback address
+            other.settimeout(2)
+            other.connect(("127.0.0.2", port))
+        # The port is taken now: a second watch on it is a one-line error, exit 2, before anything starts.
+        refused = subprocess.run([sys.executable, "-m", "kometa_preview", "watch", str(tmp_path / "preview.yml"),
+                                  "--kometa", str(STANDIN), "--offline", "--port", str(port)],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "--port" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    finally:
+        watch.interrupt()
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+def test_in_chromium_the_image_changes_after_an_edit_without_a_reload(sample_plex, tmp_path):
+    from playwright.sync_api import sync_playwright
+    watch = Watching(_config(tmp_path, sample_plex), STANDIN, "--job", str(tmp_path / "watch"))
+    try:
+        watch.wait_for(1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync"])
+            page = browser.new_page()
+            page.goto(watch.url)
+            after = "#t-m1001 img[data-side=after]"
+            page.wait_for_function(f"document.querySelector('{after}') && "
+                                   f"document.querySelector('{after}').complete")
+            first_src = page.get_attribute(after, "src")
+            first_pixel = page.evaluate(_PIXEL, after)
+            page.evaluate("window.kept = 'no reload'")
+            write_overlays(tmp_path / "overlays.yml", "#00FF00")
+            page.wait_for_function(f"document.querySelector('{after}').getAttribute('src').startsWith('files/2/') "
+                                   f"&& document.querySelector('{after}').complete", timeout=60_000)
+            second_pixel = page.evaluate(_PIXEL, after)
+            assert page.evaluate("window.kept") == "no reload"
+            assert first_src.startswith("files/1/")
+            assert page.locator("#t-m1001.changed").count() == 1 and "iteration 2" in page.inner_text("#bar")
+            browser.close()
+    finally:
+        watch.interrupt()
+    # The overlay's box (at 30,230 of the poster) went from red to green on the page itself.
+    assert first_pixel[0] > 200 > first_pixel[1] and second_pixel[1] > 200 > second_pixel[0], (first_pixel,
+                                                                                                second_pixel)
+
+
+_PIXEL = """selector => { const img = document.querySelector(selector); const canvas = document.createElement('canvas');
+canvas.width = img.naturalWidth; canvas.height = img.naturalHeight; const context = canvas.getContext('2d');
+context.drawImage(img, 0, 0); return Array.from(context.getImageData(60, 250, 1, 1).data); }"""
+
+
+# --- the pieces, without processes ---------------------------------------------------------------------------
+
+
+def test_watched_files_follow_overlay_files_into_the_files_they_name(tmp_path):
+    kometa_folder = tmp_path / "kometa"
+    (kometa_folder / "config").mkdir(parents=True)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "templates.yml").write_text("templates: {}\n")
+    (tmp_path / "mine.yml").write_text(yaml.safe_dump({"external_templates": {"file": "sub/templates.yml"},
+                                                       "overlays": {}}))
+    (tmp_path / "borrowed.yml").write_text("overlays: {}\n")
+    (kometa_folder / "config" / "config.yml").write_text(yaml.safe_dump(
+        {"libraries": {"TV Shows": {"overlay_files": [{"file": str(tmp_path / "borrowed.yml")}]}}}))
+    poster = tmp_path / "poster.png"
+    Image.new("RGB", (10, 15)).save(poster)
+    config_path = write_preview_yml(tmp_path, "http://127.0.0.1:1", [
+        {"id": "m", "type": "movie", "ratingKey": "1", "input": str(poster)}],
+        libraries={"Movies": {"overlay_files": [{"file": "mine.yml"}]}},
+        kometa={"config": str(kometa_folder / "config" / "config.yml")})
+    files = watched_files(load(config_path), kometa_folder)
+    assert {config_path.resolve(), (tmp_path / "mine.yml").resolve(), (tmp_path / "sub" / "templates.yml").resolve(),
+            (tmp_path / "borrowed.yml").resolve(), (kometa_folder / "config" / "config.yml").resolve(),
+            poster.resolve()} <= files
+
+
+def test_a_save_in_several_steps_is_one_change(tmp_path):
+    import threading
+    watched = tmp_path / "overlays.yml"
+    watched.write_text("a")
+    stop = threading.Event()
+    results = []
+    thread = threading.Thread(target=lambda: results.append(wait_for_change({watched}, stop)))
+    thread.start()
+    time.sleep(0.1)
+    watched.write_text("")            # an editor that truncates, then writes
+    time.sleep(0.03)                  # within SETTLE_SECONDS
+    watched.write_text("overlays: {}")
+    thread.join(timeout=10)
+    (changed, saved_at), = results
+    assert changed == [watched] and saved_at == pytest.approx(watched.stat().st_mtime, abs=0.005)
+    assert watched.read_text() == "overlays: {}"
