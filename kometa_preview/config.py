@@ -145,6 +145,9 @@ class ProxyConfig:
     #: Whole libraries whose every item is a target (a dry run), and the part of them this job takes.
     libraries: tuple[str, ...] = ()
     shard: Shard | None = None
+    #: The job token Kometa will present, when the render chose it before the proxy started (None: the proxy
+    #: picks one and says it in its ready file).
+    client_token: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def rating_keys(self) -> list[str]:
@@ -161,7 +164,8 @@ class ProxyConfig:
                 "kometa_config": path(self.kometa_config), "outside_allow": list(self.outside_allow),
                 "output": path(self.output), "libraries": list(self.libraries),
                 "shard": None if self.shard is None else {"index": self.shard.index, "count": self.shard.count,
-                                                          "skip": sorted(self.shard.skip)}}
+                                                          "skip": sorted(self.shard.skip)},
+                "client_token": self.client_token}
 
     @classmethod
     def from_json(cls, document: Any, name: str) -> ProxyConfig:
@@ -179,7 +183,8 @@ class ProxyConfig:
                        output=Path(document["output"]) if document.get("output") else None,
                        libraries=tuple(document.get("libraries") or ()),
                        shard=Shard(document["shard"]["index"], document["shard"]["count"],
-                                   frozenset(document["shard"]["skip"])) if document.get("shard") else None)
+                                   frozenset(document["shard"]["skip"])) if document.get("shard") else None,
+                       client_token=document.get("client_token") or None)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{name}: not a kometa-preview proxy configuration ({type(exc).__name__}: {exc})") \
                 from None

@@ -115,14 +115,16 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
             timings: dict[str, float] | None = None, reserve: Path | None = None,
             kometa_version: str | None = None, proxy_job: Path | None = None,
             since: float | None = None, proxy_stopping: Callable[[float], bool] | None = None,
-            lines: list[dict[str, Any]] | None = None) -> Outcome:
+            lines: list[dict[str, Any]] | None = None,
+            kometa_log_followed: kometa_log.MetaLogFollower | None = None) -> Outcome:
     """Map captures to targets and write the results. `reserve` is a file holding back disk space: it is
     deleted just before summary.json is written, so a full disk still gets its summary. `proxy_job` is where the
     proxy keeps its journal and captures when it serves several runs (`watch`), and `since` when this run began.
     `proxy_stopping(seconds)` waits that long for a proxy still stopping and says whether it has exited: the
     images are exported meanwhile (Kometa has exited, so every capture is in the journal), then the proxy's
     figures (its `done` hook's PROXY_DONE line) are waited for — not the rest of mitmproxy's shutdown. `lines`: the
-    journal's lines, when the caller follows the journal already (`watch`: not re-read on every iteration)."""
+    journal's lines, when the caller follows the journal already (`watch`: not re-read on every iteration);
+    `kometa_log_followed`: Kometa's meta.log as it was parsed while Kometa ran."""
     layout = JobLayout(job)
     proxy_layout = JobLayout(proxy_job or job)
     follower = Follower(proxy_layout.journal)
@@ -144,7 +146,7 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
                                              choose_capture([c for c in captures if c.rating_key == key]),
                                              lambda t=target, k=known: befores.poster(t, k) if k else None)
     befores.close()
-    kometa_run = kometa_log.read(layout.kometa_meta_log, layout.kometa_log)
+    kometa_run = kometa_log.read(layout.kometa_meta_log, layout.kometa_log, kometa_log_followed)
     if proxy_stopping is not None:
         tail = follower.new_lines()
         while not any(line.get("event") == Event.PROXY_DONE for line in tail) and not proxy_stopping(0.01):

@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image
-
 
 @dataclass(frozen=True)
 class ImageFormat:
@@ -39,6 +37,7 @@ def sniff(data: bytes) -> ImageFormat | None:
 def decodes(data: bytes, fmt: ImageFormat) -> bool:
     """Does the whole image decode as the format its magic bytes claim? (A truncated or polyglot body
     does not: it is kept for debugging, never passed off as a poster.)"""
+    from PIL import Image  # here, not at the top: the render's path to Kometa's start never decodes an image
     try:
         with Image.open(io.BytesIO(data), formats=[fmt.name]) as image:
             image.load()

@@ -97,6 +97,11 @@ class JobLayout:
         return self.root / "mitmproxy"
 
     @property
+    def ca_cert(self) -> Path:
+        """The per-job CA's certificate mitmproxy writes in its confdir: what Kometa trusts for its outside calls."""
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    @property
     def mitmproxy_config(self) -> Path:
         return self.confdir / "config.yaml"
 

@@ -21,7 +21,8 @@ from typing import BinaryIO
 
 from . import kometa_log
 from .files import write_private
-from .launcher import ProxyProcess, child_environment, stop_process
+from .job import JobLayout
+from .launcher import child_environment, stop_process
 
 DEFAULT_KOMETA = Path("/kometa.py")
 #: Kometa reads every flag from KOMETA_<FLAG> (and the older PMM_<FLAG>), and those win over flags.
@@ -165,6 +166,7 @@ class KometaProcess:
         self.started_wall: float | None = None
         self.exited_wall: float | None = None
         self._log: BinaryIO | None = None
+        self.gated = False
         self._early = bytearray()          # output before `go` named the log (a crash while importing)
         self._output_lock = threading.Lock()
         self._eof = threading.Event()
@@ -196,16 +198,33 @@ class KometaProcess:
         """Still waiting for its cue (a process started for a later watch iteration may have died meanwhile)."""
         return self.started_at is None and self.process.poll() is None
 
-    def go(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def go(self, args: list[str], env: dict[str, str], log_path: Path, *, gated: bool = False) -> None:
         """Run kometa.py with these arguments, and these variables added to its environment; its output from now
-        on (and what it printed before) goes to `log_path`."""
+        on (and what it printed before) goes to `log_path`. `gated`: before the proxy listens — no connection
+        leaves Kometa until `open` (kometa_start.py's gate)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._output_lock:
             self._log = log_path.open("ab")
             self._log.write(bytes(self._early))
             self._early.clear()
         self.started_at, self.started_wall = time.monotonic(), time.time()
-        write_private(self.handoff / "go.json", json.dumps({"args": args, "env": env}))
+        self.gated = gated
+        write_private(self.handoff / "go.json", json.dumps({"args": args, "env": env, "gated": gated}))
+
+    def open(self) -> None:
+        """The proxy listens where Kometa's config says: let its connections through."""
+        write_private(self.handoff / "open", "")
+
+    @property
+    def gate_seconds(self) -> float:
+        """How long Kometa's first connection waited for the proxy (not Kometa's own time)."""
+        waited = 0.0
+        for record in self.handoff.glob("gate-*.json"):
+            try:
+                waited += float(json.loads(record.read_text(encoding="utf-8"))["waited"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return waited
 
     def finish(self, timeout: float, on_tick: Callable[[], None] | None = None) -> int:
         """Wait for Kometa to end. Raises `KometaTimeout` after `timeout` seconds and re-raises KeyboardInterrupt,
@@ -251,20 +270,30 @@ class KometaProcess:
             return 0.0
 
     @property
+    def run_started_wall(self) -> float | None:
+        """When kometa.py began to run (its imports done and its cue given), by its own clock."""
+        try:
+            return float(json.loads((self.handoff / "started.json").read_text(encoding="utf-8"))["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.started_wall
+
+    @property
     def own_seconds(self) -> float | None:
-        """Kometa's own time: its imports (done early) plus its run from the cue to its exit."""
-        if self.started_at is None or self.exited_at is None:
+        """Kometa's own time, what `python kometa.py …` would take: its imports (done early), plus its run from its
+        start to its exit, minus the time its first connection waited at the gate for the proxy."""
+        start = self.run_started_wall
+        if start is None or self.exited_wall is None:
             return None
-        return round(self.import_seconds + self.exited_at - self.started_at, 3)
+        return round(self.import_seconds + max(0.0, self.exited_wall - start - self.gate_seconds), 3)
 
 
-def kometa_proxy_environment(proxy: ProxyProcess) -> dict[str, str]:
-    """What Kometa's environment gets once the proxy listens: its outside calls through the proxy's forward mode,
-    trusting the proxy's per-job CA; the reverse proxy reached directly."""
-    if not proxy.outside_port:
+def kometa_proxy_environment(outside_port: int | None, proxy_job: Path) -> dict[str, str]:
+    """What Kometa's environment gets for its run: its outside calls through the proxy's forward mode on
+    `outside_port`, trusting the per-job CA in the proxy's job folder; the reverse proxy reached directly."""
+    if not outside_port:
         return {}
-    outside = f"http://127.0.0.1:{proxy.outside_port}"
-    ca = str(proxy.job / "mitmproxy" / "mitmproxy-ca-cert.pem")
+    outside = f"http://127.0.0.1:{outside_port}"
+    ca = str(JobLayout(proxy_job).ca_cert)
     return {"HTTP_PROXY": outside, "HTTPS_PROXY": outside, "http_proxy": outside, "https_proxy": outside,
             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "REQUESTS_CA_BUNDLE": ca,
             "SSL_CERT_FILE": ca}

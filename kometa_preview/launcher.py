@@ -125,7 +125,7 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0,
+def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0, outside_port: int | None = None,
                   web_port: int | None = None, save_flows: Path | None = None, max_upload: int = MAX_UPLOAD_BYTES,
                   outside: bool = False, offline: bool = False, upstream_proxy: str | None = None,
                   idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS) -> list[str]:
@@ -143,12 +143,12 @@ def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0,
                "--set", f"preview_max_upload={max_upload}",
                "--set", f"body_size_limit={max_upload + BODY_SIZE_SLACK}",
                "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
-               "--set", "termlog_verbosity=info"]
+               "--set", "termlog_verbosity=info", "--set", "preview_exit_when_done=true"]
     if outside:
         # mitmproxy refuses two modes on the same address, even both on port 0. Behind the user's own proxy,
         # allowed calls leave through it (mitmproxy's upstream mode); offline, nothing leaves at all.
         mode = "regular" if offline or upstream_proxy is None else f"upstream:{split_proxy_url(upstream_proxy)[0]}"
-        command += ["--mode", f"{mode}@127.0.0.1:{free_port()}", "--set", "preview_outside=true",
+        command += ["--mode", f"{mode}@127.0.0.1:{outside_port or free_port()}", "--set", "preview_outside=true",
                     "--set", f"preview_offline={'true' if offline else 'false'}"]
         trusted = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
         if trusted:  # the user's CA bundle (a corporate proxy's CA) for the calls that are allowed
@@ -174,8 +174,11 @@ def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int 
                 web_port: int | None = None, web_password: str | None = None, save_flows: Path | None = None,
                 timeout: float = 60, outside: bool = False, offline: bool = False,
                 max_upload: int = MAX_UPLOAD_BYTES, secrets: list[str] | None = None,
-                idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS) -> ProxyProcess:
-    """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason.
+                idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS,
+                ports: tuple[int, int] | None = None) -> ProxyProcess:
+    """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason. `ports`: the reverse
+    and outside-calls ports to try first (chosen before, for a Kometa already given them); whether they were
+    the ones bound is in the returned `ProxyProcess`.
 
     The proxy gets `config` (Plex and the targets, nothing else of preview.yml) in a 0600 file that is deleted
     once it is ready, and the environment allowlist of `child_environment` minus anything holding one of
@@ -191,7 +194,9 @@ def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int 
     environment = child_environment([config.plex.token, *(secrets or [])], extra_names=TRUST_NAMES)
     try:
         for attempt in range(1, START_ATTEMPTS + 1):
-            command = proxy_command(job, config.plex.url, mock=mock, port=port, web_port=web_port,
+            reverse_port, outside_port = ports if ports is not None and attempt == 1 else (port, None)
+            command = proxy_command(job, config.plex.url, mock=mock, port=reverse_port, outside_port=outside_port,
+                                    web_port=web_port,
                                     save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
                                     upstream_proxy=upstream, idle_timeout=idle_timeout,
                                     request_timeout=request_timeout)

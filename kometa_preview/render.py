@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import yaml
 
-from . import kometa_config, kometa_log
+from . import kometa_config, kometa_log, run_plan
 from .config import ConfigError, PreviewConfig, Shard, Target, load
 from .events import Event, Follower, RenderEvent
 from .events import read as read_journal
@@ -40,6 +41,7 @@ from .kometa_runner import (
 from .launcher import LaunchError, ProxyProcess, start_proxy
 from .limits import RESERVE_BYTES
 from .redaction import redact_document
+from .run_plan import RunPlan
 
 if TYPE_CHECKING:
     from . import export
@@ -299,15 +301,38 @@ class KometaPass:
     #: When Kometa got its cue and when it exited (wall clock).
     started_wall: float | None = None
     exited_wall: float | None = None
+    #: Kometa's meta.log, parsed while it ran (for export.collect).
+    meta_log: kometa_log.MetaLogFollower | None = None
+
+
+def cue_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, process: KometaProcess,
+               folder: Path, reporter: Reporter, *, url: str, token: str, libraries: list[str],
+               outside_port: int | None, proxy_job: Path, gated: bool = False) -> None:
+    """Write Kometa's config for the proxy at `url` (a fresh config folder `<folder>/kometa/`) and give `process`
+    its cue, its output going to `<folder>/logs/kometa.log`. `gated`: the proxy is not listening yet (see
+    kometa_start.py). Raises `RenderError` for a configuration that cannot work."""
+    layout = JobLayout(folder)
+    try:
+        document = kometa_config.build(config, url, token, libraries, offline=request.offline,
+                                       kometa_folder=kometa.folder)
+    except kometa_config.KometaConfigError as exc:
+        raise RenderError(str(exc)) from None
+    run_yml = kometa_config.write(layout.kometa, document)
+    reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
+    process.on_line = KometaLines(reporter)
+    process.go(kometa.arguments(run_yml, libraries), kometa_proxy_environment(outside_port, proxy_job),
+               layout.kometa_log, gated=gated)
 
 
 def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, proxy: ProxyProcess,
                 folder: Path, reporter: Reporter, cancel: threading.Event | None = None,
-                started: KometaProcess | None = None, wanted: set[str] | None = None) -> KometaPass:
+                started: KometaProcess | None = None, wanted: set[str] | None = None,
+                cued: bool = False) -> KometaPass:
     """Kometa once, against `proxy`, with a fresh config folder `<folder>/kometa/` and its output in
     `<folder>/logs/kometa.log`: `started` when it was started early (its imports done while the proxy started),
-    else started now. `wanted`: the targets' ratingKeys, when the caller follows the journal already (else read
-    from it). Raises `RenderError` for a configuration that cannot work (before Kometa runs),
+    else started now; `cued`: `started` has had its cue already (`cue_kometa`, gated, for this very proxy), and
+    only its gate is opened. `wanted`: the targets' ratingKeys, when the caller follows the journal already (else
+    read from it). Raises `RenderError` for a configuration that cannot work (before Kometa runs),
     `KometaTimeout`, `LaunchError` (the proxy died) and KeyboardInterrupt (Ctrl-C, or `cancel`)."""
     layout, proxy_layout = JobLayout(folder), JobLayout(proxy.job)
     libraries = list(proxy.libraries)
@@ -316,23 +341,16 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
             started.cancel()
         reporter.stage("No target was found in Plex: Kometa is not run")
         return KometaPass()
-    try:
-        document = kometa_config.build(config, proxy.url, proxy.client_token, libraries, offline=request.offline,
-                                       kometa_folder=kometa.folder)
-    except kometa_config.KometaConfigError as exc:
-        if started is not None:
-            started.cancel()
-        raise RenderError(str(exc)) from None
-    run_yml = kometa_config.write(layout.kometa, document)
-    reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
     wanted = set(wanted) if wanted is not None else \
         {r.get("rating_key") for r in read_journal(proxy_layout.journal) if r.get("event") == Event.TARGET}
     follower = Follower(proxy_layout.journal, start_at_end=True)
+    meta_log = kometa_log.MetaLogFollower(layout.kometa_meta_log)
     captured: set[str] = set()
 
     def tick() -> None:
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
+        meta_log.poll()
         lines = follower.new_lines()
         wanted.update(r.get("rating_key") for r in lines if r.get("event") == Event.TARGET)
         fresh = {r.get("rating_key") for r in lines if r.get("event") == Event.CAPTURED_UPLOAD}
@@ -342,14 +360,23 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
         if not proxy.alive():
             raise LaunchError("the proxy exited while Kometa was running")
 
-    if started is not None and not started.usable:
-        started.cancel()  # it died while it waited: start another
-        started = None
-    process = started or kometa.start(layout.kometa_start, config.secret_values())
-    process.on_line = KometaLines(reporter)
-    outcome = KometaPass(ran=True)
+    if cued and started is not None:
+        process = started
+    else:
+        if started is not None and not started.usable:
+            started.cancel()  # it died while it waited: start another
+            started = None
+        process = started or kometa.start(layout.kometa_start, config.secret_values())
+        try:
+            cue_kometa(request, config, kometa, process, folder, reporter, url=proxy.url, token=proxy.client_token,
+                       libraries=libraries, outside_port=proxy.outside_port, proxy_job=proxy.job)
+        except BaseException:
+            process.cancel()
+            raise
+    outcome = KometaPass(ran=True, meta_log=meta_log)
     try:
-        process.go(kometa.arguments(run_yml, libraries), kometa_proxy_environment(proxy), layout.kometa_log)
+        if process.gated:
+            process.open()
         outcome.exit_code = process.finish(request.timeout or config.kometa.timeout, on_tick=tick)
         tick()
     finally:
@@ -364,6 +391,8 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
 def _import_export_step() -> None:
     for name in EXPORT_MODULES:
         import_module(name)
+    from PIL import Image
+    Image.init()  # the image plugins the report opens the posters with
 
 
 def _waiter(thread: threading.Thread) -> Callable[[float], bool]:
@@ -372,6 +401,72 @@ def _waiter(thread: threading.Thread) -> Callable[[float], bool]:
         thread.join(seconds)
         return not thread.is_alive()
     return wait
+
+
+def _start_together(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
+                    reporter: Reporter, shard: Shard | None) -> tuple[KometaProcess | None, RunPlan | None]:
+    """Kometa and the proxy, started at the same time (run_plan.py): Kometa's imports and, when the plan can be
+    made, its own start-up run while mitmproxy starts; its first connection waits at the gate until the proxy
+    is ready. Sets `job.proxy`. Returns Kometa (None: started later, the usual way) and the plan it was cued
+    with (None: not cued yet). Raises what `start_proxy` raises, after stopping Kometa."""
+    layout = JobLayout(job.folder)
+    plan = run_plan.choose()
+    proxy_config = dataclasses.replace(config.for_proxy(shard), client_token=plan.client_token)
+    early: KometaProcess | None = kometa.start(layout.kometa_start, config.secret_values())
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proxy-start")
+    starting = pool.submit(start_proxy, proxy_config, job.folder, mock=request.mock, outside=True,
+                           offline=request.offline, secrets=config.secret_values(),
+                           ports=(plan.port, plan.outside_port))
+    cued: RunPlan | None = None
+    try:
+        planned = run_plan.with_libraries(plan, proxy_config)
+        if planned is not None and early is not None:
+            # Kometa's requests check that its CA bundle exists before they connect (and wait at the gate):
+            # mitmproxy writes its CA over this empty file while it starts, long before the gate opens.
+            layout.confdir.mkdir(parents=True, exist_ok=True)
+            layout.ca_cert.touch(exist_ok=True)
+            try:
+                cue_kometa(request, config, kometa, early, job.folder, reporter, url=planned.url,
+                           token=planned.client_token, libraries=list(planned.libraries),
+                           outside_port=planned.outside_port, proxy_job=job.folder, gated=True)
+                cued = planned
+            except RenderError:
+                pass  # said again, and properly, once the proxy is up
+        job.proxy = starting.result()
+    except LaunchError as exc:
+        if early is not None:
+            early.cancel()
+        raise _abandon(job, f"proxy: {exc}") from None
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        _stop_once_started(starting)
+        raise
+    finally:
+        pool.shutdown(wait=False)
+    if cued is not None and not cued.kept_by(job.proxy):
+        log.info("%s the proxy is not the one Kometa was told about (%s): Kometa runs again once it listens",
+                 RenderEvent.PLAN_CHANGED, ", ".join(_plan_differences(cued, job.proxy)))
+        assert early is not None
+        early.cancel()
+        return None, None
+    return early, cued
+
+
+def _plan_differences(plan: RunPlan, proxy: ProxyProcess) -> list[str]:
+    return [name for name, planned, real in (("port", plan.port, proxy.port),
+                                             ("outside port", plan.outside_port, proxy.outside_port),
+                                             ("job token", plan.client_token, proxy.client_token),
+                                             ("libraries", plan.libraries, proxy.libraries)) if planned != real]
+
+
+def _stop_once_started(starting: Future) -> None:
+    """A proxy start interrupted from outside: wait for it, and stop the proxy if it came up."""
+    try:
+        proxy = starting.result()
+    except BaseException:  # noqa: BLE001 - it failed to start: nothing to stop
+        return
+    proxy.stop()
 
 
 def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
@@ -387,22 +482,12 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
             f"every item of {', '.join(config.dry_run_libraries)}" + (f" and {total} targets" if total else "")
         reporter.stage(f"Starting the proxy ({'mock library' if request.mock else 'filter'} mode, "
                        f"{'offline' if request.offline else 'online'}) for {what}")
-        layout = JobLayout(job.folder)
-        # Kometa starts now too: its imports overlap the proxy's start, and it runs once the proxy listens.
-        early = kometa.start(layout.kometa_start, config.secret_values())
-        try:
-            job.proxy = start_proxy(config.for_proxy(shard), job.folder, mock=request.mock, outside=True,
-                                    offline=request.offline, secrets=config.secret_values())
-        except LaunchError as exc:
-            early.cancel()
-            raise _abandon(job, f"proxy: {exc}") from None
-        except BaseException:
-            early.cancel()
-            raise
+        early, plan = _start_together(request, config, kometa, job, reporter, shard)
         timings["proxy_start"] = round(time.monotonic() - clock, 3)
         threading.Thread(target=_import_export_step, name="import-export", daemon=True).start()
         try:
-            result = kometa_pass(request, config, kometa, job.proxy, job.folder, reporter, cancel, early)
+            result = kometa_pass(request, config, kometa, job.proxy, job.folder, reporter, cancel, early,
+                                 cued=plan is not None)
         except RenderError as exc:
             raise _abandon(job, str(exc)) from None
         except (KometaTimeout, LaunchError) as exc:
@@ -431,7 +516,8 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
         outcome = export.collect(config, job.folder, kometa_exit_code=result.exit_code, error=result.error,
                                  interrupted=interrupted, started=job.started, timings=timings,
                                  reserve=JobLayout(job.folder).reserve, kometa_version=kometa.version,
-                                 proxy_stopping=_waiter(stopper) if stopper is not None else None)
+                                 proxy_stopping=_waiter(stopper) if stopper is not None else None,
+                                 kometa_log_followed=result.meta_log)
     finally:
         if stopper is not None:
             stopper.join()

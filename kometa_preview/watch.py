@@ -21,7 +21,7 @@ import yaml
 
 from . import export, kometa_config
 from .config import ConfigError, PreviewConfig, ProxyConfig, load
-from .diff import compare, write_html
+from .diff import Decoded, compare, write_html
 from .events import STATE_EVENTS, Event, Follower
 from .job import JobLayout
 from .kometa_runner import KometaCommand, KometaProcess, KometaTimeout
@@ -102,23 +102,29 @@ def snapshot(files: set[Path]) -> dict[Path, tuple[int, int] | None]:
     return seen
 
 
-def wait_for_change(files: set[Path], stop: threading.Event) -> tuple[list[Path], float] | None:
-    """Block until one of `files` changes and stays unchanged for SETTLE_SECONDS: the files that changed and when
-    the last of them was saved (None when stopped)."""
-    before = snapshot(files)
-    while not stop.wait(POLL_SECONDS):
+Snapshot = dict[Path, tuple[int, int] | None]
+
+
+def wait_for_change(files: set[Path], stop: threading.Event,
+                    before: Snapshot | None = None) -> tuple[list[Path], float, Snapshot] | None:
+    """Block until one of `files` differs from `before` (default: now) and then stays unchanged for
+    SETTLE_SECONDS: the files that changed, when the last of them was saved, and the settled snapshot (the next
+    wait's `before`). None when stopped. `before` taken when an iteration began catches a save made while it ran."""
+    before = snapshot(files) if before is None else before
+    while True:
         now = snapshot(files)
-        if now == before:
-            continue
-        seen_at = time.time()
-        while not stop.wait(SETTLE_SECONDS):
-            settled = snapshot(files)
-            if settled == now:
-                changed = sorted(p for p in files if before.get(p) != now.get(p))
-                saved = [s[0] / 1e9 for p in changed if (s := now.get(p)) is not None and s[0]]
-                return changed, max(saved) if saved else seen_at
-            now = settled
-    return None
+        if now != before:
+            seen_at = time.time()
+            while not stop.wait(SETTLE_SECONDS):
+                settled = snapshot(files)
+                if settled == now:
+                    changed = sorted(p for p in files if before.get(p) != now.get(p))
+                    saved = [s[0] / 1e9 for p in changed if (s := now.get(p)) is not None and s[0]]
+                    return changed, max(saved) if saved else seen_at, settled
+                now = settled
+            return None
+        if stop.wait(POLL_SECONDS):
+            return None
 
 
 @dataclass
@@ -177,6 +183,7 @@ class Watch:
         self.warm_secrets: list[str] = []
         self.kometa_starts = 0
         self.page = LivePage(self.state, self.iteration_output, port)
+        self.decoded = Decoded()
         self.root: Path | None = None
 
     def iteration_output(self, number: int) -> Path | None:
@@ -253,7 +260,8 @@ class Watch:
             config, iteration.folder, kometa_exit_code=result.exit_code if result else None, error=iteration.error,
             started=iteration.started_at, timings={"kometa": iteration.kometa_seconds or 0.0},
             reserve=JobLayout(iteration.folder).reserve, kometa_version=kometa.version,
-            proxy_job=self.proxy.job if self.proxy is not None else None, since=since, lines=lines)
+            proxy_job=self.proxy.job if self.proxy is not None else None, since=since, lines=lines,
+            kometa_log_followed=result.meta_log if result is not None else None)
         iteration.timings["export"] = round(time.monotonic() - exported, 3)
         if result is not None and result.started_wall is not None:
             if saved_at is not None:
@@ -283,7 +291,8 @@ class Watch:
         if previous is not None and summary is not None:
             compared = time.monotonic()
             try:
-                changes = compare(previous.output, iteration.output, iteration.output)
+                changes = compare(previous.output, iteration.output, iteration.output, self.decoded)
+                self.decoded.keep_only(iteration.output)
                 write_html(iteration.output, previous.output, iteration.output, changes)
             except Exception as exc:  # noqa: BLE001 - a failed diff must not stop the watch
                 log.warning("diff with iteration %d failed: %s", previous.number, exc)
@@ -319,26 +328,29 @@ class Watch:
         self.page.start()
         on_page(self.page.url)
         saved_at: float | None = None
+        files = watched_files(config, kometa.folder)
+        before = snapshot(files)  # as the iteration reads them: a save while it runs starts the next one
         try:
             while not self.stop.is_set():
                 iteration = self.iterate(config, kometa, saved_at)
                 self.prepare_kometa(config, kometa)  # the next iteration's Kometa imports while the user edits
-                files = watched_files(config, kometa.folder)
                 self.reporter.stage(f"iteration {iteration.number} {self.state.status} ({iteration.output}); "
                                     f"watching {len(files)} files")
                 while not self.stop.is_set():
-                    change = wait_for_change(files, self.stop)
+                    change = wait_for_change(files, self.stop, before)
                     if change is None:
                         break
-                    changed, saved_at = change
+                    changed, saved_at, before = change
                     self.reporter.stage(f"changed: {', '.join(p.name for p in changed)}")
                     try:
                         config = load(request.config_path)
-                        break
                     except ConfigError as exc:  # shown beside the last good images; the next save tries again
                         self.state.update(status="failed", error=str(exc))
                         self.reporter.stage(f"! {exc}")
-                        files = watched_files(config, kometa.folder) | {request.config_path.resolve()}
+                        continue
+                    files = watched_files(config, kometa.folder)
+                    before = {path: before.get(path, state) for path, state in snapshot(files).items()}
+                    break
         except KeyboardInterrupt:
             pass
         finally:

@@ -492,8 +492,8 @@ def main() -> int:
         kometas.append((f"Kometa {version}", args.kometa, args.kometa_python))
     cost_runs, edits = (1, 3) if args.quick else (args.runs, 10)
     if args.only == "cost":
-        print("\n\n".join([f"Command: `{command} --only cost"
-                            + (" --kometa …/kometa.py" if args.kometa else "") + f"` · "
+        print("\n\n".join([f"Command: `{command} --only cost --runs {cost_runs}"
+                            + (" --kometa …/kometa.py --kometa-python …" if args.kometa else "") + f"` · "
                             f"{time.strftime('%Y-%m-%d')} · {machine()}", costs(cost_runs, edits, kometas)]))
         return 0
     if args.only == "dry-run":

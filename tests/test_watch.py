@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STANDIN, gone, write_preview_yml
+from conftest import STANDIN, gone, standin_for, write_preview_yml
 from PIL import Image
 from watching import Watching, diff_cli, one_shot, write_overlays
 
@@ -90,6 +90,24 @@ def test_an_edited_overlay_file_renders_the_next_iteration_like_a_one_shot_rende
     assert code == 130
     assert _processes_under(job) == []  # Ctrl-C stopped the proxy and the Kometa waiting for the next edit
     assert sample_plex.log.changes() == []
+
+
+def test_a_save_while_an_iteration_runs_starts_the_next_one(sample_plex, tmp_path):
+    config = _config(tmp_path, sample_plex)
+    slow = standin_for(tmp_path, {"STANDIN_ITEM_DELAY": "0.5"})
+    watch = Watching(config, slow, "--job", str(tmp_path / "watch"))
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "watch" / "proxy-1" / "output" / "by_ratingkey").glob("*")):
+            assert time.monotonic() < deadline  # until Kometa has read the overlay file and uploaded one poster
+            time.sleep(0.02)
+        write_overlays(tmp_path / "overlays.yml", "#0000FF")   # saved while Kometa draws iteration 1
+        assert watch.state()["iteration"] == 1 and watch.state()["status"] == "running"
+        assert watch.wait_for(1)["status"] == "done"
+        second = watch.wait_for(2)
+        assert second["status"] == "done" and set(second["changed"]) == {"m1001", "m1002"}
+    finally:
+        watch.interrupt()
 
 
 def test_a_failing_iteration_shows_its_error_beside_the_last_good_images(sample_plex, tmp_path):
@@ -232,6 +250,7 @@ def test_a_save_in_several_steps_is_one_change(tmp_path):
     time.sleep(0.03)                  # within SETTLE_SECONDS
     watched.write_text("overlays: {}")
     thread.join(timeout=10)
-    (changed, saved_at), = results
+    (changed, saved_at, settled), = results
+    assert settled == {watched: (watched.stat().st_mtime_ns, watched.stat().st_size)}
     assert changed == [watched] and saved_at == pytest.approx(watched.stat().st_mtime, abs=0.005)
     assert watched.read_text() == "overlays: {}"

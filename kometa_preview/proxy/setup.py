@@ -123,6 +123,8 @@ class Setup:
                              upstream=Upstream(config.plex.url, config.plex.token, config.plex.timeout,
                                                config.plex.verify_ssl),
                              journal=Journal(layout.journal), max_upload=ctx.options.preview_max_upload)
+        if config.client_token:
+            state.client_token = config.client_token
         if ctx.options.preview_client_token:
             state.client_token = ctx.options.preview_client_token
         self.proxy.state = state
