@@ -7,6 +7,7 @@ import secrets
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -253,15 +254,28 @@ KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: 
                       "kometa.py; this tool's own only if Kometa starts with it).")
 
 
+KOMETA_RUN_OPTIONS = (
+    click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
+                 help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py)."),
+    click.option("--kometa-python", envvar="KOMETA_PYTHON", help=KOMETA_PYTHON_HELP),
+    click.option("--offline", is_flag=True,
+                 help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally."),
+    click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
+                 help="Forward listings to Plex and filter them (legacy mode)."),
+)
+
+
+def kometa_run_options(command: Callable) -> Callable:
+    """The flags of every command that runs Kometa through the proxy (render, watch): which Kometa, with which
+    interpreter, online or not, in which mode."""
+    for option in reversed(KOMETA_RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
-              help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py).")
-@click.option("--kometa-python", envvar="KOMETA_PYTHON", help=KOMETA_PYTHON_HELP)
-@click.option("--offline", is_flag=True,
-              help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally.")
-@click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
-              help="Forward listings to Plex and filter them (legacy mode).")
+@kometa_run_options
 @click.option("--job", type=click.Path(file_okay=False, path_type=Path),
               help="Job folder (default: a new timestamped folder under preview.output).")
 @click.option("--force", is_flag=True, help="Replace --job if it already exists.")
@@ -329,13 +343,7 @@ def _open(path: Path) -> None:
 
 @main.command()
 @click.argument("preview_yml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
-              help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py).")
-@click.option("--kometa-python", envvar="KOMETA_PYTHON", help=KOMETA_PYTHON_HELP)
-@click.option("--offline", is_flag=True,
-              help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally.")
-@click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
-              help="Forward listings to Plex and filter them (legacy mode).")
+@kometa_run_options
 @click.option("--job", type=click.Path(file_okay=False, path_type=Path),
               help="Watch folder (default: a new watch-<time> folder under preview.output).")
 @click.option("--force", is_flag=True, help="Replace --job if it already exists.")
