@@ -51,11 +51,17 @@ class KometaCommand:
 
     @property
     def version(self) -> str | None:
-        """Kometa's version as its checkout (or image) states it in the VERSION file beside kometa.py."""
+        """Kometa's version as it states it itself: the VERSION file beside kometa.py, and the build number of
+        its PART file when that is not 0 (`2.3.1` with PART `4` is `2.3.1.4`, as Kometa's `Version` class says)."""
         try:
-            return (self.folder / "VERSION").read_text(encoding="utf-8").strip() or None
+            version = (self.folder / "VERSION").read_text(encoding="utf-8").strip()
         except OSError:
             return None
+        try:
+            part = (self.folder / "PART").read_text(encoding="utf-8").strip()
+        except OSError:
+            part = ""
+        return (f"{version}.{part}" if part.isdigit() and int(part) else version) or None
 
     @property
     def overlay_defaults(self) -> Path:

@@ -12,6 +12,8 @@ import pytest
 from conftest import RESOLUTION_OVERLAYS, TOKEN, write_preview_yml
 from PIL import Image
 
+from kometa_preview.kometa_runner import KometaCommand
+
 CHECKOUT = Path(os.environ.get("KOMETA_PATH", "/nonexistent"))
 CHECKOUT = CHECKOUT.parent if CHECKOUT.name == "kometa.py" else CHECKOUT
 pytestmark = [pytest.mark.real_kometa, pytest.mark.e2e,
@@ -128,7 +130,11 @@ def test_real_kometa_reads_an_overlay_file_named_relatively_to_preview_yml(sampl
     assert result.returncode == 0, result.stderr + result.stdout
     entry = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())["targets"]["m"]
     assert entry["status"] == "exported" and [name.endswith("Hello") for name in entry["overlays"]] == [True]
-    assert summary_version(tmp_path) == (CHECKOUT / "VERSION").read_text().strip()
+    # Kometa's own version: VERSION, and the build number of its PART file when there is one (2.3.1 says 2.3.1.4)
+    version = (CHECKOUT / "VERSION").read_text().strip()
+    part = (CHECKOUT / "PART").read_text().strip() if (CHECKOUT / "PART").is_file() else ""
+    assert summary_version(tmp_path) == (f"{version}.{part}" if part.isdigit() and int(part) else version)
+    assert KometaCommand(PYTHON, CHECKOUT / "kometa.py").version == summary_version(tmp_path)
 
 
 def summary_version(tmp_path) -> str:
