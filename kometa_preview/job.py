@@ -11,6 +11,9 @@ No mitmproxy import: both processes use it.
       kometa/                  Kometa's config folder for this run (kometa_run.yml, deleted after the run;
                                logs/meta.log, Kometa's own log)
       mitmproxy/               mitmproxy's confdir (its CA, and config.yaml for secrets it must not get on argv)
+      kometa-start/            Kometa's cue (kometa_start.py): warm.json (imports done), go.json (arguments,
+                               0600), started.json, open (the proxy listens), gate-<pid>.json (how long Kometa's
+                               first connection waited for it)
       output/
         by_ratingkey/          captured uploads: <ratingKey>_<kind>_<stamp>[_n].<ext>
         captured_requests/     upload bodies with no complete image: <ratingKey>_<kind>_<stamp>[_n].bin
