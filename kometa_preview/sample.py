@@ -6,6 +6,9 @@ offers for the library's items (its `<Meta>`: resolution, audio codec, edition, 
 shows) every value is a filter choice, and HDR and Dolby Vision are yes/no filters; one listing per value names
 the items that have it. A greedy cover then picks, N times, the item that adds the most values not yet covered.
 Only GET requests, through the GET-only Plex client.
+
+A show's status (returning, ended, canceled) is not among Plex's fields or filters: Kometa's status overlay reads
+it from TMDb (`tmdb_status`), so a read-only sample cannot cover it without TMDb; it is left out, not guessed.
 """
 from __future__ import annotations
 
