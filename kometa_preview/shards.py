@@ -115,6 +115,10 @@ def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resu
     cancel = threading.Event()
     failures: list[BaseException] = []
 
+    # Each shard says when it has finished (its summary written). Not Thread.join: a join that Ctrl-C interrupts
+    # can leave the thread looking finished while it still runs (CPython gh-90882), and the merge then missed it.
+    finished = [threading.Event() for _ in range(count)]
+
     def one(index: int) -> None:
         folder = job / SHARDS / f"{round_number}-{index + 1}"
         try:
@@ -122,6 +126,8 @@ def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resu
         except BaseException as exc:  # noqa: BLE001 - a shard's failure stops the others; the main thread re-raises
             failures.append(exc)
             cancel.set()
+        finally:
+            finished[index].set()
 
     if skip:
         reporter.stage(f"Resuming {job}: {len(skip)} items already captured are skipped")
@@ -130,14 +136,15 @@ def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resu
     for thread in threads:
         thread.start()
     try:
-        while any(thread.is_alive() for thread in threads):
-            for thread in threads:
-                thread.join(timeout=0.2)
+        while not all(done.is_set() for done in finished):
+            for done in finished:
+                done.wait(timeout=0.2)
     except KeyboardInterrupt:
         interrupted = True
         cancel.set()
-        for thread in threads:
-            thread.join()
+        for done in finished:
+            while not done.wait(timeout=0.5):
+                pass
     if failures and not interrupted:
         raise failures[0]
     reporter.stage(f"Merging {count} shard{'s' if count > 1 else ''} into {job / 'output'}")
