@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
+from .files import Tail
+
 
 class Event(StrEnum):
     # --- the proxy's life -----------------------------------------------------------------------------
@@ -307,19 +309,11 @@ class Follower:
     def __init__(self, path: Path, *, start_at_end: bool = False) -> None:
         """`start_at_end`: only what is appended from now on (a later run of a proxy that keeps running)."""
         self.path = path
-        self._offset = path.stat().st_size if start_at_end and path.exists() else 0
+        self._tail = Tail(path, from_end=start_at_end)
 
     def new_lines(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self._offset += len(complete)
         lines = []
-        for line in complete.splitlines():
+        for line in self._tail.lines():
             try:
                 value = json.loads(line)
             except json.JSONDecodeError:

@@ -1,4 +1,5 @@
-"""Writing files so that a crash or a full disk never leaves half of one: the only file writers of the project.
+"""Writing files so that a crash or a full disk never leaves half of one: the only file writers of the project;
+and `Tail`, the one reader of files another process is still appending to (the journal, Kometa's meta.log).
 
 Every writer goes through a temporary file in the same folder and `os.replace`/`os.link`, so a reader sees
 either nothing (or the old file) or the complete new one. `private=True` files are 0600 from their first
@@ -87,4 +88,47 @@ def save_new(folder: Path, names: Callable[[int], str], data: bytes) -> Path:
         raise FileExistsError(folder / names(0))
     finally:
         temporary.unlink(missing_ok=True)
+
+
+class Tail:
+    """The complete lines appended to a file since the last call, for a file another process is writing. A line
+    without its newline yet is held back (`pending`), never half-read. A file that was replaced or truncated
+    (rolled over) is read again from its start, and `restarted` says so."""
+
+    def __init__(self, path: Path, *, from_end: bool = False) -> None:
+        """`from_end`: only what is appended from now on."""
+        self.path = path
+        self.pending = b""
+        self.restarted = False
+        self._offset = 0
+        self._inode: int | None = None
+        if from_end:
+            try:
+                stat = path.stat()
+            except OSError:
+                return
+            self._offset, self._inode = stat.st_size, stat.st_ino
+
+    @property
+    def found(self) -> bool:
+        """Whether the file has been seen at all."""
+        return self._inode is not None
+
+    def lines(self) -> list[bytes]:
+        self.restarted = False
+        try:
+            stat = self.path.stat()
+            if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self._offset):
+                self._offset, self.pending, self.restarted = 0, b"", True
+            self._inode = stat.st_ino
+            if stat.st_size == self._offset:
+                return []
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except OSError:
+            return []
+        self._offset += len(data)
+        *complete, self.pending = (self.pending + data).split(b"\n")
+        return complete
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .files import Tail
+
 _FILE_LINE = re.compile(r"^\[(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[[^\]]*\]\s+\[(?P<level>[A-Z]+)\]\s*"
                         r"\|(?P<body>.*)\|\s*$")
 _CONTINUATION = re.compile(r"^ {8,}\|(?P<body>.*)\|\s*$")
@@ -156,6 +158,15 @@ class FileLineParser:
         elif line.strip():
             self.lines.append(Line("", line.strip(), self._when))
 
+    def peek(self, line: str) -> list[Line]:
+        """The lines so far and `line` parsed after them, without keeping `line` (one still being written)."""
+        kept, level, when = len(self.lines), self._level, self._when
+        self.feed(line)
+        lines = self.lines[:]
+        del self.lines[kept:]
+        self._level, self._when = level, when
+        return lines
+
 
 def file_lines(raw: Iterable[str]) -> list[Line]:
     """meta.log's lines (`FileLineParser`)."""
@@ -171,42 +182,24 @@ class MetaLogFollower:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._tail = Tail(path)
         self._parser = FileLineParser()
-        self._offset = 0
-        self._inode: int | None = None
-        self._rest = b""
 
     def poll(self) -> None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return
-        if stat.st_ino != self._inode or stat.st_size < self._offset:  # a new file (Kometa rolled it over)
-            self._parser, self._offset, self._inode, self._rest = FileLineParser(), 0, stat.st_ino, b""
-        if stat.st_size == self._offset:
-            return
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except OSError:
-            return
-        self._offset += len(data)
-        *complete, self._rest = (self._rest + data).split(b"\n")
-        for raw in complete:
+        fresh = self._tail.lines()
+        if self._tail.restarted:  # a new file (Kometa rolled it over)
+            self._parser = FileLineParser()
+        for raw in fresh:
             self._parser.feed(raw.decode("utf-8", "replace"))
 
     def lines(self) -> list[Line] | None:
         """Every line so far (a last line without its newline included); None when there is no meta.log."""
         self.poll()
-        if self._inode is None:
+        if not self._tail.found:
             return None
-        if not self._rest:
+        if not self._tail.pending:
             return list(self._parser.lines)
-        last = FileLineParser()
-        last._level, last._when = self._parser._level, self._parser._when
-        last.feed(self._rest.decode("utf-8", "replace"))
-        return self._parser.lines + last.lines
+        return self._parser.peek(self._tail.pending.decode("utf-8", "replace"))
 
 
 def screen_lines(raw: Iterable[str]) -> list[Line]:

@@ -144,3 +144,22 @@ def test_exported_and_missing_outrank_what_the_log_says():
 ])
 def test_progress_names_what_kometa_is_doing(line, says):
     assert kometa_log.progress(line) == says
+
+
+def test_meta_log_read_while_kometa_writes_it_is_the_same_as_read_at_the_end(tmp_path):
+    """The render parses meta.log as Kometa appends to it (a line at a time, sometimes half a line); what it has
+    once Kometa exits is what reading the whole file gives, and a rolled-over file is read from its start."""
+    whole = (LOGS / "2.4.4" / "truncated_input.meta.log").read_bytes()
+    meta = tmp_path / "meta.log"
+    followed = kometa_log.MetaLogFollower(meta)
+    assert followed.lines() is None                                  # no meta.log yet
+    for start in range(0, len(whole), 997):                          # chunks that cut lines in two
+        with meta.open("ab") as handle:
+            handle.write(whole[start:start + 997])
+        followed.poll()
+    expected = kometa_log.read(LOGS / "2.4.4" / "truncated_input.meta.log")
+    assert kometa_log.read(meta, followed=followed) == expected
+    assert followed.lines() == kometa_log.file_lines(whole.decode().splitlines(keepends=True))
+    meta.write_bytes(whole[:whole.index(b"\n") + 1] + whole[:40])   # rolled over; its last line unfinished
+    lines = followed.lines()
+    assert len(lines) == 2 and lines[0] == kometa_log.file_lines([whole.decode().splitlines()[0]])[0]
