@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageChops
 
 from .files import write_atomic
+from .job import SUMMARY, JobLayout, exported_target
 
 TOLERANCE = 8
 HEATMAPS = "diff"
@@ -48,20 +49,21 @@ class Change:
 
 def output_of(folder: Path) -> Path:
     """The output folder of a job, a watch iteration, or the folder itself."""
-    for candidate in (folder / "output", folder):
-        if (candidate / "summary.json").is_file() or any(candidate.glob("*_after.*")):
+    for candidate in (JobLayout(folder).output, folder):
+        if (candidate / SUMMARY).is_file() or after_images(candidate):
             return candidate
     raise DiffError(f"{folder} holds no preview output (no summary.json, no <id>_after images)")
 
 
 def after_images(output: Path) -> dict[str, Path]:
     """target id → its after-image."""
-    summary = output / "summary.json"
+    summary = output / SUMMARY
     if summary.is_file():
         targets = json.loads(summary.read_text(encoding="utf-8")).get("targets", {})
         return {tid: output / entry["after"] for tid, entry in targets.items()
                 if entry.get("after") and (output / entry["after"]).is_file()}
-    return {p.name.rsplit("_after.", 1)[0]: p for p in sorted(output.glob("*_after.*"))}
+    named = ((exported_target(p.name, "after"), p) for p in sorted(output.glob("*_after.*")))
+    return {target: path for target, path in named if target}
 
 
 class Decoded:

@@ -172,6 +172,12 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
         report.write(layout.output, summary)
     except OSError as exc:
         log.error("%s could not write report.html: %s", RenderEvent.REPORT_ERROR, exc.strerror or exc)
+    return write_summary(layout, summary)
+
+
+def write_summary(layout: JobLayout, summary: Summary) -> Outcome:
+    """summary.json, last: it lists every file of the output folder (itself included), so it is written once
+    the images and pages are there."""
     files = sorted(p.name for p in layout.output.iterdir() if p.is_file() and not p.name.startswith("."))
     summary.output_files = files + ([] if layout.summary.name in files else [layout.summary.name])
     write_json(layout.summary, summary.to_json())

@@ -34,6 +34,8 @@ from .files import write_private
 STAMP_FORMAT = "%Y%m%d_%H%M%S_%f"
 #: A sharded dry run's job folder holds its shards' job folders here: shards/<round>-<n>/ (shards.py).
 SHARDS = "shards"
+#: The summary's name in an output folder.
+SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class JobLayout:
 
     @property
     def summary(self) -> Path:
-        return self.output / "summary.json"
+        return self.output / SUMMARY
 
     @property
     def report(self) -> Path:
@@ -137,6 +139,13 @@ class JobLayout:
         inside the folder)."""
         assert side in ("before", "after")
         return self.output / f"{target_id}_{side}.{ext.lstrip('.')}"
+
+
+def exported_target(name: str, side: str) -> str | None:
+    """The target id of an `<id>_before.<ext>` / `<id>_after.<ext>` name (`JobLayout.exported`), else None."""
+    stem, dot, ext = name.rpartition(".")
+    target, marker, rest = stem.rpartition(f"_{side}")
+    return target if dot and ext and marker and not rest and target else None
 
 
 # --- capture names ----------------------------------------------------------------------------------------

@@ -412,7 +412,7 @@ def _start_together(request: RenderRequest, config: PreviewConfig, kometa: Komet
     layout = JobLayout(job.folder)
     plan = run_plan.choose()
     proxy_config = dataclasses.replace(config.for_proxy(shard), client_token=plan.client_token)
-    early: KometaProcess | None = kometa.start(layout.kometa_start, config.secret_values())
+    early = kometa.start(layout.kometa_start, config.secret_values())
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proxy-start")
     starting = pool.submit(start_proxy, proxy_config, job.folder, mock=request.mock, outside=True,
                            offline=request.offline, secrets=config.secret_values(),
@@ -420,7 +420,7 @@ def _start_together(request: RenderRequest, config: PreviewConfig, kometa: Komet
     cued: RunPlan | None = None
     try:
         planned = run_plan.with_libraries(plan, proxy_config)
-        if planned is not None and early is not None:
+        if planned is not None:
             # Kometa's requests check that its CA bundle exists before they connect (and wait at the gate):
             # mitmproxy writes its CA over this empty file while it starts, long before the gate opens.
             layout.confdir.mkdir(parents=True, exist_ok=True)
@@ -434,30 +434,20 @@ def _start_together(request: RenderRequest, config: PreviewConfig, kometa: Komet
                 pass  # said again, and properly, once the proxy is up
         job.proxy = starting.result()
     except LaunchError as exc:
-        if early is not None:
-            early.cancel()
+        early.cancel()
         raise _abandon(job, f"proxy: {exc}") from None
     except BaseException:
-        if early is not None:
-            early.cancel()
+        early.cancel()
         _stop_once_started(starting)
         raise
     finally:
         pool.shutdown(wait=False)
-    if cued is not None and not cued.kept_by(job.proxy):
+    if cued is not None and (differences := cued.differences(job.proxy)):
         log.info("%s the proxy is not the one Kometa was told about (%s): Kometa runs again once it listens",
-                 RenderEvent.PLAN_CHANGED, ", ".join(_plan_differences(cued, job.proxy)))
-        assert early is not None
+                 RenderEvent.PLAN_CHANGED, ", ".join(differences))
         early.cancel()
         return None, None
     return early, cued
-
-
-def _plan_differences(plan: RunPlan, proxy: ProxyProcess) -> list[str]:
-    return [name for name, planned, real in (("port", plan.port, proxy.port),
-                                             ("outside port", plan.outside_port, proxy.outside_port),
-                                             ("job token", plan.client_token, proxy.client_token),
-                                             ("libraries", plan.libraries, proxy.libraries)) if planned != real]
 
 
 def _stop_once_started(starting: Future) -> None:

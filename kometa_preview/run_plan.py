@@ -32,10 +32,12 @@ class RunPlan:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def kept_by(self, proxy: ProxyProcess) -> bool:
-        """Whether the proxy that started is the one Kometa was told about."""
-        return (proxy.port, proxy.outside_port, proxy.client_token, proxy.libraries) == \
-            (self.port, self.outside_port, self.client_token, self.libraries)
+    def differences(self, proxy: ProxyProcess) -> list[str]:
+        """What the proxy that started does not share with the one Kometa was told about (none: it is that one)."""
+        return [name for name, planned, real in (("port", self.port, proxy.port),
+                                                 ("outside port", self.outside_port, proxy.outside_port),
+                                                 ("job token", self.client_token, proxy.client_token),
+                                                 ("libraries", self.libraries, proxy.libraries)) if planned != real]
 
 
 def choose() -> RunPlan:

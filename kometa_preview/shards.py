@@ -13,6 +13,7 @@ the whole library (a `limit` on a search, "top N") would see only its shard.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -23,8 +24,7 @@ from pathlib import Path
 
 from . import contact, report
 from .config import PreviewConfig, Shard
-from .export import Outcome
-from .files import write_json
+from .export import Outcome, write_summary
 from .job import SHARDS, CaptureName, JobLayout
 from .kometa_runner import KometaCommand
 from .summary import Summary, load, merge
@@ -163,7 +163,6 @@ def _place(source: Path, target: Path) -> None:
 def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
     """Merge every round's shards of `job` (in the order they ran) into `<job>/output`: images, summary.json,
     report.html and contact.html."""
-    import json
     layout = JobLayout(job)
     layout.output.mkdir(parents=True, exist_ok=True)
     folders = sorted((p for p in job.glob(f"{SHARDS}/*") if (JobLayout(p).summary).is_file()),
@@ -190,7 +189,4 @@ def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
             writer(layout.output, summary)
         except OSError as exc:
             log.error("could not write %s: %s", writer.__module__, exc.strerror or exc)
-    files = sorted(p.name for p in layout.output.iterdir() if p.is_file() and not p.name.startswith("."))
-    summary.output_files = files + ([] if layout.summary.name in files else [layout.summary.name])
-    write_json(layout.summary, summary.to_json())
-    return Outcome(summary, summary.exit_code, layout.summary)
+    return write_summary(layout, summary)

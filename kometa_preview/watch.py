@@ -238,7 +238,6 @@ class Watch:
         self.state.update(iteration=number, status="running", started_at=iteration.started_at, finished_at=None,
                           error=None, kometa_seconds=None, output_dir=str(iteration.output), timings={})
         prepare_job(config, iteration.folder, force=True)
-        since = time.time()
         result = None
         try:
             self.prepare_kometa(config, kometa)
@@ -260,7 +259,7 @@ class Watch:
             config, iteration.folder, kometa_exit_code=result.exit_code if result else None, error=iteration.error,
             started=iteration.started_at, timings={"kometa": iteration.kometa_seconds or 0.0},
             reserve=JobLayout(iteration.folder).reserve, kometa_version=kometa.version,
-            proxy_job=self.proxy.job if self.proxy is not None else None, since=since, lines=lines,
+            proxy_job=self.proxy.job if self.proxy is not None else None, since=iteration.started_at, lines=lines,
             kometa_log_followed=result.meta_log if result is not None else None)
         iteration.timings["export"] = round(time.monotonic() - exported, 3)
         if result is not None and result.started_wall is not None:

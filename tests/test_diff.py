@@ -78,3 +78,11 @@ def test_targets_on_one_side_only_are_added_or_removed_and_folders_without_outpu
     refused = _diff(empty, b)
     assert refused.returncode == 2 and "holds no preview output" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_without_summary_json_targets_come_from_the_after_image_names(tmp_path):
+    folder = tmp_path / "bare"
+    for name in ("t101_after.png", "with_after_in_id_after.jpg", "t101_before.png"):
+        _poster(folder / name)
+    from kometa_preview.diff import after_images
+    assert sorted(after_images(folder)) == ["t101", "with_after_in_id"]
