@@ -3,7 +3,9 @@
 #
 #   docker build -t kometa-preview .                                  # Kometa v2.4.4
 #   docker build --build-arg KOMETA_TAG=nightly -t kometa-preview .   # any tag of kometateam/kometa
-#   docker run --rm -v "$PWD:/jobs" -e PLEX_TOKEN kometa-preview render /jobs/preview.yml
+#   docker run --rm -v "$PWD:/jobs" -e PLEX_TOKEN --security-opt seccomp=unconfined \
+#       --security-opt apparmor=unconfined --security-opt systempaths=unconfined kometa-preview render /jobs/preview.yml
+# (the three options let Kometa run in its box inside the container: README, "Why it is safe").
 ARG KOMETA_TAG=v2.4.4
 FROM kometateam/kometa:${KOMETA_TAG}
 

@@ -95,7 +95,11 @@ def _kometa(config: PreviewConfig, given: Path | None, python: str | None) -> tu
     except KometaNotFound as exc:
         return Result(False, "kometa", str(exc), "install Kometa, or use the Docker image where it is /kometa.py"), None
     version = kometa.version or "version unknown"
-    problem = requirements_problem(kometa, config.secret_values())
+    hidden = tuple(path for path in (config.source, config.kometa.config) if path is not None)
+    try:
+        problem = requirements_problem(kometa, config.secret_values(), hidden=hidden)
+    except KometaNotFound as exc:
+        problem = str(exc)
     if problem:
         return Result(False, "kometa", f"{kometa.script} ({version}) does not start with {kometa.python} "
                                        f"({kometa.python_source}): {problem}",

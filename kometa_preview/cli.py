@@ -25,6 +25,15 @@ class UserError(click.ClickException):
 @click.version_option(__version__, prog_name="kometa-preview")
 def main() -> None:
     """Preview Kometa overlays on a few Plex items without letting Kometa write to Plex."""
+    non_dumpable()
+
+
+def non_dumpable() -> None:
+    """The Plex token is in this process (its environment, preview.yml): no other process of this user may read its
+    memory or /proc/<pid>/environ (Linux: only root or CAP_SYS_PTRACE can, then)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
 
 
 @main.command()
@@ -123,7 +132,7 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     import time
 
     from .config import mock_library_from_environment
-    from .launcher import LaunchError, start_proxy
+    from .launcher import LaunchError, ProxyOptions, start_proxy
 
     config = _load_config(preview_yml)
     _check_port(port, "--port")
@@ -133,9 +142,9 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     web_password = secrets.token_urlsafe(12)
     mock = not filter_mode and mock_library_from_environment()
     try:
-        child = start_proxy(config.for_proxy(), job.resolve(), mock=mock, port=port,
-                            web_port=web_port if web else None, web_password=web_password if web else None,
-                            secrets=config.secret_values())
+        options = ProxyOptions(mock=mock, port=port, web_port=web_port if web else None,
+                               web_password=web_password if web else None)
+        child = start_proxy(config.for_proxy(), job.resolve(), options, secrets=config.secret_values())
     except LaunchError as exc:
         raise UserError(f"proxy: {exc}") from None
     click.echo(f"kometa-preview proxy ({'mock library' if mock else 'filter'} mode) for {len(config.targets)} targets")
@@ -262,6 +271,10 @@ KOMETA_RUN_OPTIONS = (
                  help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally."),
     click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
                  help="Forward listings to Plex and filter them (legacy mode)."),
+    click.option("--isolation", type=click.Choice(["auto", "box", "none"]), default="auto", show_default=True,
+                 envvar="PREVIEW_ISOLATION",
+                 help="Kometa's box: its own network (only the proxy's ports reachable), processes and read-only "
+                      "files. auto: the box where the kernel allows it, else a warning; box: the box or nothing."),
 )
 
 
@@ -296,8 +309,8 @@ def kometa_run_options(command: Callable) -> Callable:
               help="Dry run on several machines: render only shard K of --shards N into <--job>/shards/1-K; "
                    "then `kometa-preview merge JOB` (docs/SHARDS.md).")
 def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
-           job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool, open_report: bool,
-           libraries: tuple[str, ...], shards: int, resume: Path | None, sample: int | None,
+           isolation: str, job: Path | None, force: bool, timeout: int | None, quiet: bool, verbose: bool,
+           open_report: bool, libraries: tuple[str, ...], shards: int, resume: Path | None, sample: int | None,
            shard: int | None) -> None:
     """Run Kometa through the preview proxy and export the posters it would have uploaded.
 
@@ -307,6 +320,7 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
     Exit codes: 0 every target exported or unchanged, 1 a target failed or missing or Kometa failed,
     2 bad input, 130 interrupted.
     """
+    from .box import Isolation
     from .config import mock_library_from_environment
     from .render import RenderError, RenderRequest
     from .render import render as run
@@ -314,7 +328,7 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
                             job=job, force=force, timeout=timeout, libraries=libraries, shards=shards,
-                            resume=resume, sample=sample, shard=shard)
+                            resume=resume, sample=sample, shard=shard, isolation=Isolation(isolation))
     try:
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:
@@ -354,12 +368,14 @@ def _open(path: Path) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the page's address.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print Kometa's own output.")
 def watch(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool, filter_mode: bool,
-          job: Path | None, force: bool, timeout: int | None, port: int, quiet: bool, verbose: bool) -> None:
+          isolation: str, job: Path | None, force: bool, timeout: int | None, port: int, quiet: bool,
+          verbose: bool) -> None:
     """Render, then render again whenever preview.yml, an overlay file it names (or one those name), or an input
     image changes; a live page shows each iteration's before/after and what changed, without reloading.
 
     Prints one line `page: http://127.0.0.1:PORT/?token=T`. Ctrl-C stops every child.
     """
+    from .box import Isolation
     from .config import mock_library_from_environment
     from .render import RenderError, RenderRequest
     from .watch import Watch
@@ -368,7 +384,7 @@ def watch(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None
         _check_port(port, "--port")
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
-                            job=job, force=force, timeout=timeout)
+                            job=job, force=force, timeout=timeout, isolation=Isolation(isolation))
     try:
         session = Watch(request, TerminalReporter(quiet, verbose), port)
     except OSError as exc:  # taken between the check and the bind

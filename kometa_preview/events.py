@@ -105,6 +105,7 @@ class RenderEvent(StrEnum):
     REPORT_ERROR = "REPORT_ERROR"
     UNKNOWN_EVENT = "UNKNOWN_EVENT"              # the journal holds events this version does not know
     PLAN_CHANGED = "PLAN_CHANGED"                # the proxy did not start as Kometa was told: Kometa runs again
+    KOMETA_ISOLATION = "KOMETA_ISOLATION"        # Kometa in its box, or not (and why not)
 
 
 #: What the proxy learns once, at start-up or the first time it serves a target's poster: true for every run a

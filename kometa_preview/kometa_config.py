@@ -15,10 +15,6 @@ from typing import Any
 import yaml
 
 from .config import SERVICE_SECTIONS, PreviewConfig
-from .files import write_private
-from .job import JobLayout
-
-RUN_CONFIG_NAME = JobLayout(Path()).run_config.name
 
 #: Kometa settings that change how overlays are drawn; nothing else is borrowed.
 RENDER_SETTINGS = ("overlay_artwork_filetype", "overlay_artwork_quality", "custom_repo")
@@ -146,6 +142,7 @@ def build(config: PreviewConfig, proxy_url: str, job_token: str, libraries: list
     return document
 
 
-def write(folder: Path, document: dict[str, Any]) -> Path:
-    """Write kometa_run.yml, atomically and readable by its owner only (it holds service keys)."""
-    return write_private(folder / RUN_CONFIG_NAME, yaml.safe_dump(document, sort_keys=False))
+def text(document: dict[str, Any]) -> str:
+    """kometa_run.yml's text. It holds service keys: Kometa gets it in its box's private tmpfs, or (without the box)
+    in a 0600 file deleted after the run."""
+    return yaml.safe_dump(document, sort_keys=False)

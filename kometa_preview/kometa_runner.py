@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from . import kometa_log
+from . import box, kometa_log
+from .box import Isolation
 from .files import write_private
-from .job import JobLayout
 from .launcher import child_environment, stop_process
 
 DEFAULT_KOMETA = Path("/kometa.py")
-#: Kometa reads every flag from KOMETA_<FLAG> (and the older PMM_<FLAG>), and those win over flags.
-OVERRIDING_PREFIXES = ("KOMETA_", "PMM_")
 #: Folders beside kometa.py that Kometa's install guides create for its venv.
 VENV_NAMES = ("venv", ".venv", "kometa-venv", "env")
 #: Where the interpreter came from, when nobody named one: it must be proved to have Kometa's requirements.
@@ -73,13 +72,13 @@ class KometaCommand:
         return ["--config", str(run_config), "--run", "--overlays-only", "--run-libraries", "|".join(libraries),
                 "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing"]
 
-    def start(self, handoff: Path, secrets: list[str],
-              on_line: Callable[[str], None] | None = None) -> KometaProcess:
+    def start(self, handoff: Path, secrets: list[str], *, home: Path, isolation: Isolation = Isolation.AUTO,
+              hidden: tuple[Path, ...] = ()) -> KometaProcess:
         """Kometa, started now and waiting for its cue (`KometaProcess.go`), in an allowlisted environment
-        (`child_environment`: no KOMETA_*/PMM_* overrides, nothing holding a secret)."""
-        env = child_environment(secrets)
-        env["PYTHONUNBUFFERED"] = "1"
-        return KometaProcess(self, handoff, env, on_line)
+        (`child_environment`: no KOMETA_*/PMM_* overrides, nothing holding a secret), in its box (box.py) unless
+        `isolation` says otherwise. `home`: its config folder, which it may write; `hidden`: files it must not
+        read. Raises `KometaNotFound` when `--isolation box` cannot be had."""
+        return KometaProcess(self, handoff, home, child_environment(secrets), isolation, hidden)
 
 
 def _interpreter(text: str, source: str) -> str:
@@ -122,24 +121,49 @@ def find_kometa(given: Path | None, configured: Path | None, python: str | None 
     return KometaCommand(sys.executable, script, OWN_INTERPRETER)
 
 
-def requirements_problem(kometa: KometaCommand, secrets: list[str], timeout: float = 120) -> str | None:
+def requirements_problem(kometa: KometaCommand, secrets: list[str], timeout: float = 120, *,
+                         hidden: tuple[Path, ...] = (), isolation: Isolation = Isolation.AUTO) -> str | None:
     """Run Kometa's own start (`kometa.py --help`: its import block, then argparse) with `kometa.python`, and
-    say what is wrong: Kometa's `Requirements Error` (it exits 0 after it), or a crash. None when it starts."""
+    say what is wrong: Kometa's `Requirements Error` (it exits 0 after it), or a crash. None when it starts.
+    Kometa's module code runs even for --help: it runs as a render runs it, in its box where there is one, with the
+    environment a render gives it (no secrets) and `hidden` hidden."""
+    argv = [kometa.python, str(kometa.script), "--help"]
     try:
-        # Kometa's module code runs even for --help: it gets the environment a render gives it, no secrets.
-        run = subprocess.run([kometa.python, str(kometa.script), "--help"], cwd=kometa.folder, capture_output=True,
-                             timeout=timeout, env=child_environment(secrets))
+        code, output = _run_once(argv, kometa.folder, child_environment(secrets), hidden, isolation, timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`{kometa.python} {kometa.script.name} --help` could not be run ({type(exc).__name__})"
-    output = (run.stdout + run.stderr).decode("utf-8", "replace")
-    screen = kometa_log.screen_lines(output.splitlines(keepends=True))
+    screen = kometa_log.screen_lines(output.decode("utf-8", "replace").splitlines(keepends=True))
     problem = kometa_log.requirements_error(screen)
     if problem:
         return problem
-    if run.returncode != 0:
+    if code != 0:
         last = kometa_log.python_crash(screen) or (screen[-1].text if screen else "no output")
-        return f"`{Path(kometa.python).name} {kometa.script.name} --help` exited {run.returncode}: {last}"
+        return f"`{Path(kometa.python).name} {kometa.script.name} --help` exited {code}: {last}"
     return None
+
+
+def _run_once(argv: list[str], cwd: Path, env: dict[str, str], hidden: tuple[Path, ...], isolation: Isolation,
+              timeout: float) -> tuple[int, bytes]:
+    """`argv` to its end, in the box unless `isolation` is none (or auto finds no box): its exit code and output."""
+    if isolation is not Isolation.NONE:
+        with tempfile.TemporaryDirectory(prefix="kometa-preview-") as scratch:
+            spec = box.BoxSpec(argv, cwd, {**env, "TMPDIR": scratch}, writable=(Path(scratch),), hidden=hidden)
+            try:
+                boxed = box.start(spec, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            except box.BoxUnavailable as exc:
+                if isolation is Isolation.BOX:
+                    raise KometaNotFound(f"--isolation box: Kometa's box cannot be built here ({exc})") from None
+            else:
+                try:
+                    output = boxed.process.communicate(timeout=timeout)[0]
+                except subprocess.TimeoutExpired:
+                    stop_process(boxed.process, group=True)
+                    raise
+                finally:
+                    boxed.close()
+                return boxed.process.returncode, output
+    run = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=timeout, env=env)
+    return run.returncode, run.stdout + run.stderr
 
 
 class KometaTimeout(Exception):
@@ -156,16 +180,19 @@ class KometaProcess:
     line, Kometa's carriage-return progress lines included, to `on_line`).
 
     Kometa is never modified: kometa_start.py runs kometa.py as `python kometa.py <arguments>` would, once the
-    arguments are handed over (`go`).
+    cue arrives on its stdin (`go`). That pipe stays open while the render lives: kometa_start.py stops Kometa when
+    it closes. In the box, the box's init takes the cue first (the run config goes to a private tmpfs, never to
+    the disk) and the relay is the gate; without it, kometa_start.py's audit hook is the gate.
     """
 
-    def __init__(self, kometa: KometaCommand, handoff: Path, env: dict[str, str],
-                 on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(self, kometa: KometaCommand, handoff: Path, home: Path, env: dict[str, str],
+                 isolation: Isolation, hidden: tuple[Path, ...]) -> None:
         handoff.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
         self.kometa = kometa
         self.handoff = handoff
-        self.on_line = on_line
-        self.spawned = time.monotonic()
+        self.home = home
+        self.on_line: Callable[[str], None] | None = None
         self.started_at: float | None = None
         self.exited_at: float | None = None
         #: Wall-clock times of the cue and of the exit, for the page and the benchmark.
@@ -176,11 +203,50 @@ class KometaProcess:
         self._early = bytearray()          # output before `go` named the log (a crash while importing)
         self._output_lock = threading.Lock()
         self._eof = threading.Event()
-        self.process = subprocess.Popen([kometa.python, str(START_SCRIPT), str(handoff), str(kometa.script)],
-                                        cwd=kometa.folder, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.requested = isolation
+        #: Why the box could not be had (None: it runs boxed, or nobody asked for it).
+        self.isolation_problem: str | None = None
+        self.box = self._boxed(env, hidden) if isolation is not Isolation.NONE else None
+        if self.box is not None:
+            self.process = self.box.process
+        else:
+            env = {**env, "PYTHONUNBUFFERED": "1"}
+            self.process = subprocess.Popen(self._argv(), cwd=kometa.folder, env=env, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self._reader = threading.Thread(target=self._pump, name="kometa-output", daemon=True)
         self._reader.start()
+
+    def _argv(self) -> list[str]:
+        return [self.kometa.python, str(START_SCRIPT), str(self.handoff), str(self.kometa.script)]
+
+    def _boxed(self, env: dict[str, str], hidden: tuple[Path, ...]) -> box.Box | None:
+        scratch = self.handoff / "tmp"
+        secret = self.handoff / "secret"
+        scratch.mkdir(exist_ok=True)
+        secret.mkdir(mode=0o700, exist_ok=True)
+        spec = box.BoxSpec(self._argv(), self.kometa.folder,
+                           {**env, "PYTHONUNBUFFERED": "1", "TMPDIR": str(scratch)},
+                           writable=(self.home, self.handoff), hidden=hidden, secret_folder=secret, listen=2)
+        try:
+            return box.start(spec, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except box.BoxUnavailable as exc:
+            if self.requested is Isolation.BOX:
+                raise KometaNotFound(f"--isolation box: Kometa's box cannot be built here ({exc})") from None
+            self.isolation_problem = str(exc)
+            return None
+
+    @property
+    def isolation(self) -> str:
+        """Which isolation Kometa runs with: `box` or `none`."""
+        return Isolation.BOX.value if self.box is not None else Isolation.NONE.value
+
+    def endpoints(self, port: int, outside_port: int | None) -> tuple[int, int | None]:
+        """The ports Kometa's config must name to reach the proxy's `port` and `outside_port`: in the box, the box's
+        own (the relay carries them out, and follows the proxy if it moves before `open`); else those."""
+        if self.box is None:
+            return port, outside_port
+        self.box.relay.point([port, outside_port])
+        return self.box.ports[0], self.box.ports[1]
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
@@ -204,10 +270,11 @@ class KometaProcess:
         """Still waiting for its cue (a process started for a later watch iteration may have died meanwhile)."""
         return self.started_at is None and self.process.poll() is None
 
-    def go(self, args: list[str], env: dict[str, str], log_path: Path, *, gated: bool = False) -> None:
-        """Run kometa.py with these arguments, and these variables added to its environment; its output from now
-        on (and what it printed before) goes to `log_path`. `gated`: before the proxy listens — no connection
-        leaves Kometa until `open` (kometa_start.py's gate)."""
+    def go(self, run_config: Path, config_text: str, args: list[str], env: dict[str, str], log_path: Path, *,
+           gated: bool = False) -> None:
+        """Run kometa.py with its config `run_config` holding `config_text`, these arguments, and these variables
+        added to its environment; its output from now on (and what it printed before) goes to `log_path`.
+        `gated`: before the proxy listens — no connection reaches the proxy until `open`."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._output_lock:
             self._log = log_path.open("ab")
@@ -215,15 +282,28 @@ class KometaProcess:
             self._early.clear()
         self.started_at, self.started_wall = time.monotonic(), time.time()
         self.gated = gated
-        write_private(self.handoff / "go.json", json.dumps({"args": args, "env": env, "gated": gated}))
+        order: dict = {"args": args, "env": env, "gated": gated and self.box is None}
+        if self.box is not None:
+            write_private(run_config, "")  # the placeholder the box binds the run config over
+            order["config"] = {"path": str(run_config), "text": config_text}
+        else:
+            write_private(run_config, config_text)
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(order).encode() + b"\n")
+        self.process.stdin.flush()
 
     def open(self) -> None:
-        """The proxy listens where Kometa's config says: let its connections through."""
-        write_private(self.handoff / "open", "")
+        """The proxy listens where `endpoints` was told: let Kometa's connections through."""
+        if self.box is not None:
+            self.box.relay.open()
+        else:
+            write_private(self.handoff / "open", "")
 
     @property
     def gate_seconds(self) -> float:
         """How long Kometa's first connection waited for the proxy (not Kometa's own time)."""
+        if self.box is not None:
+            return self.box.relay.waited
         waited = 0.0
         for record in self.handoff.glob("gate-*.json"):
             try:
@@ -257,7 +337,18 @@ class KometaProcess:
             with self._output_lock:
                 if self._log is not None:
                     self._log.close()
+            self._release()
         return self.process.returncode
+
+    def _release(self) -> None:
+        """Kometa has ended: its relay, its stdin (its lifeline) go."""
+        if self.box is not None:
+            self.box.close()
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
 
     def _mark_exit(self) -> None:
         if self.exited_at is None:
@@ -266,6 +357,7 @@ class KometaProcess:
     def cancel(self) -> None:
         stop_process(self.process, group=True)
         self._mark_exit()
+        self._release()
 
     @property
     def import_seconds(self) -> float:
@@ -293,13 +385,19 @@ class KometaProcess:
         return round(self.import_seconds + max(0.0, self.exited_wall - start - self.gate_seconds), 3)
 
 
-def kometa_proxy_environment(outside_port: int | None, proxy_job: Path) -> dict[str, str]:
+def kometa_proxy_environment(port: int, outside_port: int | None, ca_cert: Path) -> dict[str, str]:
     """What Kometa's environment gets for its run: its outside calls through the proxy's forward mode on
-    `outside_port`, trusting the per-job CA in the proxy's job folder; the reverse proxy reached directly."""
+    `outside_port`, trusting the per-job CA; only the reverse proxy's own address and port are exempt
+    (`localhost:<port>`, the host its config names: requests matches NO_PROXY's host:port form for host names,
+    never for IP addresses). Everything else, loopback and the LAN included, goes through the door and is judged."""
     if not outside_port:
         return {}
     outside = f"http://127.0.0.1:{outside_port}"
-    ca = str(JobLayout(proxy_job).ca_cert)
+    exempt = f"localhost:{port}"
     return {"HTTP_PROXY": outside, "HTTPS_PROXY": outside, "http_proxy": outside, "https_proxy": outside,
-            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "REQUESTS_CA_BUNDLE": ca,
-            "SSL_CERT_FILE": ca}
+            "NO_PROXY": exempt, "no_proxy": exempt, "REQUESTS_CA_BUNDLE": str(ca_cert), "SSL_CERT_FILE": str(ca_cert)}
+
+
+def proxy_url(port: int) -> str:
+    """The reverse proxy as Kometa's config names it (see `kometa_proxy_environment`)."""
+    return f"http://localhost:{port}"

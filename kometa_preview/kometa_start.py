@@ -5,12 +5,14 @@ Run by Kometa's own interpreter (so: standard library only, nothing of kometa_pr
     python kometa_start.py <handoff folder> <kometa.py>
 
 It imports the third-party packages Kometa imports first (its slow part: plexapi, Pillow, requests, tmdbapis…,
-each only if installed), writes `<handoff>/warm.json`, and waits for `<handoff>/go.json`: Kometa's arguments and
-the variables its environment gets (the proxy's addresses). Then it runs kometa.py exactly as
-`python kometa.py <arguments>` would: same file, same working directory, `__main__`, the same `sys.argv`.
-It exits when the render that started it is gone.
+each only if installed), writes `<handoff>/warm.json`, and waits for its cue, one JSON line on stdin: Kometa's
+arguments and the variables its environment gets (the proxy's addresses). Then it runs kometa.py exactly as
+`python kometa.py <arguments>` would: same file, same working directory, `__main__`, the same `sys.argv`, stdin
+reading nothing. The cue's pipe is the lifeline: when it closes (the render is gone), Kometa's whole process
+group is killed, and before the cue this launcher simply exits.
 
-The gate. The render may give the cue before the proxy listens (Kometa's own start-up, ~0.5 s for Kometa 2.4,
+The gate, without the box (in the box, the relay that carries Kometa's connections out is the gate).
+The render may give the cue before the proxy listens (Kometa's own start-up, ~0.5 s for Kometa 2.4,
 then overlaps mitmproxy's). Kometa must never find the proxy's ports closed, so a gated cue installs an audit
 hook (`sys.addaudithook`, Python's interface for observing runtime events; nothing of Kometa changes) that holds
 the first `socket.connect` — in Kometa's process and in the worker it forks for its run — until the render writes
@@ -23,7 +25,9 @@ import json
 import multiprocessing
 import os
 import runpy
+import signal
 import sys
+import threading
 import time
 
 #: What Kometa 2.0 to nightly import first (kometa.py's import block), by module name.
@@ -65,10 +69,32 @@ def install_gate(handoff: str) -> None:
     sys.addaudithook(hook)
 
 
+def _cue() -> tuple[dict | None, int]:
+    """The cue (None: the render is gone), and the pipe it came on, moved off stdin: Kometa's stdin reads nothing,
+    as when it is started by hand with </dev/null."""
+    lifeline = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(lifeline, 1)
+        if not chunk:
+            return None, lifeline
+        line += chunk
+    return json.loads(line), lifeline
+
+
+def _follow_lifeline(lifeline: int) -> None:
+    """The render is gone when its end closes: nothing of this run may outlive it."""
+    while os.read(lifeline, 4096):
+        pass
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 def main() -> int:
     handoff, script = sys.argv[1], sys.argv[2]
     sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python kometa.py` has it (not this file's folder)
-    parent = os.getppid()
     started = time.monotonic()
     for name in PACKAGES:
         try:
@@ -76,20 +102,15 @@ def main() -> int:
         except Exception:  # noqa: BLE001 - not installed, or broken: Kometa itself will say so
             pass
     _write(os.path.join(handoff, "warm.json"), {"import_seconds": round(time.monotonic() - started, 3)})
-    go = os.path.join(handoff, "go.json")
-    while not os.path.exists(go):
-        if os.getppid() != parent:  # the render is gone: nobody will ever say go
-            return 0
-        time.sleep(0.002)
-    with open(go, encoding="utf-8") as handle:
-        order = json.load(handle)
+    order, lifeline = _cue()
+    if order is None:  # the render is gone: nobody will ever say go
+        return 0
+    threading.Thread(target=_follow_lifeline, args=(lifeline,), daemon=True).start()
     if order.get("gated"):
         if _forks_workers():
             install_gate(handoff)
         else:  # no gate to offer: Kometa starts once the proxy is open
             while not os.path.exists(os.path.join(handoff, "open")):
-                if os.getppid() != parent:
-                    return 0
                 time.sleep(0.002)
     os.environ.update(order["env"])
     sys.argv = [script, *order["args"]]

@@ -18,15 +18,16 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .config import ProxyConfig
-from .files import write_json, write_private
 from .job import JobLayout, Ready
 from .limits import BODY_SIZE_SLACK, CLIENT_IDLE_SECONDS, MAX_UPLOAD_BYTES, REQUEST_SECONDS
 
-MITM_ENTRY = "import sys; from mitmproxy.tools.main import {tool}; sys.exit({tool}())"
+#: The proxy process's entry point (proxy/launch.py), run as a module of this package.
+LAUNCH_MODULE = "kometa_preview.proxy.launch"
+#: launch.py's greeting once it is non-dumpable: the handover is sent only then.
+READY = b"ready\n"
 #: The addon script mitmdump loads. Named by path, never imported here: importing it builds the addon chain,
 #: and the parent process does not import mitmproxy at all.
 PROXY_SCRIPT = Path(__file__).parent / "proxy" / "script.py"
-CLIENT_IDLE_TIMEOUT = CLIENT_IDLE_SECONDS
 #: Starts of the proxy tried when its outside-calls port was taken between being picked and being bound.
 START_ATTEMPTS = 3
 
@@ -70,19 +71,6 @@ def user_proxy(base: dict[str, str] | None = None) -> str | None:
     return None
 
 
-def _mitmproxy_config(layout: JobLayout, web_password: str | None, upstream_auth: str | None) -> None:
-    """Options that are secrets go to `<confdir>/config.yaml` (0600), which mitmproxy reads at start:
-    never argv, which every local user can read in /proc."""
-    lines = []
-    if web_password is not None:
-        from argon2 import PasswordHasher  # mitmproxy's own dependency; mitmweb checks the token against it
-        lines.append(f"web_password: '{PasswordHasher().hash(web_password)}'")
-    if upstream_auth is not None:
-        lines.append(f"upstream_auth: {json.dumps(upstream_auth)}")
-    if lines:
-        write_private(layout.mitmproxy_config, "\n".join(lines) + "\n")
-
-
 class LaunchError(Exception):
     """A child could not be started or did not become ready. One line, safe to show."""
 
@@ -96,6 +84,8 @@ class ProxyProcess:
     log_path: Path
     outside_port: int | None = None
     libraries: tuple[str, ...] = ()
+    #: The render's end of the launch socket: while it is open, the proxy knows the render is there.
+    lifeline: socket.socket | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -107,6 +97,8 @@ class ProxyProcess:
     def stop(self, timeout: float = 10) -> int:
         """SIGTERM (runs the addons' `done` hooks), then SIGKILL if it does not exit in time."""
         stop_process(self.process, timeout)
+        if self.lifeline is not None:
+            self.lifeline.close()
         return self.process.returncode
 
 
@@ -125,97 +117,136 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def proxy_command(job: Path, plex_url: str, *, mock: bool, port: int = 0, outside_port: int | None = None,
-                  web_port: int | None = None, save_flows: Path | None = None, max_upload: int = MAX_UPLOAD_BYTES,
-                  outside: bool = False, offline: bool = False, upstream_proxy: str | None = None,
-                  idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS) -> list[str]:
-    """mitmdump's (or mitmweb's) argv. Nothing secret is in it: the Plex token reaches the proxy in
-    `<job>/proxy_config.json` (0600, deleted once read), mitmweb's password and proxy credentials through
-    `<confdir>/config.yaml`."""
-    layout = JobLayout(job)
-    tool = "mitmweb" if web_port is not None else "mitmdump"
-    command = [sys.executable, "-c", MITM_ENTRY.format(tool=tool), "-s", str(PROXY_SCRIPT),
-               "--mode", f"reverse:{plex_url}@127.0.0.1:{port}",
-               "--set", f"confdir={layout.confdir}",
-               "--set", f"preview_config={layout.proxy_config}", "--set", f"preview_job={job}",
-               "--set", f"tcp_timeout={idle_timeout}", "--set", f"preview_request_timeout={request_timeout}",
-               "--set", f"preview_mock_library={'true' if mock else 'false'}",
-               "--set", f"preview_max_upload={max_upload}",
-               "--set", f"body_size_limit={max_upload + BODY_SIZE_SLACK}",
+@dataclass(frozen=True)
+class ProxyOptions:
+    """How a proxy is started (everything but its ProxyConfig and job folder)."""
+    mock: bool = True
+    #: The reverse proxy's port (0: a free one).
+    port: int = 0
+    #: A second mode for Kometa's outside calls (render and watch), offline or through the user's own proxy.
+    outside: bool = False
+    offline: bool = False
+    #: mitmweb instead of mitmdump, its UI on this port with this password.
+    web_port: int | None = None
+    web_password: str | None = field(default=None, repr=False)
+    save_flows: Path | None = None
+    max_upload: int = MAX_UPLOAD_BYTES
+    idle_timeout: int = CLIENT_IDLE_SECONDS
+    request_timeout: int = REQUEST_SECONDS
+    #: The reverse and outside-calls ports to try first (chosen before, for a Kometa already given them).
+    planned_ports: tuple[int, int] | None = None
+    #: Seconds to wait for the ready file.
+    timeout: float = 60
+
+
+def proxy_arguments(job: Path, plex_url: str, options: ProxyOptions, *, port: int, outside_port: int | None,
+                    upstream_proxy: str | None) -> list[str]:
+    """mitmdump's (or mitmweb's) arguments. They hold the real Plex URL and, behind a user's proxy, its credentials,
+    so they are handed over through the launch socket (proxy/launch.py), never put on a command line."""
+    command = ["-s", str(PROXY_SCRIPT), "--mode", f"reverse:{plex_url}@127.0.0.1:{port}",
+               "--set", f"confdir={JobLayout(job).confdir}",
+               "--set", "preview_config=inherited", "--set", f"preview_job={job}",
+               "--set", f"tcp_timeout={options.idle_timeout}",
+               "--set", f"preview_request_timeout={options.request_timeout}",
+               "--set", f"preview_mock_library={'true' if options.mock else 'false'}",
+               "--set", f"preview_max_upload={options.max_upload}",
+               "--set", f"body_size_limit={options.max_upload + BODY_SIZE_SLACK}",
                "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
                "--set", "termlog_verbosity=info", "--set", "preview_exit_when_done=true"]
-    if outside:
+    if options.outside:
         # mitmproxy refuses two modes on the same address, even both on port 0. Behind the user's own proxy,
         # allowed calls leave through it (mitmproxy's upstream mode); offline, nothing leaves at all.
-        mode = "regular" if offline or upstream_proxy is None else f"upstream:{split_proxy_url(upstream_proxy)[0]}"
+        address, credentials = split_proxy_url(upstream_proxy) if upstream_proxy else (None, None)
+        mode = "regular" if address is None else f"upstream:{address}"
         command += ["--mode", f"{mode}@127.0.0.1:{outside_port or free_port()}", "--set", "preview_outside=true",
-                    "--set", f"preview_offline={'true' if offline else 'false'}"]
+                    "--set", f"preview_offline={'true' if options.offline else 'false'}"]
+        if credentials is not None:
+            command += ["--set", f"upstream_auth={credentials}"]
         trusted = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
         if trusted:  # the user's CA bundle (a corporate proxy's CA) for the calls that are allowed
             command += ["--set", f"ssl_verify_upstream_trusted_ca={trusted}"]
-    if web_port is not None:
-        command += ["--set", f"web_port={web_port}", "--set", "web_host=127.0.0.1",
+    if options.web_port is not None:
+        command += ["--set", f"web_port={options.web_port}", "--set", "web_host=127.0.0.1",
                     "--set", "web_open_browser=false"]
-    if save_flows is not None:
-        command += ["-w", str(save_flows)]
+        if options.web_password is not None:
+            from argon2 import PasswordHasher  # mitmproxy's own dependency; mitmweb checks the token against it
+            command += ["--set", f"web_password={PasswordHasher().hash(options.web_password)}"]
+    if options.save_flows is not None:
+        command += ["-w", str(options.save_flows)]
     return command
 
 
 def split_proxy_url(url: str) -> tuple[str, str | None]:
     """A proxy URL as mitmproxy wants it: `scheme://host:port` for the mode, and `user:password` (or None) for
-    `upstream_auth`, which must not be on argv."""
+    `upstream_auth`."""
     split = urlsplit(url if "://" in url else f"http://{url}")
     address = f"{split.scheme}://{split.hostname}:{split.port or (443 if split.scheme == 'https' else 80)}"
     credentials = f"{unquote(split.username)}:{unquote(split.password or '')}" if split.username else None
     return address, credentials
 
 
-def start_proxy(config: ProxyConfig, job: Path, *, mock: bool = True, port: int = 0,
-                web_port: int | None = None, web_password: str | None = None, save_flows: Path | None = None,
-                timeout: float = 60, outside: bool = False, offline: bool = False,
-                max_upload: int = MAX_UPLOAD_BYTES, secrets: list[str] | None = None,
-                idle_timeout: int = CLIENT_IDLE_TIMEOUT, request_timeout: int = REQUEST_SECONDS,
-                ports: tuple[int, int] | None = None) -> ProxyProcess:
-    """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason. `ports`: the reverse
-    and outside-calls ports to try first (chosen before, for a Kometa already given them); whether they were
-    the ones bound is in the returned `ProxyProcess`.
+def start_proxy(config: ProxyConfig, job: Path, options: ProxyOptions = ProxyOptions(), *,
+                secrets: list[str] | None = None) -> ProxyProcess:
+    """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason. Whether the planned ports
+    were the ones bound is in the returned `ProxyProcess`.
 
-    The proxy gets `config` (Plex and the targets, nothing else of preview.yml) in a 0600 file that is deleted
-    once it is ready, and the environment allowlist of `child_environment` minus anything holding one of
-    `secrets` — so neither its argv nor its environment holds the token.
+    The proxy process (proxy/launch.py) gets `config` (Plex and the targets, nothing else of preview.yml) and its
+    arguments through a socketpair, once it has made itself non-dumpable; its environment is `child_environment`
+    minus anything holding one of `secrets`. So no file, argv or environment another process could read holds the
+    token or the real Plex URL. The socket stays open as its lifeline: if the render dies, the proxy stops.
     """
     layout = JobLayout(job)
     job.mkdir(parents=True, exist_ok=True)
     layout.ready.unlink(missing_ok=True)
     layout.logs.mkdir(exist_ok=True)
-    upstream = None if offline or not outside else user_proxy()
-    _mitmproxy_config(layout, web_password, split_proxy_url(upstream)[1] if upstream else None)
-    write_json(layout.proxy_config, config.to_json(), private=True)
+    upstream = None if options.offline or not options.outside else user_proxy()
     environment = child_environment([config.plex.token, *(secrets or [])], extra_names=TRUST_NAMES)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        port, outside_port = options.planned_ports if options.planned_ports and attempt == 1 else (options.port, None)
+        arguments = proxy_arguments(job, config.plex.url, options, port=port, outside_port=outside_port,
+                                    upstream_proxy=upstream)
+        logged = layout.proxy_log.stat().st_size if layout.proxy_log.exists() else 0
+        handover = {"tool": "mitmweb" if options.web_port is not None else "mitmdump", "args": arguments,
+                    "config": config.to_json()}
+        process, lifeline = _launch(handover, layout, environment, options.timeout)
+        try:
+            return _wait_ready(process, lifeline, layout, options.timeout)
+        except LaunchError:
+            # The outside-calls port is picked free and bound by mitmdump a moment later (mitmproxy takes no
+            # two port-0 modes on one address); under load another process can take it in between. Only that
+            # is retried, with a new port; the first attempt's log stays in proxy.log.
+            if attempt == START_ATTEMPTS or not (options.outside and _lost_port_race(layout.proxy_log, logged)):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _launch(handover: dict, layout: JobLayout, environment: dict[str, str],
+            timeout: float) -> tuple[subprocess.Popen, socket.socket]:
+    """Start proxy/launch.py and hand it over what it needs, once it says it is non-dumpable."""
+    ours, theirs = socket.socketpair()
     try:
-        for attempt in range(1, START_ATTEMPTS + 1):
-            reverse_port, outside_port = ports if ports is not None and attempt == 1 else (port, None)
-            command = proxy_command(job, config.plex.url, mock=mock, port=reverse_port, outside_port=outside_port,
-                                    web_port=web_port,
-                                    save_flows=save_flows, max_upload=max_upload, outside=outside, offline=offline,
-                                    upstream_proxy=upstream, idle_timeout=idle_timeout,
-                                    request_timeout=request_timeout)
-            logged = layout.proxy_log.stat().st_size if layout.proxy_log.exists() else 0
-            with layout.proxy_log.open("ab") as log_file:
-                process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True, env=environment)
-            try:
-                return _wait_ready(process, layout, timeout)
-            except LaunchError:
-                # The outside-calls port is picked free and bound by mitmdump a moment later (mitmproxy takes no
-                # two port-0 modes on one address); under load another process can take it in between. Only that
-                # is retried, with a new port; the first attempt's log stays in proxy.log.
-                if attempt == START_ATTEMPTS or not (outside and _lost_port_race(layout.proxy_log, logged)):
-                    raise
-                write_json(layout.proxy_config, config.to_json(), private=True)
-        raise AssertionError("unreachable")
+        with layout.proxy_log.open("ab") as log_file:
+            process = subprocess.Popen([sys.executable, "-P", "-m", LAUNCH_MODULE, str(theirs.fileno())],
+                                       stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, env=environment, pass_fds=[theirs.fileno()])
     finally:
-        layout.proxy_config.unlink(missing_ok=True)
+        theirs.close()
+    try:
+        ours.settimeout(timeout)
+        greeting = ours.recv(len(READY))
+        if greeting != READY:
+            process.wait(timeout=10)
+            raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
+                              f"{_last_error(layout.proxy_log)}")
+        ours.sendall(json.dumps(handover).encode() + b"\n")
+        ours.settimeout(None)
+    except BaseException:
+        ours.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        raise
+    return process, ours
 
 
 def _lost_port_race(log_path: Path, since: int) -> bool:
@@ -225,7 +256,8 @@ def _lost_port_race(log_path: Path, since: int) -> bool:
     return "failed to listen" in text and "address already in use" in text.lower()
 
 
-def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) -> ProxyProcess:
+def _wait_ready(process: subprocess.Popen, lifeline: socket.socket, layout: JobLayout,
+                timeout: float) -> ProxyProcess:
     deadline = time.monotonic() + timeout
     log_path = layout.proxy_log
     try:
@@ -236,7 +268,7 @@ def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) ->
                     process.wait(timeout=10)
                     raise LaunchError(ready.error or "the proxy did not start")
                 return ProxyProcess(process, layout.root, ready.port, ready.client_token, log_path,
-                                    ready.outside_port, tuple(ready.libraries))
+                                    ready.outside_port, tuple(ready.libraries), lifeline)
             if process.poll() is not None:
                 raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
                                   f"{_last_error(log_path)}")
@@ -247,6 +279,7 @@ def _wait_ready(process: subprocess.Popen, layout: JobLayout, timeout: float) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+        lifeline.close()
         raise
 
 

@@ -29,3 +29,16 @@ RESERVE_BYTES = 1 * MiB
 CLIENT_IDLE_SECONDS = 60
 #: Seconds a client may take to deliver one whole request (slow-loris).
 REQUEST_SECONDS = 30
+#: The render's handover to the proxy process (its arguments and ProxyConfig): a dry run's targets fit many times.
+HANDOVER_BYTES = 64 * MiB
+#: Seconds a proxy whose render is gone gets to run its `done` hooks before it leaves anyway.
+LIFELINE_GRACE_SECONDS = 5
+#: Seconds the box takes at most to report that it is ready (it takes a few hundredths).
+BOX_START_SECONDS = 10
+#: Seconds a connection Kometa opens before the proxy listens waits for it (the render stops Kometa long before).
+GATE_SECONDS = 120
+#: Connections Kometa may have open through the box's relay at once; more are closed at once (Kometa's pools hold
+#: about ten).
+RELAY_CONNECTIONS = 256
+#: What one relay read carries.
+RELAY_CHUNK_BYTES = 256 * KiB

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import yaml
 
 from . import kometa_config, kometa_log, run_plan
+from .box import WITHOUT_BOX, Isolation
 from .config import ConfigError, PreviewConfig, Shard, Target, load
 from .events import Event, Follower, RenderEvent
 from .events import read as read_journal
@@ -36,12 +37,12 @@ from .kometa_runner import (
     KometaTimeout,
     find_kometa,
     kometa_proxy_environment,
+    proxy_url,
     requirements_problem,
 )
-from .launcher import LaunchError, ProxyProcess, start_proxy
+from .launcher import LaunchError, ProxyOptions, ProxyProcess, start_proxy
 from .limits import RESERVE_BYTES
 from .redaction import redact_document
-from .run_plan import RunPlan
 
 if TYPE_CHECKING:
     from . import export
@@ -89,6 +90,8 @@ class RenderRequest:
     job: Path | None = None
     force: bool = False
     timeout: int | None = None
+    #: `--isolation`: Kometa in its box (box.py).
+    isolation: Isolation = Isolation.AUTO
 
 
 @dataclass
@@ -139,19 +142,15 @@ def _file_logging(job: Path) -> logging.Handler:
     return handler
 
 
-def _keep_redacted_copy(layout: JobLayout) -> None:
-    """kometa_run.yml holds service keys: after the run it is deleted, and a copy redacted by the one policy
-    (`redaction.redact_document`) kept if the disk allows (never the other way round)."""
-    run_yml = layout.run_config
-    try:
-        document = yaml.safe_load(run_yml.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        document = None
-    run_yml.unlink(missing_ok=True)
-    if not isinstance(document, dict):
+def _keep_redacted_copy(layout: JobLayout, document: dict | None) -> None:
+    """kometa_run.yml holds service keys: after the run it is deleted (in the box, only an empty placeholder was ever
+    on disk), and a copy redacted by the one policy (`redaction.redact_document`) kept, 0600, if the disk allows."""
+    layout.run_config.unlink(missing_ok=True)
+    if document is None:
         return
     try:
-        write_atomic(layout.redacted_run_config, yaml.safe_dump(redact_document(document), sort_keys=False))
+        write_atomic(layout.redacted_run_config, yaml.safe_dump(redact_document(document), sort_keys=False),
+                     private=True)
     except OSError as exc:
         log.warning("could not keep kometa_run.redacted.yml: %s", exc.strerror)
 
@@ -175,7 +174,7 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
     if (request.shards > 1 or request.resume) and not config.dry_run_libraries:
         raise RenderError("--shards and --resume split a dry run: give --library NAME or preview.libraries")
     one_shot = not config.dry_run_libraries
-    kometa = choose_kometa(config, request.kometa, request.kometa_python)
+    kometa = choose_kometa(config, request)
     reporter.kometa_found(kometa)
     if request.shard is not None:
         if not 1 <= request.shard <= request.shards or request.job is None:
@@ -254,18 +253,24 @@ def sampled(config: PreviewConfig, libraries: tuple[str, ...], count: int) -> Pr
     return dataclasses.replace(config, targets=tuple(unique), dry_run_libraries=())
 
 
-def choose_kometa(config: PreviewConfig, given: Path | None, python: str | None) -> KometaCommand:
+def hidden_from_kometa(config: PreviewConfig) -> tuple[Path, ...]:
+    """The user's files that may hold the Plex token: the box hides them from Kometa."""
+    return tuple(path for path in (config.source, config.kometa.config) if path is not None)
+
+
+def choose_kometa(config: PreviewConfig, request: RenderRequest) -> KometaCommand:
     """Kometa and its interpreter (`kometa_runner.find_kometa`). An interpreter nobody chose (this tool's own) is
     used only when Kometa starts with it (a Kometa start, ~0.2 s, on every render: naming the interpreter saves
     it): otherwise a RenderError says which one to set, before anything is written."""
     try:
-        kometa = find_kometa(given, config.kometa.path, python, config.kometa.python)
+        kometa = find_kometa(request.kometa, config.kometa.path, request.kometa_python, config.kometa.python)
+        problem = None if kometa.python_source != OWN_INTERPRETER else \
+            requirements_problem(kometa, config.secret_values(), hidden=hidden_from_kometa(config),
+                                 isolation=request.isolation)
     except KometaNotFound as exc:
         raise RenderError(str(exc)) from None
-    if kometa.python_source == OWN_INTERPRETER:
-        problem = requirements_problem(kometa, config.secret_values())
-        if problem:
-            raise RenderError(_cannot_run(kometa, problem))
+    if problem:
+        raise RenderError(_cannot_run(kometa, problem))
     return kometa
 
 
@@ -297,7 +302,9 @@ class KometaPass:
     exit_code: int | None = None
     error: str | None = None
     seconds: float | None = None
-    ran: bool = False
+    #: Which isolation Kometa ran with (`box`, `none`), and why not the box when it was wanted.
+    isolation: str | None = None
+    isolation_problem: str | None = None
     #: When Kometa got its cue and when it exited (wall clock).
     started_wall: float | None = None
     exited_wall: float | None = None
@@ -305,34 +312,57 @@ class KometaPass:
     meta_log: kometa_log.MetaLogFollower | None = None
 
 
-def cue_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, process: KometaProcess,
-               folder: Path, reporter: Reporter, *, url: str, token: str, libraries: list[str],
-               outside_port: int | None, proxy_job: Path, gated: bool = False) -> None:
-    """Write Kometa's config for the proxy at `url` (a fresh config folder `<folder>/kometa/`) and give `process`
-    its cue, its output going to `<folder>/logs/kometa.log`. `gated`: the proxy is not listening yet (see
-    kometa_start.py). Raises `RenderError` for a configuration that cannot work."""
-    layout = JobLayout(folder)
+def start_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, handoff: Path,
+                 folder: Path) -> KometaProcess:
+    """Kometa started now, waiting for its cue, its config folder `<folder>/kometa/`; in its box as
+    `request.isolation` asks, with preview.yml and the user's Kometa config (they hold the Plex token) hidden."""
     try:
-        document = kometa_config.build(config, url, token, libraries, offline=request.offline,
+        return kometa.start(handoff, config.secret_values(), home=JobLayout(folder).kometa,
+                            isolation=request.isolation, hidden=hidden_from_kometa(config))
+    except KometaNotFound as exc:
+        raise RenderError(str(exc)) from None
+
+
+def isolation_warning(process: KometaProcess) -> str | None:
+    """The one line `--isolation auto` prints where the box could not be built (None: nothing to say). Logged as
+    KOMETA_ISOLATION either way."""
+    log.info("%s mode=%s requested=%s problem=%s", RenderEvent.KOMETA_ISOLATION, process.isolation,
+             process.requested.value, process.isolation_problem)
+    if process.isolation_problem is None:
+        return None
+    return f"! no box for Kometa ({process.isolation_problem}): {WITHOUT_BOX}"
+
+
+def cue_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, process: KometaProcess,
+               folder: Path, reporter: Reporter, *, port: int, token: str, libraries: list[str],
+               outside_port: int | None, proxy_job: Path, gated: bool = False) -> dict:
+    """Write Kometa's config for the proxy on `port` (a fresh config folder `<folder>/kometa/`) and give `process`
+    its cue, its output going to `<folder>/logs/kometa.log`. `gated`: the proxy is not listening yet. Returns the
+    run config (for its redacted copy). Raises `RenderError` for a configuration that cannot work."""
+    layout = JobLayout(folder)
+    kometa_port, kometa_outside = process.endpoints(port, outside_port)
+    try:
+        document = kometa_config.build(config, proxy_url(kometa_port), token, libraries, offline=request.offline,
                                        kometa_folder=kometa.folder)
     except kometa_config.KometaConfigError as exc:
         raise RenderError(str(exc)) from None
-    run_yml = kometa_config.write(layout.kometa, document)
     reporter.stage(f"Running Kometa on {' | '.join(libraries)} ({kometa.script})")
     process.on_line = KometaLines(reporter)
-    process.go(kometa.arguments(run_yml, libraries), kometa_proxy_environment(outside_port, proxy_job),
+    process.go(layout.run_config, kometa_config.text(document), kometa.arguments(layout.run_config, libraries),
+               kometa_proxy_environment(kometa_port, kometa_outside, JobLayout(proxy_job).ca_cert),
                layout.kometa_log, gated=gated)
+    return document
 
 
 def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, proxy: ProxyProcess,
                 folder: Path, reporter: Reporter, cancel: threading.Event | None = None,
                 started: KometaProcess | None = None, wanted: set[str] | None = None,
-                cued: bool = False) -> KometaPass:
+                cued: dict | None = None) -> KometaPass:
     """Kometa once, against `proxy`, with a fresh config folder `<folder>/kometa/` and its output in
     `<folder>/logs/kometa.log`: `started` when it was started early (its imports done while the proxy started),
-    else started now; `cued`: `started` has had its cue already (`cue_kometa`, gated, for this very proxy), and
-    only its gate is opened. `wanted`: the targets' ratingKeys, when the caller follows the journal already (else
-    read from it). Raises `RenderError` for a configuration that cannot work (before Kometa runs),
+    else started now; `cued`: the run config `started` was cued with already (`cue_kometa`, gated, for this very
+    proxy): only its gate is opened. `wanted`: the targets' ratingKeys, when the caller follows the journal already
+    (else read from it). Raises `RenderError` for a configuration that cannot work (before Kometa runs),
     `KometaTimeout`, `LaunchError` (the proxy died) and KeyboardInterrupt (Ctrl-C, or `cancel`)."""
     layout, proxy_layout = JobLayout(folder), JobLayout(proxy.job)
     libraries = list(proxy.libraries)
@@ -360,32 +390,41 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
         if not proxy.alive():
             raise LaunchError("the proxy exited while Kometa was running")
 
-    if cued and started is not None:
-        process = started
-    else:
-        if started is not None and not started.usable:
-            started.cancel()  # it died while it waited: start another
-            started = None
-        process = started or kometa.start(layout.kometa_start, config.secret_values())
-        try:
-            cue_kometa(request, config, kometa, process, folder, reporter, url=proxy.url, token=proxy.client_token,
-                       libraries=libraries, outside_port=proxy.outside_port, proxy_job=proxy.job)
-        except BaseException:
-            process.cancel()
-            raise
-    outcome = KometaPass(ran=True, meta_log=meta_log)
+    process, document = _cued(request, config, kometa, proxy, folder, reporter, started, cued)
+    outcome = KometaPass(meta_log=meta_log, isolation=process.isolation, isolation_problem=process.isolation_problem)
     try:
-        if process.gated:
-            process.open()
+        process.endpoints(proxy.port, proxy.outside_port)  # the proxy's real ports, whatever was planned
+        process.open()
         outcome.exit_code = process.finish(request.timeout or config.kometa.timeout, on_tick=tick)
         tick()
     finally:
         outcome.seconds = process.own_seconds
         outcome.started_wall, outcome.exited_wall = process.started_wall, process.exited_wall
-        _keep_redacted_copy(layout)
+        _keep_redacted_copy(layout, document)
     if outcome.exit_code != 0:
         outcome.error = f"Kometa exited with code {outcome.exit_code} (see logs/kometa.log)"
     return outcome
+
+
+def _cued(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, proxy: ProxyProcess, folder: Path,
+          reporter: Reporter, started: KometaProcess | None, cued: dict | None) -> tuple[KometaProcess, dict]:
+    """The Kometa of this pass, cued: `started` as it was cued already, or `started` (else a new one) cued now."""
+    if cued is not None and started is not None:
+        return started, cued
+    if started is not None and not started.usable:
+        started.cancel()  # it died while it waited: start another
+        started = None
+    process = started or start_kometa(request, config, kometa, JobLayout(folder).kometa_start, folder)
+    if (warning := isolation_warning(process)) is not None and started is None:
+        reporter.stage(warning)
+    try:
+        document = cue_kometa(request, config, kometa, process, folder, reporter, port=proxy.port,
+                              token=proxy.client_token, libraries=list(proxy.libraries),
+                              outside_port=proxy.outside_port, proxy_job=proxy.job)
+    except BaseException:
+        process.cancel()
+        raise
+    return process, document
 
 
 def _import_export_step() -> None:
@@ -404,21 +443,25 @@ def _waiter(thread: threading.Thread) -> Callable[[float], bool]:
 
 
 def _start_together(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, job: Job,
-                    reporter: Reporter, shard: Shard | None) -> tuple[KometaProcess | None, RunPlan | None]:
-    """Kometa and the proxy, started at the same time (run_plan.py): Kometa's imports and, when the plan can be
+                    reporter: Reporter, shard: Shard | None) -> tuple[KometaProcess | None, dict | None]:
+    """The proxy and Kometa, started at the same time (run_plan.py): Kometa's imports and, when the plan can be
     made, its own start-up run while mitmproxy starts; its first connection waits at the gate until the proxy
-    is ready. Sets `job.proxy`. Returns Kometa (None: started later, the usual way) and the plan it was cued
+    is ready. Sets `job.proxy`. Returns Kometa (None: started later, the usual way) and the run config it was cued
     with (None: not cued yet). Raises what `start_proxy` raises, after stopping Kometa."""
     layout = JobLayout(job.folder)
     plan = run_plan.choose()
     proxy_config = dataclasses.replace(config.for_proxy(shard), client_token=plan.client_token)
-    early = kometa.start(layout.kometa_start, config.secret_values())
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proxy-start")
-    starting = pool.submit(start_proxy, proxy_config, job.folder, mock=request.mock, outside=True,
-                           offline=request.offline, secrets=config.secret_values(),
-                           ports=(plan.port, plan.outside_port))
-    cued: RunPlan | None = None
+    starting = pool.submit(start_proxy, proxy_config, job.folder,
+                           ProxyOptions(mock=request.mock, outside=True, offline=request.offline,
+                                        planned_ports=(plan.port, plan.outside_port)),
+                           secrets=config.secret_values())
+    early: KometaProcess | None = None
+    cued: dict | None = None
     try:
+        early = start_kometa(request, config, kometa, layout.kometa_start, job.folder)
+        if (warning := isolation_warning(early)) is not None:
+            reporter.stage(warning)
         planned = run_plan.with_libraries(plan, proxy_config)
         if planned is not None:
             # Kometa's requests check that its CA bundle exists before they connect (and wait at the gate):
@@ -426,23 +469,24 @@ def _start_together(request: RenderRequest, config: PreviewConfig, kometa: Komet
             layout.confdir.mkdir(parents=True, exist_ok=True)
             layout.ca_cert.touch(exist_ok=True)
             try:
-                cue_kometa(request, config, kometa, early, job.folder, reporter, url=planned.url,
-                           token=planned.client_token, libraries=list(planned.libraries),
-                           outside_port=planned.outside_port, proxy_job=job.folder, gated=True)
-                cued = planned
+                cued = cue_kometa(request, config, kometa, early, job.folder, reporter, port=planned.port,
+                                  token=planned.client_token, libraries=list(planned.libraries),
+                                  outside_port=planned.outside_port, proxy_job=job.folder, gated=True)
             except RenderError:
                 pass  # said again, and properly, once the proxy is up
         job.proxy = starting.result()
     except LaunchError as exc:
-        early.cancel()
+        if early is not None:
+            early.cancel()
         raise _abandon(job, f"proxy: {exc}") from None
     except BaseException:
-        early.cancel()
+        if early is not None:
+            early.cancel()
         _stop_once_started(starting)
         raise
     finally:
         pool.shutdown(wait=False)
-    if cued is not None and (differences := cued.differences(job.proxy)):
+    if cued is not None and (differences := planned.differences(job.proxy, ports=early.box is None)):
         log.info("%s the proxy is not the one Kometa was told about (%s): Kometa runs again once it listens",
                  RenderEvent.PLAN_CHANGED, ", ".join(differences))
         early.cancel()
@@ -472,12 +516,12 @@ def _run(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, j
             f"every item of {', '.join(config.dry_run_libraries)}" + (f" and {total} targets" if total else "")
         reporter.stage(f"Starting the proxy ({'mock library' if request.mock else 'filter'} mode, "
                        f"{'offline' if request.offline else 'online'}) for {what}")
-        early, plan = _start_together(request, config, kometa, job, reporter, shard)
+        early, cued = _start_together(request, config, kometa, job, reporter, shard)
         timings["proxy_start"] = round(time.monotonic() - clock, 3)
         threading.Thread(target=_import_export_step, name="import-export", daemon=True).start()
         try:
             result = kometa_pass(request, config, kometa, job.proxy, job.folder, reporter, cancel, early,
-                                 cued=plan is not None)
+                                 cued=cued)
         except RenderError as exc:
             raise _abandon(job, str(exc)) from None
         except (KometaTimeout, LaunchError) as exc:

@@ -28,16 +28,14 @@ class RunPlan:
     client_token: str = field(repr=False)
     libraries: tuple[str, ...] = ()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def differences(self, proxy: ProxyProcess) -> list[str]:
-        """What the proxy that started does not share with the one Kometa was told about (none: it is that one)."""
-        return [name for name, planned, real in (("port", self.port, proxy.port),
-                                                 ("outside port", self.outside_port, proxy.outside_port),
-                                                 ("job token", self.client_token, proxy.client_token),
-                                                 ("libraries", self.libraries, proxy.libraries)) if planned != real]
+    def differences(self, proxy: ProxyProcess, *, ports: bool = True) -> list[str]:
+        """What the proxy that started does not share with the one Kometa was told about (none: it is that one).
+        `ports=False`: Kometa is in its box, whose relay follows the proxy to whatever ports it bound."""
+        compared = [("job token", self.client_token, proxy.client_token),
+                    ("libraries", self.libraries, proxy.libraries)]
+        if ports:
+            compared += [("port", self.port, proxy.port), ("outside port", self.outside_port, proxy.outside_port)]
+        return [name for name, planned, real in compared if planned != real]
 
 
 def choose() -> RunPlan:

@@ -25,9 +25,19 @@ from .diff import Decoded, compare, write_html
 from .events import STATE_EVENTS, Event, Follower
 from .job import JobLayout
 from .kometa_runner import KometaCommand, KometaProcess, KometaTimeout
-from .launcher import LaunchError, ProxyProcess, start_proxy
+from .launcher import LaunchError, ProxyOptions, ProxyProcess, start_proxy
 from .page import LivePage, LiveState
-from .render import RenderError, RenderRequest, Reporter, choose_kometa, interrupt_on_sigterm, kometa_pass, prepare_job
+from .render import (
+    RenderError,
+    RenderRequest,
+    Reporter,
+    choose_kometa,
+    interrupt_on_sigterm,
+    isolation_warning,
+    kometa_pass,
+    prepare_job,
+    start_kometa,
+)
 
 log = logging.getLogger("kometa_preview.watch")
 #: How often files are looked at, and how long they must stay unchanged before an iteration starts (editors save
@@ -180,7 +190,9 @@ class Watch:
         self.journal: JournalView | None = None
         self.generation = 0
         self.warm: KometaProcess | None = None
-        self.warm_secrets: list[str] = []
+        #: What the waiting Kometa was started for: its iteration, and the secrets kept out of its environment.
+        self.warm_for: tuple[int, list[str]] | None = None
+        self.warned_isolation = False
         self.kometa_starts = 0
         self.page = LivePage(self.state, self.iteration_output, port)
         self.decoded = Decoded()
@@ -203,24 +215,36 @@ class Watch:
             self.proxy = None
         self.generation += 1
         assert self.root is not None
-        self.proxy = start_proxy(wanted, self.root / f"proxy-{self.generation}", mock=self.request.mock, outside=True,
-                                 offline=self.request.offline, secrets=config.secret_values())
+        self.proxy = start_proxy(wanted, self.root / f"proxy-{self.generation}",
+                                 ProxyOptions(mock=self.request.mock, outside=True, offline=self.request.offline),
+                                 secrets=config.secret_values())
         self.proxy_config = wanted
         self.journal = JournalView(JobLayout(self.proxy.job).journal)
 
     # --- the next iteration's Kometa, started early --------------------------------------------------------
 
-    def prepare_kometa(self, config: PreviewConfig, kometa: KometaCommand) -> None:
-        """Start the next iteration's Kometa now (its imports take most of its start-up), unless one is waiting
-        already with the same secrets kept out of its environment."""
-        secrets = sorted(config.secret_values())
-        if self.warm is not None and self.warm.usable and self.warm_secrets == secrets:
+    def iteration_folder(self, number: int) -> Path:
+        assert self.root is not None
+        return self.root / "iterations" / str(number)
+
+    def prepare_kometa(self, config: PreviewConfig, kometa: KometaCommand, number: int) -> None:
+        """Start iteration `number`'s Kometa now (its imports take most of its start-up), unless one is waiting
+        for it already with the same secrets kept out of its environment. Its iteration folder is made now: the
+        box lets Kometa write its config folder there, and nowhere else."""
+        wanted = (number, sorted(config.secret_values()))
+        if self.warm is not None and self.warm.usable and self.warm_for == wanted:
             return
         self.discard_kometa()
         assert self.root is not None
         self.kometa_starts += 1
-        self.warm = kometa.start(self.root / "kometa-start" / str(self.kometa_starts), secrets)
-        self.warm_secrets = secrets
+        folder = self.iteration_folder(number)
+        prepare_job(config, folder, force=True)
+        self.warm = start_kometa(self.request, config, kometa, self.root / "kometa-start" / str(self.kometa_starts),
+                                 folder)
+        self.warm_for = wanted
+        if not self.warned_isolation and (warning := isolation_warning(self.warm)) is not None:
+            self.warned_isolation = True
+            self.reporter.stage(warning)
 
     def discard_kometa(self) -> None:
         if self.warm is not None:
@@ -233,14 +257,13 @@ class Watch:
         """One render through the kept proxy. `saved_at`: when the edit that triggered it was saved."""
         assert self.root is not None
         number = len(self.iterations) + 1
-        iteration = Iteration(number, self.root / "iterations" / str(number), started_at=time.time())
+        iteration = Iteration(number, self.iteration_folder(number), started_at=time.time())
         self.iterations.append(iteration)
         self.state.update(iteration=number, status="running", started_at=iteration.started_at, finished_at=None,
                           error=None, kometa_seconds=None, output_dir=str(iteration.output), timings={})
-        prepare_job(config, iteration.folder, force=True)
         result = None
         try:
-            self.prepare_kometa(config, kometa)
+            self.prepare_kometa(config, kometa, number)
             self.ensure_proxy(config)
             assert self.proxy is not None and self.journal is not None
             self.journal.take()  # what the proxy logged between iterations belongs to none
@@ -318,7 +341,7 @@ class Watch:
             config = load(request.config_path)
         except ConfigError as exc:
             raise RenderError(str(exc)) from None
-        kometa = choose_kometa(config, request.kometa, request.kometa_python)
+        kometa = choose_kometa(config, request)
         self.reporter.kometa_found(kometa)
         root = prepare_job(config, request.job or config.output / time.strftime("watch-%Y%m%d_%H%M%S"),
                            request.force)
@@ -332,7 +355,8 @@ class Watch:
         try:
             while not self.stop.is_set():
                 iteration = self.iterate(config, kometa, saved_at)
-                self.prepare_kometa(config, kometa)  # the next iteration's Kometa imports while the user edits
+                # the next iteration's Kometa imports while the user edits
+                self.prepare_kometa(config, kometa, len(self.iterations) + 1)
                 self.reporter.stage(f"iteration {iteration.number} {self.state.status} ({iteration.output}); "
                                     f"watching {len(files)} files")
                 while not self.stop.is_set():

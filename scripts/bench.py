@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from kometa_preview.config import load  # noqa: E402
-from kometa_preview.launcher import start_proxy  # noqa: E402
+from kometa_preview.launcher import ProxyOptions, start_proxy  # noqa: E402
 from kometa_preview.plex import xml as plexml  # noqa: E402
 from kometa_preview.sandbox import SampleServer, generate  # noqa: E402
 
@@ -213,7 +213,7 @@ def dry_run_memory(sizes: list[int]) -> str:
                         "preview": {"output": str(folder / "out"), "libraries": ["Movies"]}}
             (folder / "preview.yml").write_text(yaml.safe_dump(document), encoding="utf-8")
             started = time.monotonic()
-            proxy = start_proxy(load(folder / "preview.yml").for_proxy(), folder / "job", timeout=1800)
+            proxy = start_proxy(load(folder / "preview.yml").for_proxy(), folder / "job", ProxyOptions(timeout=1800))
             seconds = time.monotonic() - started
             status = Path(f"/proc/{proxy.process.pid}/status").read_text()
             rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
@@ -356,11 +356,11 @@ def cost_config(folder: Path, server: SampleServer, kometa: Path, python: str | 
     return path
 
 
-def one_shot_cost(config: Path, folder: Path) -> dict:
+def one_shot_cost(config: Path, folder: Path, isolation: str) -> dict:
     """A one-shot render timed from outside: its wall time against Kometa's own (imports + cue → exit)."""
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "-q",
-                             "--job", str(folder), "--force"], capture_output=True, text=True)
+                             "--job", str(folder), "--force", "--isolation", isolation], capture_output=True, text=True)
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"render failed: {result.stderr.strip()[-500:]}")
@@ -390,11 +390,12 @@ class PageEvents:
             pass
 
 
-def watch_costs(config: Path, folder: Path, edits: int) -> list[dict]:
+def watch_costs(config: Path, folder: Path, edits: int, isolation: str) -> list[dict]:
     """`watch`, edited `edits` times: from each save (the file's mtime) to the page learning that the iteration is
     done (its server-sent event, then /api/state), minus Kometa's run from its cue to its exit."""
     process = subprocess.Popen([sys.executable, "-m", "kometa_preview", "watch", str(config), "--offline", "-q",
-                                "--job", str(folder), "--force"], stdout=subprocess.PIPE, text=True)
+                                "--job", str(folder), "--force", "--isolation", isolation],
+                               stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline().strip()
         if not line.startswith("page: "):
@@ -433,19 +434,24 @@ def wait_done(events: PageEvents, port: int, token: str, iteration: int) -> tupl
         events.next()
 
 
+ISOLATIONS = ("box", "none")
+
+
 def costs(runs: int, edits: int, kometas: list[tuple[str, Path, str | None]]) -> str:
-    """What a preview adds to Kometa's own time: a one-shot render, and a watch iteration."""
+    """What a preview adds to Kometa's own time: a one-shot render, and a watch iteration; with Kometa in its box and
+    without (the box's own cost is the difference)."""
     shot_rows, watch_rows = [], []
-    for label, kometa, python in kometas:
+    for (name, kometa, python), isolation in ((k, i) for k in kometas for i in ISOLATIONS):
+        label = f"{name}, {isolation}"
         with SampleServer(generate(seed=1, movies=100, shows=0), TOKEN) as server, \
                 tempfile.TemporaryDirectory() as scratch:
             config = cost_config(Path(scratch), server, kometa, python)
-            shots = [one_shot_cost(config, Path(scratch) / f"shot{n}") for n in range(runs)]
+            shots = [one_shot_cost(config, Path(scratch) / f"shot{n}", isolation) for n in range(runs)]
             for shot in shots:
                 print(f"  one-shot {label}: wall {shot['wall']:.2f}s, Kometa {shot['kometa']:.2f}s", file=sys.stderr)
             shot_rows.append([label, spread([s["wall"] for s in shots]), spread([s["kometa"] for s in shots]),
                               spread([s["overhead"] for s in shots]), spread([s["proxy_start"] for s in shots])])
-            iterations = watch_costs(config, Path(scratch) / "watch", edits)
+            iterations = watch_costs(config, Path(scratch) / "watch", edits, isolation)
             for it in iterations:
                 print(f"  watch {label}: save→done {it['save_to_done']:.3f}s, Kometa {it['kometa_run']:.3f}s",
                       file=sys.stderr)
@@ -453,11 +459,11 @@ def costs(runs: int, edits: int, kometas: list[tuple[str, Path, str | None]]) ->
                                          ("save_to_done", "kometa_run", "overhead", "save_to_start",
                                           "exit_to_done", "diff")])
     return ("One-shot render (5 targets, one text overlay, --offline; wall time from outside):\n\n" +
-            table(shot_rows, ["Kometa", "render wall s", "Kometa's own s", "added s (target ≤ 0.5)",
+            table(shot_rows, ["Kometa, isolation", "render wall s", "Kometa's own s", "added s (target ≤ 0.5)",
                               "proxy start s"]) +
             f"\n\nWatch iteration ({edits} edits of the overlay file; the page's event stream, as a browser gets "
             f"it):\n\n" +
-            table(watch_rows, ["Kometa", "save → done s", "Kometa cue → exit s", "added s (target ≤ 0.3)",
+            table(watch_rows, ["Kometa, isolation", "save → done s", "Kometa cue → exit s", "added s (target ≤ 0.3)",
                                "save → Kometa's cue s", "Kometa's exit → done s", "of which diff s"]))
 
 

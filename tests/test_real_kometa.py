@@ -70,13 +70,13 @@ def real_kometa_on_the_whole_library(tmp_path, libraries: dict, size: dict) -> t
     an offline outside-calls door: what it applied (its log) and what it uploaded."""
     from kometa_preview import kometa_log
     from kometa_preview.config import load
-    from kometa_preview.launcher import start_proxy
+    from kometa_preview.launcher import ProxyOptions, start_proxy
     from kometa_preview.sandbox import SampleServer, generate
     server = SampleServer(generate(**size), TOKEN).start()
     folder = tmp_path / "direct"
     folder.mkdir()
     door = start_proxy(load(write_preview_yml(folder, server.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}])
-                            ).for_proxy(), folder / "door", outside=True, offline=True)
+                            ).for_proxy(), folder / "door", ProxyOptions(outside=True, offline=True))
     try:
         (folder / "config.yml").write_text(json.dumps({
             "libraries": libraries, "settings": {"cache": False, "run_order": ["overlays"], "asset_directory": []},

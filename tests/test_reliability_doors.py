@@ -29,13 +29,13 @@ def hostile_render(tmp_path: Path, server, *, offline: bool, then_kometa: bool, 
                                tmdb={"apikey": "tmdb-key-0123456789abcdef"})
     # As the README recommends: the token comes from the environment, and the parent's environment holds it.
     config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, "${PLEX_TOKEN}"), encoding="utf-8")
-    report = tmp_path / "hostile.json"
-    kometa = standin_for(tmp_path, {"HOSTILE_PLEX_URL": server.url, "HOSTILE_REPORT": str(report),
+    job = tmp_path / "job"
+    report = job / "kometa" / "hostile.json"  # its config folder: the one folder Kometa may write
+    kometa = standin_for(tmp_path, {"HOSTILE_PLEX_URL": server.url,
                                     "HOSTILE_THEN_KOMETA": "1" if then_kometa else "0",
                                     "HOSTILE_BULK": "1" if bulk else "0"}, script=HOSTILE)
     env = {**os.environ, "PLEX_TOKEN": TOKEN, "MY_NOTES": f"remember {TOKEN}", "HTTPS_PROXY": "",
            "KOMETA_CONFIG": "/elsewhere.yml"}
-    job = tmp_path / "job"
     server.log.clear()
     result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--kometa", str(kometa),
                              "--job", str(job), *(["--offline"] if offline else [])],
@@ -69,7 +69,7 @@ def assert_no_secret_anywhere(job: Path, report: dict, client_token: str | None)
     if client_token:
         secrets.append(client_token)
     for path in job.rglob("*"):
-        if path.name == "proxy_ready.json":  # 0600, the launcher's handshake: the one place the job token is
+        if path.name in ("proxy_ready.json", "hostile.json"):  # 0600, the job token's one place; the test's report
             continue
         if path.is_file() and path.suffix in (".json", ".jsonl", ".log", ".html", ".yml", ".yaml"):
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -78,6 +78,7 @@ def assert_no_secret_anywhere(job: Path, report: dict, client_token: str | None)
     assert not [k for k, v in report["environment"].items() if TOKEN in v], "Kometa's environment holds the token"
     assert "PLEX_TOKEN" not in report["environment"] and "KOMETA_CONFIG" not in report["environment"]
     assert not [line for line in report["cmdlines"] if TOKEN in line], "a command line holds the Plex token"
+    assert not [item["where"] for item in report["harvest"] if TOKEN in item["text"]], "Kometa could read the token"
 
 
 def test_a_hostile_kometa_finds_no_side_door_offline(sample_plex_factory, tmp_path, evidence):
@@ -150,7 +151,8 @@ def test_a_hostile_kometa_finds_no_side_door_online(sample_plex_factory, tmp_pat
 
 
 def test_mitmweb_s_password_is_never_on_a_command_line(sample_plex, tmp_path, evidence):
-    """`proxy --web`: the password reaches mitmweb through its confdir, the printed URL still logs in."""
+    """`proxy --web`: the password (hashed), the Plex URL and the token reach mitmweb through the launch socket,
+    never a command line or a file; the printed URL still logs in."""
     import re
     import urllib.request
 
@@ -173,9 +175,10 @@ def test_mitmweb_s_password_is_never_on_a_command_line(sample_plex, tmp_path, ev
                     if p.exists()]
         assert not [c for c in cmdlines if password in c], "mitmweb's password is on a command line"
         assert not [c for c in cmdlines if TOKEN in c], "the Plex token is on a command line"
-        assert not (tmp_path / "job" / "proxy_config.json").exists()  # read once, then gone
-        config_yaml = tmp_path / "job" / "mitmproxy" / "config.yaml"
-        assert oct(config_yaml.stat().st_mode & 0o777) == "0o600" and password not in config_yaml.read_text()
+        assert not [c for c in cmdlines if sample_plex.url in c], "the Plex URL is on a command line"
+        # Handed over through the launch socket: no file of the job holds the password's hash or the Plex token.
+        assert not (tmp_path / "job" / "mitmproxy" / "config.yaml").exists()
+        assert not [p for p in (tmp_path / "job").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
         with urllib.request.urlopen(url, timeout=10) as response:  # the printed URL logs in
             assert response.status == 200
         refused = urllib.request.Request(f"http://127.0.0.1:{web_port}/options")

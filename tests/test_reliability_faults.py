@@ -219,7 +219,8 @@ def test_an_outside_port_taken_between_picking_and_binding_is_retried(sample_ple
     monkeypatch.setattr(launcher, "free_port", lambda: next(ports, None) or picked())
     config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001]))
     try:
-        proxy = launcher.start_proxy(load(config).for_proxy(), tmp_path / "job", outside=True, offline=True)
+        proxy = launcher.start_proxy(load(config).for_proxy(), tmp_path / "job",
+                                       launcher.ProxyOptions(outside=True, offline=True))
     finally:
         taken.close()
     try:

@@ -21,7 +21,7 @@ from mitmproxy import ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from ..config import ConfigError, load_for_proxy
+from ..config import ConfigError, ProxyConfig, load_for_proxy
 from ..events import Event
 from ..job import JobLayout, Ready
 from ..limits import MAX_UPLOAD_BYTES, REQUEST_SECONDS
@@ -38,6 +38,17 @@ STATE_OPTIONS = ("preview_config", "preview_job", "preview_mock_library", "previ
 FIXED_WHILE_RUNNING = {"scripts", "mode", "listen_host", "confdir", "ignore_hosts", "allow_hosts", "tcp_hosts",
                        "udp_hosts", "stream_large_bodies", "connection_strategy", "preview_outside",
                        "preview_offline"}
+
+
+#: `preview_config` naming the ProxyConfig the render handed over through the launch socket (launch.py): the Plex
+#: token is never in a file or on a command line.
+INHERITED = "inherited"
+_handed_over: list[ProxyConfig] = []
+
+
+def hand_over(config: ProxyConfig) -> None:
+    """The render's ProxyConfig, received by launch.py before mitmproxy starts."""
+    _handed_over[:] = [config]
 
 
 def peak_rss_mib(usage: resource.struct_rusage) -> float:
@@ -61,8 +72,8 @@ class Setup:
 
     def load(self, loader) -> None:
         loader.add_option("preview_config", str, "",
-                          "preview.yml, or the launcher's proxy_config.json (read once, then deleted): the "
-                          "targets, and the Plex URL and token.")
+                          f"preview.yml: the targets, and the Plex URL and token ('{INHERITED}': what the render "
+                          "handed over to kometa_preview.proxy.launch).")
         loader.add_option("preview_job", str, "",
                           "Job folder for the journal, captures and ready file "
                           "(default: <preview.output>/live-<time>).")
@@ -113,7 +124,8 @@ class Setup:
 
     def _build(self) -> None:
         try:
-            config = load_for_proxy(ctx.options.preview_config)
+            config = _handed_over[0] if ctx.options.preview_config == INHERITED and _handed_over else \
+                load_for_proxy(ctx.options.preview_config)
         except ConfigError as exc:
             raise OptionsError(str(exc)) from None
         job = Path(ctx.options.preview_job) if ctx.options.preview_job else \
