@@ -6,13 +6,13 @@ No mitmproxy import: both processes use it.
     <job>/
       proxy_journal.jsonl      the proxy's decisions, one JSON line each (events.py)
       proxy_ready.json         written by the proxy once listening (0600: it holds the job token)
-      proxy_config.json        what the proxy needs from preview.yml (0600, deleted once it is read)
       logs/                    render.log, proxy.log, kometa.log
       kometa/                  Kometa's config folder for this run (kometa_run.yml, deleted after the run;
                                logs/meta.log, Kometa's own log)
-      mitmproxy/               mitmproxy's confdir (its CA, and config.yaml for secrets it must not get on argv)
-      kometa-start/            Kometa's cue (kometa_start.py): warm.json (imports done), go.json (arguments,
-                               0600), started.json, open (the proxy listens), gate-<pid>.json (how long Kometa's
+      mitmproxy/               mitmproxy's confdir (its CA; it reads no config.yaml from here)
+      kometa-start/            Kometa's start (kometa_start.py, its cue on stdin): warm.json (imports done),
+                               started.json, tmp/ and secret/ (its TMPDIR and the tmpfs for kometa_run.yml, in the
+                               box); without the box, open (the proxy listens) and gate-<pid>.json (how long Kometa's
                                first connection waited for it)
       output/
         by_ratingkey/          captured uploads: <ratingKey>_<kind>_<stamp>[_n].<ext>
@@ -51,10 +51,6 @@ class JobLayout:
         return self.root / "proxy_ready.json"
 
     @property
-    def proxy_config(self) -> Path:
-        return self.root / "proxy_config.json"
-
-    @property
     def reserve(self) -> Path:
         """Disk space held back until export (see `limits.RESERVE_BYTES`)."""
         return self.root / ".space-reserve"
@@ -81,7 +77,7 @@ class JobLayout:
 
     @property
     def kometa_start(self) -> Path:
-        """Where kometa_start.py and the render hand over Kometa's cue (warm.json, go.json, started.json)."""
+        """Kometa's start-up folder (warm.json, started.json; in the box its TMPDIR and secret tmpfs)."""
         return self.root / "kometa-start"
 
     @property
@@ -105,10 +101,6 @@ class JobLayout:
     def ca_cert(self) -> Path:
         """The per-job CA's certificate mitmproxy writes in its confdir: what Kometa trusts for its outside calls."""
         return self.confdir / "mitmproxy-ca-cert.pem"
-
-    @property
-    def mitmproxy_config(self) -> Path:
-        return self.confdir / "config.yaml"
 
     @property
     def output(self) -> Path:

@@ -67,6 +67,16 @@ class KometaCommand:
         """Kometa's own `default:` overlay files."""
         return self.folder / "defaults" / "overlays"
 
+    def compile_once(self) -> None:
+        """Kometa's own modules compiled to bytecode, if they never were: in its box, Kometa's folder is read-only,
+        so a Kometa that never ran unboxed would compile its modules on every render (about a second). Python's
+        compiler only parses the files: no code of Kometa's runs, so this is done outside the box."""
+        modules = self.folder / "modules"
+        if not modules.is_dir() or any((modules / "__pycache__").glob("*.pyc")):
+            return
+        subprocess.run([self.python, "-m", "compileall", "-q", "-j0", str(modules)],
+                       cwd=self.folder, capture_output=True, timeout=300, env=child_environment([]))
+
     def arguments(self, run_config: Path, libraries: list[str]) -> list[str]:
         """kometa.py's command line for a preview (docs/PREVIEW-MODE.md)."""
         return ["--config", str(run_config), "--run", "--overlays-only", "--run-libraries", "|".join(libraries),
@@ -227,6 +237,7 @@ class KometaProcess:
         spec = box.BoxSpec(self._argv(), self.kometa.folder,
                            {**env, "PYTHONUNBUFFERED": "1", "TMPDIR": str(scratch)},
                            writable=(self.home, self.handoff), hidden=hidden, secret_folder=secret, listen=2)
+        self.kometa.compile_once()
         try:
             return box.start(spec, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except box.BoxUnavailable as exc:

@@ -264,3 +264,19 @@ def test_a_killed_render_leaves_no_child_and_no_secret(sample_plex, tmp_path, is
     assert held == []
     evidence("Kometa's box", f"kill -9 of the render while Kometa runs (isolation {isolation})", len(children),
              "every child ended within 15 s (lifelines); no file of the job holds the token")
+
+
+def test_kometa_s_modules_are_compiled_once_outside_the_box(tmp_path):
+    """In the box Kometa's folder is read-only: a Kometa that never ran would compile its modules on every render.
+    They are compiled once before (Python's compiler only: no code of Kometa's runs)."""
+    from kometa_preview.kometa_runner import KometaCommand
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "builder.py").write_text("raise SystemExit('Kometa code must not run here')\n")
+    (tmp_path / "kometa.py").write_text("")
+    kometa = KometaCommand(sys.executable, tmp_path / "kometa.py")
+    kometa.compile_once()
+    compiled = list((tmp_path / "modules" / "__pycache__").glob("builder.*.pyc"))
+    assert len(compiled) == 1
+    stamp = compiled[0].stat().st_mtime_ns
+    kometa.compile_once()  # compiled already: nothing is run again
+    assert compiled[0].stat().st_mtime_ns == stamp
