@@ -129,7 +129,7 @@ def _overlay_file(path: Path, name: str, where: str) -> Result:
         return Result(False, name, f"{where}: {path} cannot be read ({exc.strerror})", f"fix {where}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         return Result(False, name, f"{where}: {path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}",
                       f"fix {path.name}")
     if not isinstance(document, dict) or not ({"overlays", "templates", "external_templates"} & set(document)):
@@ -171,13 +171,14 @@ def overlay_problem(definition: Any) -> str | None:
 
 
 def _overlays(config: PreviewConfig, kometa: KometaCommand | None, libraries: dict[str, str],
-              user: dict[str, Any]) -> Iterator[Result]:
-    """Each library's overlay_files, as the render will hand them to Kometa: one line per entry."""
+              user: dict[str, Any], *, require_sources: bool = True) -> Iterator[Result]:
+    """Each library's overlay_files, as the render will hand them to Kometa: one line per entry (and, with
+    `require_sources`, a failure for a library that has none)."""
     folder = kometa.folder if kometa is not None else Path.cwd()
     for library in sorted(libraries):
         name = f"overlays {library}"
         sources = kometa_config.overlay_sources(config, user, library, folder)
-        if not sources:
+        if not sources and require_sources:
             yield Result(False, name, "no overlay_files for this library",
                          f"add `libraries: {{{library}: {{overlay_files: [{{default: resolution}}]}}}}` "
                          "or set kometa.config")
@@ -213,6 +214,18 @@ def _overlays(config: PreviewConfig, kometa: KometaCommand | None, libraries: di
             else:
                 yield Result(True, name, f"{where}: {source.kind} {source.value} (read by Kometa through the "
                                          "outside-calls door)")
+
+
+def overlay_problems(config: PreviewConfig, kometa: KometaCommand, libraries: list[str]) -> list[Result]:
+    """The overlay checks of `check` for these libraries, failures only: what `watch` runs before each iteration,
+    so a file that does not parse fails it at once (with its file, line and column) instead of after Kometa's
+    start-up."""
+    try:
+        user = kometa_config.read_user_config(config.kometa.config) if config.kometa.config else {}
+    except kometa_config.KometaConfigError as exc:
+        return [Result(False, "kometa.config", str(exc))]
+    return [result for result in _overlays(config, kometa, {title: "" for title in libraries}, user,
+                                           require_sources=False) if not result.ok]
 
 
 def _services(config: PreviewConfig, user: dict[str, Any], offline: bool) -> Result:

@@ -223,7 +223,20 @@ def _exception_text(details: list[str]) -> str | None:
     return None
 
 
+def _whole_errors(lines: list[Line]) -> list[Line]:
+    """An error logged over several lines as one: `YAML Error: while parsing a flow sequence` goes on with the file,
+    line and column on continuation lines, and the reason a user needs is all of it."""
+    merged: list[Line] = []
+    for line in lines:
+        if line.continued and line.is_error and merged and merged[-1].is_error and line.text:
+            merged[-1] = Line(merged[-1].level, f"{merged[-1].text} {line.text}", merged[-1].when)
+        else:
+            merged.append(line)
+    return merged
+
+
 def read_lines(lines: list[Line]) -> KometaRun:
+    lines = _whole_errors(lines)
     run = KometaRun(found=bool(lines))
     library = ""
     applying = False

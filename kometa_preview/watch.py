@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from . import export, kometa_config
+from .check import overlay_problems
 from .config import ConfigError, PreviewConfig, ProxyConfig, load
 from .diff import Decoded, compare, write_html
 from .events import STATE_EVENTS, Event, Follower
@@ -154,6 +155,11 @@ class Iteration:
     def output(self) -> Path:
         return JobLayout(self.folder).output
 
+    @property
+    def good(self) -> bool:
+        """It ran to its end without an error: its images are what the config draws."""
+        return self.outcome is not None and self.error is None and self.outcome.summary.success
+
 
 class JournalView:
     """The journal of a proxy that serves every iteration, followed once instead of re-read per iteration: what
@@ -246,6 +252,14 @@ class Watch:
             self.warned_isolation = True
             self.reporter.stage(warning)
 
+    def check_overlays(self, config: PreviewConfig, kometa: KometaCommand) -> None:
+        """`check`'s overlay checks, before Kometa runs: a file that does not parse (or breaks one of Kometa's
+        overlay rules) fails the iteration at once, naming the file, line and column. Raises RenderError."""
+        assert self.proxy is not None
+        problems = overlay_problems(config, kometa, list(self.proxy.libraries))
+        if problems:
+            raise RenderError(f"{problems[0].message} ({problems[0].fix})" if problems[0].fix else problems[0].message)
+
     def discard_kometa(self) -> None:
         if self.warm is not None:
             self.warm.cancel()
@@ -266,6 +280,7 @@ class Watch:
             self.prepare_kometa(config, kometa, number)
             self.ensure_proxy(config)
             assert self.proxy is not None and self.journal is not None
+            self.check_overlays(config, kometa)
             self.journal.take()  # what the proxy logged between iterations belongs to none
             started, self.warm = self.warm, None
             result = kometa_pass(self.request, config, kometa, self.proxy, iteration.folder, self.reporter,
@@ -295,42 +310,58 @@ class Watch:
         return iteration
 
     def publish(self, iteration: Iteration, exited_wall: float | None) -> None:
-        """The iteration on the page: its summary's targets, the images to show, what changed since the last one."""
+        """The iteration on the page. A good one shows its images and what changed since the last good one. A failed
+        one shows its error (Kometa's whole reason, or the overlay check's) beside the last good iteration's images
+        (`shown_iteration`), never its own posters drawn without the overlay that failed."""
         summary = iteration.outcome.summary if iteration.outcome else None
         targets = {tid: vars(entry) for tid, entry in summary.targets.items()} if summary else {}
-        images: dict[str, dict[str, Any]] = {}
-        for target_id, entry in targets.items():
-            images[target_id] = {"iteration": iteration.number, "before": entry.get("before"),
-                                 "after": entry.get("after")}
-            if not entry.get("after"):
-                for earlier in reversed(self.iterations[:-1]):  # the last good images of this target
-                    old = earlier.outcome.summary.targets.get(target_id) if earlier.outcome else None
-                    if old is not None and old.after:
-                        images[target_id] = {"iteration": earlier.number, "before": old.before, "after": old.after}
-                        break
-        changed: dict[str, float] = {}
-        previous = next((it for it in reversed(self.iterations[:-1]) if it.outcome is not None), None)
-        if previous is not None and summary is not None:
-            compared = time.monotonic()
-            try:
-                changes = compare(previous.output, iteration.output, iteration.output, self.decoded)
-                self.decoded.keep_only(iteration.output)
-                write_html(iteration.output, previous.output, iteration.output, changes)
-            except Exception as exc:  # noqa: BLE001 - a failed diff must not stop the watch
-                log.warning("diff with iteration %d failed: %s", previous.number, exc)
-                changes = []
-            iteration.timings["diff"] = round(time.monotonic() - compared, 3)
-            changed = {c.target: c.changed_percent for c in changes if c.result != "identical"}
-            for change in changes:
-                if change.result != "identical":
-                    self.reporter.stage(f"iteration {iteration.number}: {change.line}")
-        failed = iteration.error or (summary is not None and not summary.success)
+        shown = iteration if iteration.good else self.last_good(before=iteration.number)
+        changed = self.changes(iteration) if iteration.good else {}
         if exited_wall is not None:
             iteration.timings["exit_to_done"] = round(time.time() - exited_wall, 3)
-        self.state.update(status="failed" if failed else "done", targets=targets, images=images, changed=changed,
+        self.state.update(status="done" if iteration.good else "failed", targets=targets,
+                          images=self.images(shown) if shown is not None else {}, changed=changed,
+                          shown_iteration=shown.number if shown is not None else None,
                           error=iteration.error or (summary.error if summary else None),
                           kometa_seconds=iteration.kometa_seconds, finished_at=iteration.finished_at,
                           timings=dict(iteration.timings))
+
+    def last_good(self, before: int) -> Iteration | None:
+        return next((it for it in reversed(self.iterations[:before - 1]) if it.good), None)
+
+    def images(self, shown: Iteration) -> dict[str, dict[str, Any]]:
+        """Each target's images from `shown`; a target it has none for keeps the last good ones it had."""
+        assert shown.outcome is not None
+        images: dict[str, dict[str, Any]] = {}
+        for target_id, entry in shown.outcome.summary.targets.items():
+            images[target_id] = {"iteration": shown.number, "before": entry.before, "after": entry.after}
+            if entry.after:
+                continue
+            for earlier in reversed(self.iterations[:shown.number - 1]):
+                old = earlier.outcome.summary.targets.get(target_id) if earlier.good and earlier.outcome else None
+                if old is not None and old.after:
+                    images[target_id] = {"iteration": earlier.number, "before": old.before, "after": old.after}
+                    break
+        return images
+
+    def changes(self, iteration: Iteration) -> dict[str, float]:
+        """What changed since the last good iteration (diff.html in this iteration's output), per target."""
+        previous = self.last_good(before=iteration.number)
+        if previous is None:
+            return {}
+        compared = time.monotonic()
+        try:
+            changes = compare(previous.output, iteration.output, iteration.output, self.decoded)
+            self.decoded.keep_only(iteration.output)
+            write_html(iteration.output, previous.output, iteration.output, changes)
+        except Exception as exc:  # noqa: BLE001 - a failed diff must not stop the watch
+            log.warning("diff with iteration %d failed: %s", previous.number, exc)
+            changes = []
+        iteration.timings["diff"] = round(time.monotonic() - compared, 3)
+        for change in changes:
+            if change.result != "identical":
+                self.reporter.stage(f"iteration {iteration.number}: {change.line}")
+        return {c.target: c.changed_percent for c in changes if c.result != "identical"}
 
     # --- the loop ----------------------------------------------------------------------------------------------
 

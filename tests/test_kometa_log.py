@@ -48,6 +48,10 @@ def test_an_unreadable_poster_fails_that_item_with_kometas_exception(version):
                                "used together"),
     ("2.4.4", "bad_attribute", "Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' must be "
                                "used together"),
+    # logged over four lines: the reason is all of them, with the file, line and column
+    ("2.4.4", "yaml_error", "YAML Error: while parsing a flow sequence in \"/tmp/kometa-2.4.4/my_text.yml\", line 5, "
+                            "column 8 expected ',' or ']', but got '<stream end>' in \"/tmp/kometa-2.4.4/my_text.yml\", "
+                            "line 6, column 1"),
 ])
 def test_configuration_errors_stop_the_job_with_kometas_words(version, case, error):
     run = read(version, case)
@@ -63,10 +67,13 @@ def test_configuration_errors_stop_the_job_with_kometas_words(version, case, err
 
 @pytest.mark.parametrize("version, case, critical", [
     ("2.0.2", "critical", "'NoneType' object is not subscriptable"),
+    # Kometa's whole message: it goes on, on a continuation line, with the request's parameters
     ("2.0.2", "no_internet", "TMDb Error: Failed to Connect to https://api.themoviedb.org/3/configuration: "
-                             "Expecting value: line 1 column 1 (char 0)"),
+                             "Expecting value: line 1 column 1 (char 0) Params: {'api_key': '(redacted)', "
+                             "'append_to_response': 'countries,jobs,languages,primary_translations,timezones'}"),
     ("2.4.4", "no_internet", "TMDb Error: Failed to Connect to https://api.themoviedb.org/3/configuration: "
-                             "Expecting value: line 1 column 1 (char 0)"),
+                             "Expecting value: line 1 column 1 (char 0) Params: {'api_key': '(redacted)', "
+                             "'append_to_response': 'countries,jobs,languages,primary_translations,timezones'}"),
 ])
 def test_a_critical_error_fails_the_job_even_after_exit_code_0(version, case, critical):
     run = read(version, case)
