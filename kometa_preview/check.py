@@ -20,6 +20,7 @@ import yaml
 from PIL import Image
 
 from . import kometa_config
+from .box import Isolation
 from .config import PreviewConfig
 from .kometa_runner import KometaCommand, KometaNotFound, find_kometa, requirements_problem
 from .plex import client, titles
@@ -78,26 +79,27 @@ def _plex(config: PreviewConfig) -> Iterator[Result | dict[str, str]]:
             yield Result(False, f"target {target.id}", f"ratingKey {target.rating_key} does not exist in Plex",
                          f"fix {where}.ratingKey (`kometa-preview find TITLE` prints the right one)")
             continue
-        kind, title = element.get("type"), element.get("title")
+        kind, title = element.get("type"), titles.written_element(element)
         library = sections.get(element.get("librarySectionID"), "?")
         if kind != target.type:
             yield Result(False, f"target {target.id}", f"ratingKey {target.rating_key} is the {kind} {title!r}, "
-                                                       f"not a {target.type}", f"set {where}.type: {kind}")
+                                                       f"not {titles.a(target.type)}", f"set {where}.type: {kind}")
             continue
         libraries[library] = section_types.get(library, "")
         yield Result(True, f"target {target.id}", f"ratingKey {target.rating_key} is the {kind} {title!r} in {library}")
     yield libraries
 
 
-def _kometa(config: PreviewConfig, given: Path | None, python: str | None) -> tuple[Result, KometaCommand | None]:
+def _kometa(config: PreviewConfig, given: Path | None, python: str | None, python_from: str,
+            isolation: Isolation) -> tuple[Result, KometaCommand | None]:
     try:
-        kometa = find_kometa(given, config.kometa.path, python, config.kometa.python)
+        kometa = find_kometa(given, config.kometa.path, python, config.kometa.python, python_from)
     except KometaNotFound as exc:
         return Result(False, "kometa", str(exc), "install Kometa, or use the Docker image where it is /kometa.py"), None
     version = kometa.version or "version unknown"
-    hidden = tuple(path for path in (config.source, config.kometa.config) if path is not None)
     try:
-        problem = requirements_problem(kometa, config.secret_values(), hidden=hidden)
+        problem = requirements_problem(kometa, config.secret_values(), hidden=config.secret_files(),
+                                       isolation=isolation)
     except KometaNotFound as exc:
         problem = str(exc)
     if problem:
@@ -292,7 +294,8 @@ def _ports() -> Result:
 
 
 def run_checks(config: PreviewConfig, kometa_path: Path | None, *, python: str | None = None,
-               offline: bool = False) -> Iterator[Result]:
+               python_from: str = "--kometa-python", offline: bool = False,
+               isolation: Isolation = Isolation.AUTO) -> Iterator[Result]:
     yield Result(True, "config", f"{config.source.name} is valid ({len(config.targets)} targets)")
     user: dict[str, Any] = {}
     if config.kometa.config:
@@ -306,7 +309,7 @@ def run_checks(config: PreviewConfig, kometa_path: Path | None, *, python: str |
             libraries = result
         else:
             yield result
-    kometa_result, kometa = _kometa(config, kometa_path, python)
+    kometa_result, kometa = _kometa(config, kometa_path, python, python_from, isolation)
     yield kometa_result
     yield from _overlays(config, kometa, libraries, user)
     yield _services(config, user, offline)

@@ -263,6 +263,19 @@ KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: 
                       "kometa.py; this tool's own only if Kometa starts with it).")
 
 
+def _python_from() -> str:
+    """How the user gave --kometa-python: on the command line, or as KOMETA_PYTHON (messages name that one)."""
+    source = click.get_current_context().get_parameter_source("kometa_python")
+    return "KOMETA_PYTHON" if source is click.core.ParameterSource.ENVIRONMENT else "--kometa-python"
+
+
+ISOLATION_OPTION = click.option(
+    "--isolation", type=click.Choice(["auto", "box", "none"]), default="auto", show_default=True,
+    envvar="PREVIEW_ISOLATION",
+    help="Kometa's box: its own network (only the proxy's ports reachable), processes and read-only files. "
+         "auto: the box where the kernel allows it, else a warning; box: the box or nothing.")
+
+
 KOMETA_RUN_OPTIONS = (
     click.option("--kometa", "kometa_path", envvar="KOMETA_PATH", type=click.Path(path_type=Path),
                  help="kometa.py or the Kometa checkout holding it (default: kometa.path, then /kometa.py)."),
@@ -271,10 +284,7 @@ KOMETA_RUN_OPTIONS = (
                  help="No internet: answer Kometa's start-up calls (version, TMDb configuration) locally."),
     click.option("--filter-mode", is_flag=True, envvar="PREVIEW_FILTER_MODE",
                  help="Forward listings to Plex and filter them (legacy mode)."),
-    click.option("--isolation", type=click.Choice(["auto", "box", "none"]), default="auto", show_default=True,
-                 envvar="PREVIEW_ISOLATION",
-                 help="Kometa's box: its own network (only the proxy's ports reachable), processes and read-only "
-                      "files. auto: the box where the kernel allows it, else a warning; box: the box or nothing."),
+    ISOLATION_OPTION,
 )
 
 
@@ -328,7 +338,8 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
                             job=job, force=force, timeout=timeout, libraries=libraries, shards=shards,
-                            resume=resume, sample=sample, shard=shard, isolation=Isolation(isolation))
+                            resume=resume, sample=sample, shard=shard, isolation=Isolation(isolation),
+                            kometa_python_from=_python_from())
     try:
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:
@@ -384,7 +395,8 @@ def watch(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None
         _check_port(port, "--port")
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
-                            job=job, force=force, timeout=timeout, isolation=Isolation(isolation))
+                            job=job, force=force, timeout=timeout, isolation=Isolation(isolation),
+                            kometa_python_from=_python_from())
     try:
         session = Watch(request, TerminalReporter(quiet, verbose), port)
     except OSError as exc:  # taken between the check and the bind
@@ -520,9 +532,10 @@ def find(ctx: click.Context, text: str | None, library: str | None, sample: int 
 @click.option("--offline", is_flag=True, help="Check for a render with --offline (no internet needed).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the Plex token from this file instead of preview.yml's plex.token.")
+@ISOLATION_OPTION
 @click.pass_context
 def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, kometa_python: str | None, offline: bool,
-          token_file: Path | None) -> None:
+          token_file: Path | None, isolation: str) -> None:
     """Check everything a render needs: config, Plex and token, each ratingKey and its type, overlay files and
     defaults, Kometa and its interpreter, TMDb key, internet, input images, output folder, ports.
     One line per check; exit 0 only if all pass."""
@@ -537,7 +550,9 @@ def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, komet
             raise UserError(f"check: --token-file {token_file} is empty")
         config = dataclasses.replace(config, plex=dataclasses.replace(config.plex, token=token))
     failed = 0
-    for result in run_checks(config, kometa_path, python=kometa_python, offline=offline):
+    from .box import Isolation
+    for result in run_checks(config, kometa_path, python=kometa_python, python_from=_python_from(), offline=offline,
+                             isolation=Isolation(isolation)):
         if result.ok:
             click.echo(f"{click.style('✓', fg='green')} {result.name}: {result.message}")
         else:

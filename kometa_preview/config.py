@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import images
+from . import images, names
 from .limits import MAX_CONFIG_FILE_BYTES
 from .outside_policy import as_address
 
@@ -25,7 +25,6 @@ MAX_FILE_BYTES = MAX_CONFIG_FILE_BYTES
 MAX_ALIASES = 200
 TARGET_TYPES = ("movie", "show", "season", "episode")
 SERVICE_SECTIONS = ("tmdb", "omdb", "mdblist", "trakt", "mal", "anidb")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOST = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 
@@ -94,6 +93,11 @@ class PreviewConfig:
     def rating_keys(self) -> list[str]:
         """The ratingKeys preview.yml gives (targets named by title only are resolved by the proxy)."""
         return [target.rating_key for target in self.targets if target.rating_key]
+
+    def secret_files(self) -> tuple[Path, ...]:
+        """The user's files that may hold the Plex token (this preview.yml, the user's own Kometa config): Kometa's
+        box hides them."""
+        return tuple(path for path in (self.source, self.kometa.config) if path is not None)
 
     def secret_values(self) -> list[str]:
         """Every credential this file holds or expanded: the Plex token, each service section's text values
@@ -315,7 +319,7 @@ def _target(r: _Reader, raw: Any, where: str) -> Target:
     if not data:
         raise r.fail(where, "must be a mapping with at least id, type and ratingKey (or title)")
     target_id = r.text(data.get("id"), f"{where}.id", required=True)
-    if not _ID.fullmatch(target_id):
+    if not names.is_target_id(target_id):
         raise r.fail(f"{where}.id", f"{target_id!r} must be letters, digits, - and _ only (it becomes a file name)")
     kind = r.text(data.get("type"), f"{where}.type", required=True)
     if kind not in TARGET_TYPES:

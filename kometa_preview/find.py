@@ -2,6 +2,7 @@
 so nobody has to dig ratingKeys out of Plex URLs. Only GET requests are made (plexapi searches)."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from plexapi.server import PlexServer
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
-from .plex import client
+from .plex import client, titles
 
 FIRST_EPISODES = 3
 
@@ -24,30 +25,34 @@ class FindError(Exception):
 class Entry:
     id: str
     type: str
+    #: As a target's `title:` is written (`titles.written`): pasted without its ratingKey, it still resolves.
     title: str
     rating_key: str
     library: str
+    #: What else names it for a person (an episode's own title).
+    note: str = ""
 
 
 def slug(text: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", text.lower())).strip("_")[:48] or "item"
 
 
-def describe(item) -> tuple[str, str]:
-    """(id suggestion, human title) of a plexapi item."""
+def describe(item) -> tuple[str, str, str]:
+    """(id suggestion, title as a target writes it, note) of a plexapi item."""
     if item.type == "movie" or item.type == "show":
-        year = f" ({item.year})" if getattr(item, "year", None) else ""
-        return slug(f"{item.title} {item.year or ''}"), f"{item.title}{year}"
+        return (slug(f"{item.title} {item.year or ''}"), titles.written(item.type, item.title, item.year), "")
     if item.type == "season":
-        return slug(f"{item.parentTitle} s{item.index:02d}"), f"{item.parentTitle} – {item.title}"
+        return (slug(f"{item.parentTitle} s{item.index:02d}"),
+                titles.written("season", item.title, show=item.parentTitle, season=item.index), "")
     return (slug(f"{item.grandparentTitle} s{item.parentIndex:02d}e{item.index:02d}"),
-            f"{item.grandparentTitle} – S{item.parentIndex:02d}E{item.index:02d} – {item.title}")
+            titles.written("episode", item.title, show=item.grandparentTitle, season=item.parentIndex,
+                           episode=item.index), item.title)
 
 
 def describe_element(element: ET.Element, library: str) -> Entry:
     """A movie or show as Plex lists it, as an entry (the same id and title `describe` gives a plexapi item)."""
     title, year = element.get("title", ""), element.get("year")
-    return Entry(slug(f"{title} {year or ''}"), element.get("type", ""), f"{title} ({year})" if year else title,
+    return Entry(slug(f"{title} {year or ''}"), element.get("type", ""), titles.written_element(element),
                  element.get("ratingKey", ""), library)
 
 
@@ -58,8 +63,7 @@ def unique_ids(entries: list[Entry]) -> list[Entry]:
     for entry in entries:
         count = seen.get(entry.id, 0)
         seen[entry.id] = count + 1
-        unique.append(entry if count == 0 else Entry(f"{entry.id}_{count + 1}", entry.type, entry.title,
-                                                     entry.rating_key, entry.library))
+        unique.append(entry if count == 0 else dataclasses.replace(entry, id=f"{entry.id}_{count + 1}"))
     return unique
 
 
@@ -104,8 +108,8 @@ def search(plex: PlexServer, text: str, *, library: str | None = None, libtype: 
 
 
 def _entry(item, library: str) -> Entry:
-    target_id, title = describe(item)
-    return Entry(target_id, item.type, title, str(item.ratingKey), library)
+    target_id, title, note = describe(item)
+    return Entry(target_id, item.type, title, str(item.ratingKey), library, note)
 
 
 def _children(show, library: str) -> list[Entry]:
@@ -122,7 +126,8 @@ def as_yaml(entries: list[Entry]) -> str:
     lines = []
     for entry in entries:
         title = entry.title.replace("\\", "\\\\").replace('"', '\\"')
-        lines += [f"    - id: {entry.id}{'':<{max(1, 30 - len(entry.id))}}# {entry.type} in {entry.library}",
+        note = f": {entry.note}" if entry.note else ""
+        lines += [f"    - id: {entry.id}{'':<{max(1, 30 - len(entry.id))}}# {entry.type} in {entry.library}{note}",
                   f"      type: {entry.type}",
                   f'      title: "{title}"',
                   f'      ratingKey: "{entry.rating_key}"']

@@ -99,11 +99,11 @@ def _interpreter(text: str, source: str) -> str:
 
 
 def find_kometa(given: Path | None, configured: Path | None, python: str | None = None,
-                configured_python: str | None = None) -> KometaCommand:
+                configured_python: str | None = None, python_from: str = "--kometa-python") -> KometaCommand:
     """kometa.py: `--kometa`/`KOMETA_PATH`, then `kometa.path`, then the official image's `/kometa.py` (a folder
-    means the checkout holding kometa.py). Its interpreter: `--kometa-python`/`KOMETA_PYTHON`, then
-    `kometa.python`, then a venv beside kometa.py (venv/, .venv/, kometa-venv/, env/), then this tool's own.
-    Raises `KometaNotFound` naming what was tried."""
+    means the checkout holding kometa.py). Its interpreter: `python` (given as `python_from` says:
+    `--kometa-python` or `KOMETA_PYTHON`), then `kometa.python`, then a venv beside kometa.py (venv/, .venv/,
+    kometa-venv/, env/), then this tool's own. Raises `KometaNotFound` naming what was tried."""
     tried = []
     script = None
     for source, candidate in (("--kometa/KOMETA_PATH", given), ("kometa.path", configured),
@@ -121,7 +121,7 @@ def find_kometa(given: Path | None, configured: Path | None, python: str | None 
         raise KometaNotFound(f"Kometa not found (tried {', '.join(tried)}); point --kometa or KOMETA_PATH at "
                              "kometa.py")
     if python:
-        return KometaCommand(_interpreter(python, "--kometa-python/KOMETA_PYTHON"), script, "--kometa-python")
+        return KometaCommand(_interpreter(python, python_from), script, python_from)
     if configured_python:
         return KometaCommand(_interpreter(configured_python, "kometa.python"), script, "kometa.python")
     for name in VENV_NAMES:

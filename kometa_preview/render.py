@@ -74,6 +74,8 @@ class RenderRequest:
     config_path: Path
     kometa: Path | None = None
     kometa_python: str | None = None
+    #: Where `kometa_python` came from, as the user wrote it (`--kometa-python` or `KOMETA_PYTHON`).
+    kometa_python_from: str = "--kometa-python"
     #: `--library`: whole libraries to dry-run, besides preview.libraries.
     libraries: tuple[str, ...] = ()
     #: A dry run split into this many jobs that run at once (shards.py).
@@ -253,19 +255,15 @@ def sampled(config: PreviewConfig, libraries: tuple[str, ...], count: int) -> Pr
     return dataclasses.replace(config, targets=tuple(unique), dry_run_libraries=())
 
 
-def hidden_from_kometa(config: PreviewConfig) -> tuple[Path, ...]:
-    """The user's files that may hold the Plex token: the box hides them from Kometa."""
-    return tuple(path for path in (config.source, config.kometa.config) if path is not None)
-
-
 def choose_kometa(config: PreviewConfig, request: RenderRequest) -> KometaCommand:
     """Kometa and its interpreter (`kometa_runner.find_kometa`). An interpreter nobody chose (this tool's own) is
     used only when Kometa starts with it (a Kometa start, ~0.2 s, on every render: naming the interpreter saves
     it): otherwise a RenderError says which one to set, before anything is written."""
     try:
-        kometa = find_kometa(request.kometa, config.kometa.path, request.kometa_python, config.kometa.python)
+        kometa = find_kometa(request.kometa, config.kometa.path, request.kometa_python, config.kometa.python,
+                             request.kometa_python_from)
         problem = None if kometa.python_source != OWN_INTERPRETER else \
-            requirements_problem(kometa, config.secret_values(), hidden=hidden_from_kometa(config),
+            requirements_problem(kometa, config.secret_values(), hidden=config.secret_files(),
                                  isolation=request.isolation)
     except KometaNotFound as exc:
         raise RenderError(str(exc)) from None
@@ -318,7 +316,7 @@ def start_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCo
     `request.isolation` asks, with preview.yml and the user's Kometa config (they hold the Plex token) hidden."""
     try:
         return kometa.start(handoff, config.secret_values(), home=JobLayout(folder).kometa,
-                            isolation=request.isolation, hidden=hidden_from_kometa(config))
+                            isolation=request.isolation, hidden=config.secret_files())
     except KometaNotFound as exc:
         raise RenderError(str(exc)) from None
 

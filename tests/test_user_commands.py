@@ -45,6 +45,28 @@ def test_find_children_of_a_show(sample_plex):
     assert [int(e["ratingKey"]) for e in pasted if e["type"] == "season"] == show.children
 
 
+def test_every_title_find_prints_resolves_when_pasted_without_its_ratingkey(sample_plex, tmp_path):
+    """find's titles are written the way a target's `title:` is (`Show S01E02`, `Show Season 1`, `Title (Year)`):
+    pasted with their ratingKeys removed, `check` resolves every one to the same item."""
+    show = next(i for i in sample_plex.library.items.values() if i.type == "show")
+    movie = next(i for i in sample_plex.library.items.values() if i.type == "movie")
+    found = cli("find", show.title, "--type", "show", "--children", "--plex-url", sample_plex.url, "--token", TOKEN)
+    found_movie = cli("find", movie.title, "--type", "movie", "--plex-url", sample_plex.url, "--token", TOKEN)
+    pasted = yaml.safe_load(found.stdout) + yaml.safe_load(found_movie.stdout)
+    assert {e["type"] for e in pasted} == {"show", "season", "episode", "movie"}
+    assert any(" S01E02" in e["title"] for e in pasted) and any(e["title"].endswith(" Season 1") for e in pasted)
+    episode_lines = [line for line in found.stdout.splitlines() if "# episode in" in line]
+    assert episode_lines and all(": " in line.split("# episode in", 1)[1] for line in episode_lines)  # its name
+    targets = [{key: value for key, value in entry.items() if key != "ratingKey"} for entry in pasted]
+    config = write_preview_yml(tmp_path, sample_plex.url, targets, libraries=RESOLUTION_OVERLAYS)
+    result = cli("check", str(config), "--kometa", str(STANDIN), "--offline")
+    for entry in pasted:
+        assert f"✓ target {entry['id']}: ratingKey {entry['ratingKey']} is the {entry['type']} " in result.stdout, \
+            (entry, result.stdout)
+    season = next(e for e in pasted if e["type"] == "season")
+    assert f"is the season '{show.title} Season 1' in TV Shows" in result.stdout, season  # its show named
+
+
 @pytest.mark.parametrize("args, env, code, message", [
     (["nothing-like-this"], {}, 1, "No item with 'nothing-like-this' in its title."),
     (["x"], {"PLEX_TOKEN": "wrong"}, 2, "Error: find: Plex at {url} refused the token (401)"),
@@ -141,7 +163,8 @@ def test_report_shows_every_image_and_the_statuses_of_summary_json(sample_plex, 
 
 
 def test_check_runs_kometa_without_the_plex_token_in_its_environment(sample_plex, tmp_path):
-    """`check` runs kometa.py --help: Kometa's module code runs, so it gets a render's environment, no secrets."""
+    """`check` runs kometa.py --help: Kometa's module code runs, so it runs as a render runs it — in its box (where
+    it can leave no file behind), and with a render's environment, no secrets."""
     spy = tmp_path / "kometa.py"
     seen = tmp_path / "environment.json"
     spy.write_text(f"import json, os, sys\njson.dump(dict(os.environ), open({str(seen)!r}, 'w'))\n"
@@ -149,10 +172,23 @@ def test_check_runs_kometa_without_the_plex_token_in_its_environment(sample_plex
     config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
                                libraries=RESOLUTION_OVERLAYS)
     config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, "${PLEX_TOKEN}"), encoding="utf-8")
-    result = cli("check", str(config), "--kometa", str(spy), env={"PLEX_TOKEN": TOKEN, "NOTES": f"x{TOKEN}x"})
+    env = {"PLEX_TOKEN": TOKEN, "NOTES": f"x{TOKEN}x"}
+    boxed = cli("check", str(config), "--kometa", str(spy), env=env)
+    assert "✓ plex" in boxed.stdout and "✗ kometa" in boxed.stdout and "Read-only file system" in boxed.stdout
+    assert not seen.exists()
+    result = cli("check", str(config), "--kometa", str(spy), "--isolation", "none", env=env)
     assert "✓ plex" in result.stdout, result.stdout
     environment = json.loads(seen.read_text(encoding="utf-8"))
     assert "PATH" in environment and not [k for k, v in environment.items() if TOKEN in v]
+
+
+def test_check_says_where_kometa_s_interpreter_came_from(sample_plex, tmp_path):
+    config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
+                               libraries=RESOLUTION_OVERLAYS)
+    from_env = cli("check", str(config), "--kometa", str(STANDIN), "--offline", env={"KOMETA_PYTHON": sys.executable})
+    assert f"runs with {sys.executable} (KOMETA_PYTHON)" in from_env.stdout, from_env.stdout
+    from_flag = cli("check", str(config), "--kometa", str(STANDIN), "--offline", "--kometa-python", sys.executable)
+    assert f"runs with {sys.executable} (--kometa-python)" in from_flag.stdout, from_flag.stdout
 
 
 def test_find_takes_the_token_from_a_file_and_warns_about_one_on_the_command_line(sample_plex, tmp_path):

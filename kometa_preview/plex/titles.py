@@ -24,6 +24,31 @@ _EPISODE = re.compile(r"^(?P<show>.+?)\s+S(?P<season>\d+)E(?P<episode>\d+)$", re
 MAX_CANDIDATES = 5
 
 
+def written(kind: str, title: str, year: str | int | None = None, *, show: str = "", season: int | str | None = None,
+            episode: int | str | None = None) -> str:
+    """How an item's title is written so that `resolve` finds it again: `Title (Year)` for a movie or show, `Show
+    Season 1` for a season, `Show S01E02` for an episode — what `find` prints and `check` names."""
+    if kind == "season":
+        return f"{show} Season {int(season or 0)}"
+    if kind == "episode":
+        return f"{show} S{int(season or 0):02d}E{int(episode or 0):02d}"
+    return f"{title} ({year})" if year else title
+
+
+def written_element(element: ET.Element) -> str:
+    """`written` for an item as Plex lists it."""
+    kind = element.get("type", "")
+    show = element.get("parentTitle" if kind == "season" else "grandparentTitle", "")
+    season = element.get("index") if kind == "season" else element.get("parentIndex")
+    return written(kind, element.get("title", ""), element.get("year"), show=show, season=season,
+                   episode=element.get("index"))
+
+
+def a(noun: str) -> str:
+    """`a movie`, `an episode`."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 @dataclass
 class Resolution:
     rating_key: str | None
@@ -60,7 +85,7 @@ def resolve(upstream: Upstream, sections: list[ET.Element], libtype: str, writte
         show_title, season, episode = match["show"], match["season"], match["episode"]
     elif libtype in ("season", "episode"):
         form = "<Show> Season <n>" if libtype == "season" else "<Show> S<nn>E<nn>"
-        return Resolution(None, reason=f"a {libtype} title is written {form!r}")
+        return Resolution(None, reason=f"{a(libtype)} title is written {form!r}")
     title, year = show_title, None
     if match := _YEAR.match(show_title):
         title, year = match["title"], match["year"]
