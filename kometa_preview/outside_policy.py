@@ -73,6 +73,10 @@ class Verdict:
         return self.refusal is None
 
 
+#: Names no outside service has (RFC 6761, 6762, 8375 and common LAN suffixes): refused at the CONNECT, like Plex.
+LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
 def normalize_host(host: str) -> str:
     """Lower case, no brackets, no trailing dot, no IPv6 zone: the spelling every check compares."""
     return host.strip().strip("[]").split("%", 1)[0].rstrip(".").lower()
@@ -173,6 +177,17 @@ class OutsidePolicy:
             return Verdict(Refusal.HOST, reason=f"{name} is not a service Kometa's overlays read "
                                                 "(add it to outside.allow in preview.yml if it is yours)")
         return Verdict(None, service.name)
+
+    def refused_in_tunnel(self, host: str, verdict: Verdict) -> bool:
+        """Is this CONNECT's refusal given inside the tunnel, per request, rather than to the CONNECT itself? So for a
+        name that could be a real service (a custom overlay's image host missing from outside.allow): Kometa then
+        gets an HTTP 403 and gives up at once, where a refused CONNECT is an exception its requests retry six times,
+        ten seconds apart (`@retry(stop_after_attempt(6), wait_fixed(10))` on Kometa's `Requests.get`: 52 s for one
+        image, measured). Plex, addresses and local names are still refused at the CONNECT; nothing inside the
+        tunnel connects anywhere (`request` refuses the same name again)."""
+        name = normalize_host(host)
+        return verdict.refusal is Refusal.HOST and "." in name and name != "localhost" \
+            and not name.endswith(LOCAL_SUFFIXES)
 
     def request(self, method: str, host: str, body: bytes | None = None) -> Verdict:
         """May this request go out? `body` is needed only for a POST a service allows as a GraphQL read."""

@@ -40,6 +40,19 @@ def test_destinations_are_an_allowlist_of_hosts(host, expected):
     assert PLEX_BY_NAME.destination(host).refusal == expected
 
 
+@pytest.mark.parametrize("host, in_tunnel", [
+    ("images.example.org", True), ("discord.com", True), ("Posters.Example.COM.", True),   # could be a real service
+    ("localhost", False), ("plex.localhost", False), ("nas.local", False), ("plex.lan", False),  # local names
+    ("printer.internal", False), ("router.home.arpa", False), ("nas", False),
+    ("127.0.0.1", False), ("[::1]", False), ("10.0.0.8", False),                                 # addresses
+    ("api.themoviedb.org", False),                                                              # allowed anyway
+])
+def test_a_refused_service_name_is_refused_inside_its_tunnel_and_local_names_at_the_connect(host, in_tunnel):
+    """Kometa's requests retry a refused CONNECT six times, ten seconds apart; a 403 inside the tunnel it gives up on
+    at once. Only names that could be a real outside service get the tunnel (and its requests are refused there)."""
+    assert PLEX_BY_NAME.refused_in_tunnel(host, PLEX_BY_NAME.destination(host)) is in_tunnel
+
+
 @pytest.mark.parametrize("method, host, body, expected", [
     ("GET", "api.themoviedb.org", None, None),
     ("HEAD", "image.tmdb.org", None, None),

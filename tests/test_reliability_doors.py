@@ -304,3 +304,35 @@ def test_a_client_that_sends_its_request_slowly_is_closed(sample_plex, proxy_fac
     assert "SLOW_REQUEST" in events
     evidence("Side doors", "a client sending its request a byte every 0.3 s", 1,
              f"closed after {closed_after:.1f} s (preview_request_timeout; 30 s by default); normal requests answered")
+
+
+def test_a_host_not_allowed_is_refused_inside_its_tunnel_so_kometa_gives_up_at_once(sample_plex, proxy_factory,
+                                                                                      evidence):
+    """A custom overlay's image host missing from outside.allow: the CONNECT is accepted and the request inside is
+    answered 403 (why, and how to allow it), never connected anywhere. Refused at the CONNECT, Kometa's requests
+    retried it six times, ten seconds apart (52 s measured for one image with Kometa 2.4.4)."""
+    import http.client
+    import ssl
+
+    from kometa_preview.job import JobLayout
+    proxy = proxy_factory(sample_plex, movie_targets([1001]), outside=True)
+    context = ssl.create_default_context(cafile=str(JobLayout(proxy.job).ca_cert))
+    started = time.monotonic()
+    connection = http.client.HTTPSConnection("127.0.0.1", proxy.outside_port, timeout=10, context=context)
+    connection.set_tunnel("images.example.org", 443)
+    connection.request("GET", "/badge.png")
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+    assert response.status == 403 and "outside.allow" in body, (response.status, body)
+    local = http.client.HTTPConnection("127.0.0.1", proxy.outside_port, timeout=10)
+    local.set_tunnel("localhost", 32400)
+    with pytest.raises(OSError, match="403"):
+        local.request("GET", "/identity")  # a local name: refused at the CONNECT, as Plex and addresses are
+    local.close()
+    journal = [json.loads(line) for line in (proxy.job / "proxy_journal.jsonl").read_text().splitlines()]
+    refused = [r for r in journal if r["event"] == "OUTSIDE_REFUSED_HOST"]
+    assert [r["request"] for r in refused] == ["GET https://images.example.org:443/badge.png", "CONNECT localhost:32400"]
+    evidence("Side doors", "CONNECT to an image host not in outside.allow, then GET inside it; CONNECT to localhost", 2,
+             f"the image request answered 403 inside the tunnel in {time.monotonic() - started:.2f} s, no connection "
+             "made; localhost refused at the CONNECT")

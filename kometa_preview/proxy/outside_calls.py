@@ -109,7 +109,7 @@ class OutsideCalls:
         if not _is_outside(flow.client_conn.proxy_mode):
             return
         verdict = self.policy.destination(flow.request.host)
-        if not verdict.allowed:
+        if not verdict.allowed and not self.policy.refused_in_tunnel(flow.request.host, verdict):
             self._refuse(flow, verdict, f"CONNECT {flow.request.host}:{flow.request.port}")
 
     @fail_closed
