@@ -4,16 +4,21 @@ per overlay, filters by status and overlay, and a click for the full before and 
 Self-contained like report.html (inline CSS and script, images by relative path, nothing from the network). The
 items are embedded as JSON and drawn a page at a time, with lazily loaded thumbnails (`thumbs/`, at most 300 px
 wide, made with Pillow when the job exports), so a library of 100,000 items opens as fast as one of 100.
+
+Titles come from Plex and names from summary.json: the embedded JSON escapes `<`, `>` and `&` (a title holding
+`<!--<script>` cannot end or bend the script element), and only names of `names`' grammar are linked. Thumbnails
+are made with `images.decode` (bounded, never through a symbolic link) and written in one step, so a `thumbs/` entry
+that is a symbolic link is replaced, never written through.
 """
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from html import escape
 from pathlib import Path
 
-from PIL import Image
-
+from . import images, names
 from .files import write_atomic
 from .summary import Summary
 
@@ -24,25 +29,39 @@ PAGE = 200
 NO_OVERLAY = "no overlay"
 
 
-def thumbnail(output: Path, name: str | None) -> str | None:
-    """`thumbs/<name>.jpg`, at most THUMB_WIDTH wide, for an image in `output` (None when there is none). JPEGs
-    are decoded at a reduced scale (`draft`), which is what keeps thousands of them cheap."""
-    if not name or not (output / name).is_file():
+def thumbnail(output: Path, name: str | None, side: str) -> str | None:
+    """`thumbs/<name>.jpg`, at most THUMB_WIDTH wide, for the exported `side` image `name` in `output` (None when
+    there is none, its name is not of the grammar, or it is no image `images.decode` opens). JPEGs are decoded at
+    a reduced scale, which is what keeps thousands of them cheap."""
+    if names.exported_target(name, side) is None:
         return None
-    relative = f"{THUMBS}/{Path(name).stem}.jpg"
-    target = output / relative
-    if target.is_file():
-        return relative
-    target.parent.mkdir(exist_ok=True)
+    stem = f"{Path(name).stem}.jpg"
     try:
-        with Image.open(output / name) as image:
-            image.draft("RGB", (THUMB_WIDTH, THUMB_WIDTH * 2))
-            small = image.convert("RGB")
-            small.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 2))
-            small.save(target, format="JPEG", quality=80)
-    except OSError:
+        folder = names.folder(output, THUMBS)
+        try:
+            if names.entry(folder, stem, kind="file") is not None:
+                return f"{THUMBS}/{stem}"
+        except names.UnsafeName:
+            pass  # a link or a folder where the thumbnail belongs: made again, replacing it
+        small = images.decode(output / name, budget=4 * THUMB_WIDTH * THUMB_WIDTH * 2)
+        small.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 2))
+        data = io.BytesIO()
+        small.save(data, format="JPEG", quality=80)
+        write_atomic(folder / stem, data.getvalue())
+    except (names.UnsafeName, images.Unreadable, OSError):
         return None
-    return relative
+    return f"{THUMBS}/{stem}"
+
+
+def embedded_json(value: object) -> str:
+    """JSON to put inside a `<script type="application/json">` element: `<`, `>` and `&` as \\u escapes, so no text
+    in it can close the element or open a comment or another script (`</script>`, `<!--<script>`)."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _linked(name: str | None, side: str) -> str | None:
+    return names.href(name) if names.exported_target(name, side) is not None else None
 
 
 def counts(summary: Summary) -> list[tuple[str, int]]:
@@ -110,16 +129,16 @@ draw();
 def render_html(output: Path, summary: Summary) -> str:
     items = []
     for target_id, entry in summary.targets.items():
-        shown = entry.after or entry.before
+        before, after = _linked(entry.before, "before"), _linked(entry.after, "after")
+        thumb = thumbnail(output, entry.after, "after") if after else thumbnail(output, entry.before, "before")
         items.append({"id": target_id, "title": entry.kometa_title or entry.title or target_id, "status": entry.status,
                       "overlays": entry.overlays if entry.status == "exported" else [],
-                      "error": entry.error or "", "before": entry.before, "after": entry.after,
-                      "thumb": thumbnail(output, shown)})
+                      "error": entry.error or "", "before": before, "after": after, "thumb": thumb})
     items.sort(key=lambda item: (item["title"].lower(), item["id"]))
     tally = counts(summary)
     overlay_names = sorted(name for name, _ in tally if name != NO_OVERLAY)
     statuses = Counter(item["status"] for item in items)
-    data = json.dumps(items, separators=(",", ":")).replace("</", "<\\/")
+    data = embedded_json(items)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>kometa-preview contact sheet · '
             f'{escape(summary.preview_yml)}</title><meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<style>{STYLE}</style></head><body><h1>Contact sheet · {len(items):,} items · '

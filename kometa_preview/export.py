@@ -4,6 +4,10 @@ Mapping is by ratingKey (docs/PREVIEW-MODE.md): for each target, its captures, `
 kinds, the newest winning (`summary.choose_capture`); copied to `output/<id>_after.<ext>` (and the target's
 `output:`). The poster the proxy served to Kometa becomes `output/<id>_before.<ext>`. What the job did is
 `summary.summarize`'s (pure); this module only does the file work around it.
+
+Every image is untrusted input (it came from Plex or from Kometa): one that `images.probe` refuses — a
+decompression bomb, over `images.MAX_PIXELS`, not a JPEG/PNG/WebP, a symbolic link — is not copied, and its target
+fails with the reason (EXPORT_ERROR); the other targets are exported and summary.json is written all the same.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import kometa_log, report
+from . import images, kometa_log, report
 from .config import PreviewConfig, Target
 from .events import STATE_EVENTS, Captured, Event, Follower, PosterServed, RenderEvent, TargetSeen
 from .files import copy_atomic, write_atomic, write_json
@@ -80,27 +84,49 @@ class BeforeImages:
             self._upstream.close()
 
 
+def _refused(image: Path | bytes) -> str | None:
+    """Why an image is not exported (`images.probe`'s reason), or None when it may be."""
+    try:
+        images.probe(image)
+    except images.Unreadable as exc:
+        return str(exc)
+    return None
+
+
 def _export_target(target: Target, layout: JobLayout, source: PosterServed | None, chosen: Captured | None,
                    fallback: Callable[[], Poster | None]) -> Exported:
     """Copy the before image and the chosen capture to `<id>_before`/`<id>_after` (and `output:`). A target whose
-    poster the proxy never served gets `fallback()`'s as its before image."""
+    poster the proxy never served gets `fallback()`'s as its before image. An image `images.probe` refuses is not
+    copied, and the target's `error` says which and why."""
     result = Exported()
+    refused: list[str] = []
     try:
         if source is not None and Path(source.saved).is_file():
-            before = copy_atomic(Path(source.saved), layout.exported(target.id, "before", Path(source.saved).suffix))
-            result.before, result.poster_source = before.name, source.source
+            if problem := _refused(Path(source.saved)):
+                refused.append(f"the poster served to Kometa ({source.source}) is {problem}")
+            else:
+                before = copy_atomic(Path(source.saved),
+                                     layout.exported(target.id, "before", Path(source.saved).suffix))
+                result.before, result.poster_source = before.name, source.source
         elif (poster := fallback()) is not None:
-            before = write_atomic(layout.exported(target.id, "before", poster.ext), poster.data)
-            result.before, result.poster_source = before.name, poster.source
-        if chosen is None:
-            return result
-        after = copy_atomic(Path(chosen.saved), layout.exported(target.id, "after", chosen.ext))
-        result.after, result.kind, result.bytes = after.name, chosen.kind, chosen.bytes
-        if target.output is not None:
-            result.output = str(copy_atomic(after, output_path(target.output, chosen.ext)))
+            if problem := _refused(poster.data):
+                refused.append(f"the poster from {poster.source} is {problem}")
+            else:
+                before = write_atomic(layout.exported(target.id, "before", poster.ext), poster.data)
+                result.before, result.poster_source = before.name, poster.source
+        if chosen is not None and (problem := _refused(Path(chosen.saved))):
+            refused.append(f"the poster Kometa uploaded is {problem}")
+        elif chosen is not None:
+            after = copy_atomic(Path(chosen.saved), layout.exported(target.id, "after", chosen.ext))
+            result.after, result.kind, result.bytes = after.name, chosen.kind, chosen.bytes
+            if target.output is not None:
+                result.output = str(copy_atomic(after, output_path(target.output, chosen.ext)))
     except OSError as exc:
         result.error = f"{RenderEvent.EXPORT_ERROR}: could not write the results ({exc.strerror or exc})"
         log.error("%s target=%s: %s", RenderEvent.EXPORT_ERROR, target.id, exc)
+    if refused and result.error is None:
+        result.error = f"{RenderEvent.EXPORT_ERROR}: {'; '.join(refused)}: not exported"
+        log.error("%s target=%s: %s", RenderEvent.EXPORT_ERROR, target.id, "; ".join(refused))
     return result
 
 

@@ -1,7 +1,14 @@
 """The one redaction policy: which names carry credentials, and how they are removed from what is kept.
 
 Used for the journal and the logs (paths and URLs), for flows mitmweb shows and `-w` saves (headers), and for
-the redacted copy of kometa_run.yml (YAML keys). No mitmproxy import: both processes use it.
+the redacted copy of kometa_run.yml (YAML documents). No mitmproxy import: both processes use it.
+
+Names carry credentials when they end in a secret word (`X-Plex-Token`, `tmdb_api_key`, `accessToken`,
+`client_secret`, `trakt_client_id`) or are an OAuth code or PIN as a whole (`code=`, `pin`: a suffix would also
+take `countrycode`). In a YAML document, a service section (`SERVICE_SECTIONS`: Plex, TMDb, Trakt, MyAnimeList,
+AniDB, notifiers, webhooks…) is redacted the other way round: every value in it except the few settings known to
+be harmless (`KEPT_IN_SERVICES`), so ids, OAuth blocks, callback URLs holding a `code=` and keys Kometa adds later
+are all covered without being listed.
 """
 from __future__ import annotations
 
@@ -12,9 +19,19 @@ from urllib.parse import unquote
 #: Headers that carry credentials: never journaled, removed from Plex-side flows, redacted from outside flows
 #: once they have been sent (so `-w` never saves them).
 SECRET_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie", "X-Plex-Token", "X-Api-Key", "trakt-api-key")
-#: Query parameter names that carry credentials: Plex's token, TMDb's api_key, OAuth tokens, passwords.
+#: Query parameter names that carry credentials, matched at the end of a name: Plex's token, TMDb's api_key,
+#: OAuth tokens and client ids (Trakt's and MyAnimeList's `client_id` is the account's key), passwords.
 _SECRET_NAMES = ("x-plex-token", "api_key", "apikey", "token", "access_token", "refresh_token", "secret",
-                 "client_secret", "password", "passwd")
+                 "client_secret", "client_id", "password", "passwd")
+#: Names that carry credentials as a whole name only: OAuth authorization codes (MyAnimeList's `code=`), Trakt's
+#: PIN, PKCE's verifier.
+_EXACT_SECRET_NAMES = ("code", "pin", "code_verifier")
+#: Top-level sections of a Kometa config that hold an account with a service: redacted but for KEPT_IN_SERVICES.
+SERVICE_SECTIONS = frozenset({"plex", "tmdb", "omdb", "mdblist", "trakt", "mal", "anidb", "notifiarr", "gotify",
+                              "ntfy", "apprise", "tautulli", "radarr", "sonarr", "github", "webhooks"})
+#: Settings of a service section that are no credential (a URL is kept with its credentials redacted).
+KEPT_IN_SERVICES = frozenset({"url", "language", "region", "cache_expiration", "timeout", "verify_ssl", "db_cache",
+                              "clean_bundles", "empty_trash", "optimize"})
 #: Undo this many levels of percent-encoding at most (a `url=` inside a `url=` inside a query is three).
 MAX_DEPTH = 5
 
@@ -35,9 +52,11 @@ _EQUALS = r"(?:=|%3d|%253d|%25253d)"
 #: `name=value` for any secret name ending a parameter name (`X-Plex-Token`, `tmdb_api_key`, `accessToken`),
 #: the name in any encoding. The value runs to the next literal separator: an encoded `&` inside it may be part
 #: of the value, so the rest of a nested query is redacted with it (too much, never too little).
-_SECRET = re.compile(
-    rf"(?i)({_SEPARATOR}[a-z0-9_.%-]*?(?:{'|'.join(_name(w) for w in sorted(_SECRET_NAMES, key=len, reverse=True))})"
-    rf"{_EQUALS})[^&#\s;]*")
+_SUFFIXES = "|".join(_name(w) for w in sorted(_SECRET_NAMES, key=len, reverse=True))
+_WHOLE = "|".join(_name(w) for w in sorted(_EXACT_SECRET_NAMES, key=len, reverse=True))
+_SECRET = re.compile(rf"(?i)({_SEPARATOR}(?:[a-z0-9_.%-]*?(?:{_SUFFIXES})|(?:{_WHOLE})){_EQUALS})[^&#\s;]*")
+#: `scheme://user:password@` in a URL.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
 def redact(text: str) -> str:
@@ -57,15 +76,41 @@ def is_secret_name(name: str) -> bool:
     """Does a parameter, header or YAML key of this name carry a credential (`X-Plex-Token`, `tmdb_api_key`,
     `apikey`, `client_secret`, `Authorization`)?"""
     lowered = name.lower().replace("-", "_")
-    return lowered in {h.lower().replace("-", "_") for h in SECRET_HEADERS} or \
+    return lowered in {h.lower().replace("-", "_") for h in SECRET_HEADERS} or lowered in _EXACT_SECRET_NAMES or \
         any(lowered.endswith(word.replace("-", "_")) for word in _SECRET_NAMES)
 
 
+REDACTED = "<redacted>"
+
+
 def redact_document(value: Any) -> Any:
-    """A YAML/JSON document with the value of every secret-named key replaced by `<redacted>`, at any depth."""
+    """A YAML/JSON document (a Kometa config) with its credentials replaced by `<redacted>`: every value of a
+    service section but its harmless settings, every secret-named key's value at any depth, and the credentials in
+    any text (`?apikey=…`, `user:password@`). Unset values (null, "") stay as they are: they show what is unset."""
+    if not isinstance(value, dict):
+        return _redacted(value)
+    return {key: _service(item) if key in SERVICE_SECTIONS and isinstance(item, dict) else _redacted(item, key)
+            for key, item in value.items()}
+
+
+def _service(section: dict[Any, Any]) -> dict[Any, Any]:
+    return {key: _redacted(item, key) if key in KEPT_IN_SERVICES else _hidden(item) for key, item in section.items()}
+
+
+def _hidden(value: Any) -> Any:
+    return value if value in (None, "") else REDACTED
+
+
+def _redacted(value: Any, key: object = None) -> Any:
+    """`value` under `key`, anywhere outside a service section's own settings."""
+    if isinstance(key, str) and is_secret_name(key):
+        return _hidden(value)
     if isinstance(value, dict):
-        return {k: ("<redacted>" if isinstance(k, str) and is_secret_name(k) and v not in (None, "")
-                    else redact_document(v)) for k, v in value.items()}
+        return {k: _redacted(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_document(v) for v in value]
+        return [_redacted(v) for v in value]
+    if isinstance(value, str):
+        text = _USERINFO.sub(rf"\1{REDACTED}@", value)
+        cleaned = redact(text)
+        return cleaned if REDACTED in cleaned else text
     return value

@@ -3,14 +3,17 @@
 Self-contained: inline CSS and a few lines of inline script (the before/after slider), images by relative path
 next to it, nothing fetched from the network, so the output folder can be zipped, mailed or opened from a file
 share. A view of `Summary`, like summary.json.
+
+It links only names of `names`' grammar (`<id>_before.<ext>`, `<id>_after.<ext>`: plain names of the output folder,
+never `../x`, `/x` or `javascript:`), and shows an image only when `images.probe` opens it within its bounds:
+otherwise the reason is written in its place.
 """
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
 
-from PIL import Image
-
+from . import images, names
 from .files import write_atomic
 from .summary import Summary, TargetResult
 
@@ -53,29 +56,40 @@ LINKS = (("Kometa's output", "../logs/kometa.log"), ("Kometa's own log", "../kom
          ("every proxy decision", "../proxy_journal.jsonl"), ("summary.json", "summary.json"))
 
 
-def _image_info(path: Path) -> str:
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-        return f"{width}×{height}, {path.stat().st_size // 1024} KiB"
-    except OSError:
-        return "unreadable"
+#: An image as the report shows it: (its link, or None when it is not shown; what to say about it).
+Shown = tuple[str | None, str]
 
 
-def _figure(output: Path, name: str | None, label: str) -> str:
+def _shown(output: Path, name: str | None, side: str) -> Shown:
+    """(the link to an exported image or None, what to say about it). A link only for a name of the grammar whose
+    file opens as an image within `images`' bounds."""
     if not name:
-        return f"<figure><figcaption>{escape(label)}: none</figcaption></figure>"
-    return (f'<figure><a href="{escape(name)}" title="full size"><img src="{escape(name)}" alt="{escape(label)}">'
-            f'</a><figcaption>{escape(label)} · {escape(name)} · {_image_info(output / name)}</figcaption></figure>')
+        return None, "none"
+    if names.exported_target(name, side) is None:
+        return None, f"not shown: {name!r} is not an image name of this folder"
+    try:
+        width, height = images.probe(output / name)
+    except images.Unreadable as exc:
+        return None, f"{name}: not shown, {exc}"
+    return names.href(name), f"{name} · {width}×{height}, {(output / name).stat().st_size // 1024} KiB"
 
 
-def _compare(output: Path, entry: TargetResult) -> str:
-    """Before and after in one frame, a slider between them (and buttons for either whole), plus both as links."""
-    before, after = entry.before, entry.after
-    links = (f'<a href="{escape(before)}">before, full size</a> ({_image_info(output / before)}) · '
-             f'<a href="{escape(after)}">after, full size</a> ({_image_info(output / after)})')
-    return (f'<div class="slider"><div class="compare"><div class="before"><img src="{escape(before)}" '
-            f'alt="before"></div><div class="after" style="width:50%"><img src="{escape(after)}" alt="after">'
+def _figure(shown: Shown, label: str) -> str:
+    link, said = shown
+    if link is None:
+        return f"<figure><figcaption>{escape(label)}: {escape(said)}</figcaption></figure>"
+    return (f'<figure><a href="{escape(link)}" title="full size"><img src="{escape(link)}" alt="{escape(label)}">'
+            f'</a><figcaption>{escape(label)} · {escape(said)}</figcaption></figure>')
+
+
+def _compare(before: Shown, after: Shown) -> str:
+    """Before and after in one frame, a slider between them (and buttons for either whole), plus both as links.
+    Both are shown (their links are not None)."""
+    (before_link, before_said), (after_link, after_said) = before, after
+    links = (f'<a href="{escape(before_link)}">before, full size</a> ({escape(before_said)}) · '
+             f'<a href="{escape(after_link)}">after, full size</a> ({escape(after_said)})')
+    return (f'<div class="slider"><div class="compare"><div class="before"><img src="{escape(before_link)}" '
+            f'alt="before"></div><div class="after" style="width:50%"><img src="{escape(after_link)}" alt="after">'
             f'</div></div><div class="controls"><button type="button" data-to="0">before</button>'
             f'<input type="range" min="0" max="100" value="50" aria-label="before/after">'
             f'<button type="button" data-to="100">after</button><span>{links}</span></div></div>')
@@ -92,14 +106,14 @@ def _target(output: Path, target_id: str, entry: TargetResult) -> str:
         body.append(f'<p class="overlays">{label}: {escape(", ".join(entry.overlays))}</p>')
     if entry.error:
         body.append(f'<p class="error">{escape(entry.error)}</p>')
-    if entry.status == "exported" and entry.before and entry.after:
-        body.append(_compare(output, entry))
+    before, after = _shown(output, entry.before, "before"), _shown(output, entry.after, "after")
+    if entry.status == "exported" and before[0] and after[0]:
+        body.append(_compare(before, after))
     elif entry.status == "unchanged":
         body.append(f'<p>Kometa finished and applied no overlay to it: no overlay applies.</p>'
-                    f'<div class="pair">{_figure(output, entry.before, "before — no overlay applies")}</div>')
+                    f'<div class="pair">{_figure(before, "before — no overlay applies")}</div>')
     else:
-        body.append(f'<div class="pair">{_figure(output, entry.before, "before")}'
-                    f'{_figure(output, entry.after, "after")}</div>')
+        body.append(f'<div class="pair">{_figure(before, "before")}{_figure(after, "after")}</div>')
     return f'<section class="target" id="{escape(target_id)}">{head}{"".join(body)}</section>'
 
 

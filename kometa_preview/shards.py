@@ -10,33 +10,113 @@ keeps, for each target, its exported result if any round exported it, else the l
 Each item's overlays depend on that item only for the overlays the preview has been checked against (resolution,
 HDR, editions, text…), so `--shards N` gives the same images as `--shards 1`; an overlay that ranks items across
 the whole library (a `limit` on a search, "top N") would see only its shard.
+
+A job folder read back (`merge JOB`, `render --resume JOB`) is data, never a path to act on: shard folders are
+`<round>-<n>`, every summary.json is checked as it is read (`summary.load`), image names are `<id>_<side>.<ext>`,
+and no symbolic link is followed (`names.entry`), so nothing outside the job folder is replaced, deleted, read or
+linked. Everything is read and checked before anything is written; a folder that fails is one `JobFolderError`
+line naming the file and the problem (exit 2).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import contact, report
+import click
+
+from . import contact, names, report
 from .config import PreviewConfig, Shard
 from .export import Outcome, write_summary
-from .job import SHARDS, CaptureName, JobLayout
+from .files import copy_atomic
+from .job import SHARDS, SUMMARY, CaptureName, JobLayout
 from .kometa_runner import KometaCommand
-from .summary import Summary, load, merge
+from .summary import MAX_BYTES, Summary, SummaryError, load, merge
 
 log = logging.getLogger("kometa_preview.shards")
+
+
+class JobFolderError(click.ClickException):
+    """A job folder `merge` or `render --resume` cannot act on: the file and the problem, in one line. A click
+    exception with exit code 2 (bad input), so both commands print it as such without a handler of their own."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Part:
+    """One rendered shard of a job, read and checked: its output folder and its summary."""
+    round: int
+    output: Path
+    summary: Summary
+
+
+def _entry(folder: Path, name: str, kind: str) -> Path | None:
+    try:
+        return names.entry(folder, name, kind=kind)
+    except names.UnsafeName as exc:
+        raise JobFolderError(str(exc)) from None
+
+
+def shard_folders(job: Path) -> list[tuple[int, Path]]:
+    """(round, folder) of every shard of `job`, in the order they ran. `shards/` holds `<round>-<n>` folders only
+    (names starting with `.` are ignored), none of them a symbolic link. Raises `JobFolderError`."""
+    shards = _entry(job, SHARDS, "dir")
+    if shards is None:
+        return []
+    found = []
+    for path in shards.iterdir():
+        if path.name.startswith("."):
+            continue
+        number = names.shard_folder(path.name)
+        if number is None:
+            raise JobFolderError(f"{path}: not a shard folder ({SHARDS}/ holds <round>-<n> folders, e.g. 1-2)")
+        found.append((number, _entry(shards, path.name, "dir")))
+    return [(number[0], folder) for number, folder in sorted(found)]
+
+
+def _read_summary(path: Path) -> Summary:
+    if path.stat().st_size > MAX_BYTES:
+        raise JobFolderError(f"{path}: larger than {MAX_BYTES // (1 << 20)} MiB; not a summary.json")
+    try:
+        return load(json.loads(path.read_bytes()))
+    except json.JSONDecodeError as exc:
+        raise JobFolderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise JobFolderError(f"{path}: not UTF-8 text") from None
+    except SummaryError as exc:
+        raise JobFolderError(f"{path}: {exc}") from None
+
+
+def read_parts(job: Path) -> list[Part]:
+    """Every rendered shard of `job` (a shard with no summary.json never finished: it has no part), each summary
+    checked and each image it names a regular file of its output folder. Raises `JobFolderError`; reads only."""
+    parts = []
+    for round_number, folder in shard_folders(job):
+        output = _entry(folder, "output", "dir")
+        summary_path = _entry(output, SUMMARY, "file") if output is not None else None
+        if output is None or summary_path is None:
+            continue
+        summary = _read_summary(summary_path)
+        for entry in summary.targets.values():
+            for name in (entry.before, entry.after):
+                if name:
+                    _entry(output, name, "file")
+        parts.append(Part(round_number, output, summary))
+    return parts
 
 
 def captured_keys(job: Path) -> frozenset[str]:
     """Every ratingKey a dry run's rounds have captured a poster for (read from the capture file names)."""
     keys = set()
-    for folder in job.glob(f"{SHARDS}/*/output/by_ratingkey"):
-        for path in folder.iterdir():
+    for _, folder in shard_folders(job):
+        output = _entry(folder, "output", "dir")
+        captures = _entry(output, "by_ratingkey", "dir") if output is not None else None
+        for path in captures.iterdir() if captures is not None else ():
             name = CaptureName.parse(path.name)
             if name is not None and name.ext != "bin" and name.kind == "poster":
                 keys.add(name.rating_key)
@@ -44,8 +124,7 @@ def captured_keys(job: Path) -> frozenset[str]:
 
 
 def next_round(job: Path) -> int:
-    rounds = [int(p.name.split("-", 1)[0]) for p in job.glob(f"{SHARDS}/*-*") if p.name.split("-", 1)[0].isdigit()]
-    return max(rounds, default=0) + 1
+    return max((round_number for round_number, _ in shard_folders(job)), default=0) + 1
 
 
 @dataclass
@@ -108,7 +187,10 @@ class ShardReporter:
 def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resume: bool) -> Outcome:
     """Render `count` shards at once with `run_job(shard, folder, reporter, cancel)` (render._run for one job),
     then merge every round of `job` into `<job>/output`. Ctrl-C stops every shard the Ctrl-C way and still merges
-    what they captured."""
+    what they captured. A job to resume is checked before anything runs (`JobFolderError`)."""
+    if resume:
+        _entry(job, "output", "dir")
+        read_parts(job)
     skip = captured_keys(job) if resume else frozenset()
     round_number = next_round(job)
     progress = Progress(reporter, count)
@@ -151,35 +233,44 @@ def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resu
     return merge_job(job, interrupted=interrupted)
 
 
-def _place(source: Path, target: Path) -> None:
-    """A shard's image in the merged output: a hard link when the file system allows (no second copy), else a copy."""
-    target.unlink(missing_ok=True)
+def _place(source: Path, output: Path, name: str) -> None:
+    """A shard's image (a regular file, checked) in the merged output under its checked `name`: a hard link when the
+    file system allows (no second copy), else a copy; either replaces what had that name in one step, a symbolic
+    link included, never what it points to."""
+    target = output / name
+    temporary = output / f".partial-{os.getpid()}-{threading.get_ident()}-{name}"
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(source, temporary, follow_symlinks=False)
+            os.replace(temporary, target)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            copy_atomic(source, target)
+    except OSError as exc:
+        raise JobFolderError(f"{target}: cannot be replaced ({exc.strerror or exc})") from None
 
 
 def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
     """Merge every round's shards of `job` (in the order they ran) into `<job>/output`: images, summary.json,
-    report.html and contact.html."""
+    report.html and contact.html. The whole job folder is read and checked before anything is written
+    (`JobFolderError`)."""
     layout = JobLayout(job)
-    layout.output.mkdir(parents=True, exist_ok=True)
-    folders = sorted((p for p in job.glob(f"{SHARDS}/*") if (JobLayout(p).summary).is_file()),
-                     key=lambda p: [int(part) for part in p.name.split("-")])
-    last_round = folders[-1].name.split("-")[0] if folders else ""
-    parts: list[Summary] = []
-    for folder in folders:
-        part = load(json.loads(JobLayout(folder).summary.read_text(encoding="utf-8")))
-        if folder.name.split("-")[0] != last_round and part.interrupted:
+    parts = read_parts(job)
+    if not parts:
+        raise JobFolderError(f"{job}: holds no rendered shard ({SHARDS}/<round>-<n>/output/{SUMMARY})")
+    output = _checked_folder(job, "output")
+    last_round = parts[-1].round
+    for part in parts:
+        summary = part.summary
+        if part.round != last_round and summary.interrupted:
             # a later round (--resume) took over what this one left: its interruption is history
-            part.interrupted, part.error = False, None if part.error == "interrupted" else part.error
-        for entry in part.targets.values():
+            summary.interrupted, summary.error = False, None if summary.error == "interrupted" else summary.error
+        for entry in summary.targets.values():
             for name in (entry.before, entry.after):
-                if name and (JobLayout(folder).output / name).is_file():
-                    _place(JobLayout(folder).output / name, layout.output / name)
-        parts.append(part)
-    summary = merge(parts, output_prefix=str(layout.output))
+                if name and (source := _entry(part.output, name, "file")) is not None:
+                    _place(source, output, name)
+    summary = merge([part.summary for part in parts], output_prefix=str(layout.output))
     summary.interrupted = summary.interrupted or interrupted
     summary.success = summary.success and not interrupted
     if interrupted and not summary.error:
@@ -190,3 +281,12 @@ def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
         except OSError as exc:
             log.error("could not write %s: %s", writer.__module__, exc.strerror or exc)
     return write_summary(layout, summary)
+
+
+def _checked_folder(parent: Path, name: str) -> Path:
+    try:
+        return names.folder(parent, name)
+    except names.UnsafeName as exc:
+        raise JobFolderError(str(exc)) from None
+    except OSError as exc:
+        raise JobFolderError(f"{parent / name}: cannot be made ({exc.strerror or exc})") from None

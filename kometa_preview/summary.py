@@ -9,12 +9,15 @@ Definitions that exist once, here:
 """
 from __future__ import annotations
 
+import dataclasses
+import types
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from . import names
 from .config import PreviewConfig, Target
 from .events import (
     OUTSIDE,
@@ -49,6 +52,8 @@ from .outcomes import (
     unreachable_hosts,
 )
 
+#: A summary.json larger than this is refused unread (a dry run of 100,000 targets writes about 60 MB).
+MAX_BYTES = 512 * 1024 * 1024
 KIND_PREFERENCE = ("poster", "thumb", "art", "square_art", "logo", "unknown")
 
 
@@ -237,10 +242,12 @@ def side_doors(journal: Records) -> SideDoors:
 
 def preview_targets(config: PreviewConfig, journal: Records) -> list[Target]:
     """preview.yml's targets, then every item a whole-library dry run made a target (journaled as TARGET, with
-    the ratingKey as id)."""
+    the ratingKey as id). A journaled id that is not a target id (`names`) is no target: it would become a file
+    name (the proxy refuses such ratingKeys before they are journaled; this holds for any journal)."""
     given = {t.id for t in config.targets}
     return [*config.targets, *(Target(id=r.target, type=r.type, rating_key=r.rating_key, title=r.title)
-                               for r in journal[Event.TARGET] if r.target not in given)]
+                               for r in journal[Event.TARGET]
+                               if r.target not in given and names.is_target_id(r.target))]
 
 
 def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Exported], *,
@@ -431,11 +438,94 @@ def merge(parts: list[Summary], *, output_prefix: str = "") -> Summary:
     )
 
 
-def load(document: dict[str, Any]) -> Summary:
-    """A Summary from its summary.json (a shard's, to merge)."""
-    def target(entry: dict[str, Any]) -> TargetResult:
-        return TargetResult(**entry)
-    return Summary(**{**document, "targets": {k: target(v) for k, v in document["targets"].items()},
-                      "outside_data": [OutsideData(**o) for o in document["outside_data"]],
-                      "mock_mode": MockMode(**document["mock_mode"]), "filtering": Filtering(**document["filtering"]),
-                      "side_doors": SideDoors(**document["side_doors"]), "proxy": ProxyFigures(**document["proxy"])})
+class SummaryError(ValueError):
+    """A summary.json that does not hold what `Summary.to_json` writes. Its text names the field and the problem
+    (`targets.t1.after: must be text or null, not 5`), on one line."""
+
+
+STATUSES = (EXPORTED, "unchanged", FAILED, MISSING)
+
+
+def load(document: Any) -> Summary:
+    """A Summary from its summary.json (a shard's, to merge), checked as it is read, since it may come from
+    another machine or have been edited: exactly the fields `Summary` declares (none unknown, none missing but those
+    with a default) with their declared types, target ids of the id rule and `before`/`after` names of the form
+    `<id>_<side>.<ext>` (`names`): plain names of the output folder. Raises `SummaryError`."""
+    summary = _build(Summary, document, "")
+    for target_id, entry in summary.targets.items():
+        where = _at("targets", target_id)
+        if not names.is_target_id(target_id):
+            raise SummaryError(f"{where}: not a target id (letters, digits, - and _)")
+        if entry.status not in STATUSES:
+            raise SummaryError(f"{where}.status: must be one of {', '.join(STATUSES)}, not {_shown(entry.status)}")
+        for side in names.SIDES:
+            name = getattr(entry, side)
+            if name is not None and names.exported_target(name, side) is None:
+                raise SummaryError(f"{where}.{side}: {_shown(name)} is not an exported image's name "
+                                   f"(<id>_{side}.<jpg|png|webp>, in the output folder)")
+    return summary
+
+
+def _at(where: str, key: str) -> str:
+    """A field's path for a message: `a.b`, or `a['odd key']` when the key is not a plain name."""
+    plain = names.is_target_id(key)
+    return (f"{where}.{key}" if where else key) if plain else f"{where}[{key!r}]"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _build(kind: type, value: Any, where: str) -> Any:
+    """An instance of dataclass `kind` from a JSON object, every field checked against its declared type."""
+    if not isinstance(value, dict):
+        raise SummaryError(f"{where or 'the document'}: must be an object, not {_shown(value)}")
+    declared = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(value) - set(declared))
+    if unknown:
+        raise SummaryError(f"{_at(where, unknown[0])}: unknown field")
+    hints = get_type_hints(kind)
+    values = {}
+    for name, declared_field in declared.items():
+        if name in value:
+            values[name] = _typed(hints[name], value[name], _at(where, name))
+        elif declared_field.default is dataclasses.MISSING and declared_field.default_factory is dataclasses.MISSING:
+            raise SummaryError(f"{_at(where, name)}: missing")
+    return kind(**values)
+
+
+_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false", type(None): "null"}
+
+
+def _typed(hint: Any, value: Any, where: str) -> Any:
+    """`value` as `hint` declares it (dataclasses, unions, lists, dicts with text keys, scalars), else SummaryError."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _typed(option, value, where)
+            except SummaryError:
+                continue
+        raise SummaryError(f"{where}: must be {' or '.join(_WORDS.get(a, 'an object') for a in args)}, "
+                           f"not {_shown(value)}")
+    if origin is list and isinstance(value, list):
+        return [_typed(args[0], item, f"{where}[{n}]") for n, item in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        return {key: _typed(args[1], item, _at(where, key)) for key, item in value.items()}
+    if origin is None and _scalar(hint, value):
+        return value
+    raise SummaryError(f"{where}: must be {_WORDS.get(hint, 'a list' if origin is list else 'an object')}, "
+                       f"not {_shown(value)}")
+
+
+def _scalar(hint: Any, value: Any) -> bool:
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return hint in _WORDS and isinstance(value, hint)

@@ -152,10 +152,13 @@ def test_the_page_answers_only_to_its_token_on_loopback_and_only_reads(sample_pl
         assert watch.get("/api/state", token=None)[0] == 403
         assert watch.get("/api/state", token="wrong" + watch.token)[0] == 403
         assert watch.get(f"/files/1/{after}", token=None)[0] == 403
-        status, _, headers = watch.get("/")
-        assert status == 200 and "HttpOnly" in headers["Set-Cookie"]
-        cookie = headers["Set-Cookie"].split(";")[0]
-        assert watch.get("/api/state", token=None, headers={"Cookie": cookie})[0] == 200  # the page's own fetches
+        # The printed URL leads to the page's own address, the token in its path (the capability its relative
+        # fetches carry); no cookie, which a browser would send to every port of 127.0.0.1.
+        status, page, headers = watch.get("/")
+        assert status == 200 and b"EventSource('events')" in page and "Set-Cookie" not in headers
+        assert watch.get(f"/{watch.token}/api/state", token=None)[0] == 200  # the page's own fetches
+        assert watch.get(f"/{watch.token}/files/1/{after}", token=None)[0] == 200
+        assert watch.get("/api/state", token=None, headers={"Cookie": f"kometa_preview_token={watch.token}"})[0] == 403
         assert watch.get(f"/files/1/{after}")[0] == 200
         for path in ("/files/1/../../preview.yml", "/files/1/%2e%2e/summary.json", "/files/9/summary.json",
                      "/files/1/", "/files/x/summary.json", "/elsewhere"):

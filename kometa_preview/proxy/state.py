@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import names
 from ..config import ProxyConfig, Shard, Target
 from ..events import Event
 from ..job import JobLayout
@@ -262,7 +263,11 @@ def resolve_title(state: PreviewState, target: Target, record: Recorder) -> Targ
 def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
     """A dry run: every item of the libraries named becomes a target (id = ratingKey), read with paged listings
     (never one request per item) — movies, or shows with their seasons and episodes. A shard keeps the top-level
-    items at its positions, each with its seasons and episodes. Raises `StartupError`, `UpstreamError`."""
+    items at its positions, each with its seasons and episodes. Raises `StartupError`, `UpstreamError`.
+
+    The id becomes a file name (`<id>_before.jpg`) and a link: an item whose ratingKey is not a target id (`names`;
+    Plex's are numbers, so `../../x` or `javascript:…` is a broken or hostile server) is no target — Kometa is not
+    shown it, nothing is written for it — and each library's PREFETCH line (a warning then) counts and names them."""
     shard = state.config.shard or Shard()
     by_title = {section.title: section for section in state.sections.values()}
     given = {t.rating_key for t in state.config.targets if t.rating_key}
@@ -272,7 +277,7 @@ def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
             raise StartupError(f"preview.libraries: no movie or TV library named {title!r} in Plex (libraries: "
                                f"{', '.join(sorted(by_title))})")
         owner_position: dict[str, int] = {}
-        kept = 0
+        kept, refused = 0, []
         for level, number in LIBRARY_LEVELS[section.type]:
             for position, element in enumerate(client.library_items(state.upstream, section.id, number)):
                 key = element.get("ratingKey", "")
@@ -284,6 +289,9 @@ def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
                 if key in given or not shard.holds(owner_position.get(owner, -1), owner) or \
                         (level != "movie" and owner in shard.skip):
                     continue
+                if not names.is_target_id(key):
+                    refused.append(key)
+                    continue
                 state.targets[key] = Target(id=key, type=level, rating_key=key, title=element.get("title", ""))
                 state.remember_packed(element, record)
                 record(Event.TARGET, level=logging.DEBUG, target=key, rating_key=key, type=level,
@@ -292,8 +300,12 @@ def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
                        index=element.get("index"), parent_index=element.get("parentIndex"), library=title,
                        thumb=element.get("thumb"))
                 kept += 1
-        record(Event.PREFETCH, f"library {title!r}: {kept} items are targets", level=logging.INFO, library=title,
-               targets=kept, shard=f"{shard.index + 1}/{shard.count}", skipped=len(shard.skip))
+        said = f"; {len(refused)} items refused, their ratingKeys are no target ids: " \
+               f"{', '.join(repr(k) for k in refused[:5])}{' …' if len(refused) > 5 else ''}" if refused else ""
+        # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
+        record(Event.PREFETCH, f"library {title!r}: {kept} items are targets{said}",
+               level=logging.WARNING if refused else logging.INFO, library=title, targets=kept,
+               shard=f"{shard.index + 1}/{shard.count}", skipped=len(shard.skip), refused=len(refused))
 
 
 def prefetch(state: PreviewState, record: Recorder) -> None:
