@@ -121,6 +121,8 @@ def test_a_failing_iteration_shows_its_error_beside_the_last_good_images(sample_
             "overlay": {"name": "text(Hello)", "horizontal_offset": 30}, "plex_all": True}}}))
         failed = watch.wait_for(2)
         assert failed["status"] == "failed" and "horizontal_offset" in failed["error"], failed
+        # `check`'s overlay rules ran first: Kometa was not started for an overlay it would refuse
+        assert failed["kometa_seconds"] is None and failed["shown_iteration"] == 1
         for target in ("m1001", "m1002"):
             assert failed["images"][target]["iteration"] == 1
             assert failed["images"][target]["after"] == good["targets"][target]["after"]
@@ -135,7 +137,15 @@ def test_a_failing_iteration_shows_its_error_beside_the_last_good_images(sample_
             time.sleep(0.05)
         assert watch.state()["iteration"] == 2 and watch.state()["status"] == "failed"
         _config(tmp_path, sample_plex)
-        assert watch.wait_for(3)["status"] == "done"
+        fixed = watch.wait_for(3)
+        assert fixed["status"] == "done" and fixed["shown_iteration"] == 3
+        # A file that does not parse: the iteration fails at once, naming the file, line and column, and the page
+        # keeps showing iteration 3's images.
+        (tmp_path / "overlays.yml").write_text("overlays:\n  Hello:\n   overlay: [unclosed\n")
+        broken = watch.wait_for(4)
+        assert broken["status"] == "failed" and broken["kometa_seconds"] is None, broken
+        assert "overlays.yml is not valid YAML at line 4, column 1" in broken["error"], broken["error"]
+        assert broken["shown_iteration"] == 3 and {i["iteration"] for i in broken["images"].values()} == {3}
     finally:
         watch.interrupt()
 
