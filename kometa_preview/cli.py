@@ -417,8 +417,11 @@ def watch(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when any target changed (for scripts).")
 def diff(a: Path, b: Path, out: Path | None, fail_on_change: bool) -> None:
     """Compare two previews (output folders, jobs, or watch iterations): each target identical, or changed with
-    the share of pixels that differ and a heat map. Writes diff.html; one line per target."""
-    from .diff import DiffError, compare, output_of, write_html
+    the share of pixels that differ and a heat map. Writes diff.html; one line per target.
+
+    Exit codes: 0 compared (1 with --fail-on-change when anything changed), 3 a target could not be compared (an
+    unreadable or oversized image: never mistaken for a change), 2 bad input."""
+    from .diff import DiffError, compare, exit_code, output_of, write_html
     try:
         target = out or output_of(b)
         changes = compare(a, b, target)
@@ -428,7 +431,7 @@ def diff(a: Path, b: Path, out: Path | None, fail_on_change: bool) -> None:
     for change in changes:
         click.echo(change.line)
     click.echo(f"diff:    {write_html(target, a, b, changes)}")
-    raise SystemExit(1 if fail_on_change and any(c.result != "identical" for c in changes) else 0)
+    raise SystemExit(exit_code(changes, fail_on_change))
 
 
 @main.command()

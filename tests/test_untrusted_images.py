@@ -104,8 +104,6 @@ def test_diff_has_an_exit_code_of_its_own_for_could_not_compare():
     )] == [0, 0, 1, 3, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py's diff command must return diff.exit_code(changes, fail_on_change) "
-                                       "(issue 20: cli.py is the sandbox engineer's file this round)")
 def test_diff_exits_3_when_a_target_could_not_be_compared(tmp_path):
     a = _side(tmp_path / "a", t=poster(tmp_path / "p.png").read_bytes())
     b = _side(tmp_path / "b", t=png_bomb())
@@ -153,7 +151,7 @@ def test_diff_reads_and_links_nothing_outside_its_folders(tmp_path):
     (b / "t1_after.png").symlink_to(secret)                         # a link out of B
     out = tmp_path                                                  # B's folder name starts every link to B
     result = cli("diff", str(a), str(b), "--out", str(out))
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr  # 3: could not compare some
     said = dict(line.split(" ", 1) for line in result.stdout.splitlines()[:4])
     assert said["t1"].startswith("could not compare: ") and "symbolic link" in said["t1"]
     assert said["t2"].startswith(f"could not compare: its after-image name '{secret}' is not an image name")
