@@ -85,7 +85,7 @@ def sandbox(movies: int, shows: int, seasons: int, episodes: int, seed: int, hos
 
 
 def _load_config(path: Path):
-    from .config import ConfigError, load
+    from .common.config import ConfigError, load
     try:
         return load(path)
     except ConfigError as exc:
@@ -107,7 +107,7 @@ def _token_from(given: str | None, token_file: Path | None, ctx: click.Context, 
 
 
 def _check_port(port: int, what: str) -> None:
-    from .launcher import port_in_use
+    from .common.children import port_in_use
     if not 0 <= port <= 65535:
         raise UserError(f"{what} must be between 0 and 65535, not {port}")
     if port and port_in_use(port):
@@ -131,8 +131,9 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     """
     import time
 
-    from .config import mock_library_from_environment
-    from .launcher import LaunchError, ProxyOptions, start_proxy
+    from .common.config import mock_library_from_environment
+    from .common.job import JobLayout
+    from .run.proxy_child import LaunchError, ProxyOptions, start_proxy
 
     config = _load_config(preview_yml)
     _check_port(port, "--port")
@@ -144,7 +145,7 @@ def proxy(preview_yml: Path, port: int, web: bool, web_port: int, filter_mode: b
     try:
         options = ProxyOptions(mock=mock, port=port, web_port=web_port if web else None,
                                web_password=web_password if web else None)
-        child = start_proxy(config.for_proxy(), job.resolve(), options, secrets=config.secret_values())
+        child = start_proxy(config.for_proxy(), JobLayout(job.resolve()), options, secrets=config.secret_values())
     except LaunchError as exc:
         raise UserError(f"proxy: {exc}") from None
     click.echo(f"kometa-preview proxy ({'mock library' if mock else 'filter'} mode) for {len(config.targets)} targets")
@@ -254,7 +255,8 @@ def _print_outcome(outcome) -> None:
         kinds = ", ".join(f"{kind} {count}" for kind, count in doors.by_kind.items())
         click.secho(f"! {doors.total} attempts to reach past the preview were refused ({kinds}); "
                     "see side_doors in summary.json", fg="yellow", err=True)
-    click.echo(f"Kometa:  {summary.kometa_version or 'version unknown'}")
+    boxed = {"box": ", in its box", "none": ", not isolated"}.get(summary.isolation.mode or "", "")
+    click.echo(f"Kometa:  {summary.kometa_version or 'version unknown'}{boxed}")
     click.echo(f"summary: {outcome.summary_path}")
     click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")
 
@@ -330,10 +332,10 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
     Exit codes: 0 every target exported or unchanged, 1 a target failed or missing or Kometa failed,
     2 bad input, 130 interrupted.
     """
-    from .box import Isolation
-    from .config import mock_library_from_environment
-    from .render import RenderError, RenderRequest
-    from .render import render as run
+    from .common.config import mock_library_from_environment
+    from .kometa.box import Isolation
+    from .run.render import render as run
+    from .run.request import RenderError, RenderRequest
 
     mock = not filter_mode and mock_library_from_environment()
     request = RenderRequest(preview_yml, kometa=kometa_path, kometa_python=kometa_python, offline=offline, mock=mock,
@@ -386,10 +388,10 @@ def watch(preview_yml: Path, kometa_path: Path | None, kometa_python: str | None
 
     Prints one line `page: http://127.0.0.1:PORT/?token=T`. Ctrl-C stops every child.
     """
-    from .box import Isolation
-    from .config import mock_library_from_environment
-    from .render import RenderError, RenderRequest
-    from .watch import Watch
+    from .common.config import mock_library_from_environment
+    from .kometa.box import Isolation
+    from .run.request import RenderError, RenderRequest
+    from .run.watch import Watch
 
     if port:
         _check_port(port, "--port")
@@ -421,7 +423,7 @@ def diff(a: Path, b: Path, out: Path | None, fail_on_change: bool) -> None:
 
     Exit codes: 0 compared (1 with --fail-on-change when anything changed), 3 a target could not be compared (an
     unreadable or oversized image: never mistaken for a change), 2 bad input."""
-    from .diff import DiffError, compare, exit_code, output_of, write_html
+    from .results.diff import DiffError, compare, exit_code, output_of, write_html
     try:
         target = out or output_of(b)
         changes = compare(a, b, target)
@@ -439,8 +441,8 @@ def diff(a: Path, b: Path, out: Path | None, fail_on_change: bool) -> None:
 def merge(job: Path) -> None:
     """Merge the shards of a dry run rendered apart (render --shards N --shard K --job JOB, one per machine) into
     JOB/output: the images, summary.json, report.html and contact.html."""
-    from .job import SHARDS
-    from .shards import merge_job
+    from .common.job import SHARDS
+    from .run.shards import merge_job
     if not any((job / SHARDS).glob("*/output/summary.json")):
         raise UserError(f"merge: {job} holds no rendered shard ({job / SHARDS}/*/output/summary.json)")
     outcome = merge_job(job)
@@ -453,14 +455,14 @@ def addon_path() -> None:
     """Print the path of the mitmproxy script the preview runs, for live inspection:
     `mitmdump -s "$(kometa-preview addon-path)" --mode reverse:http://PLEX:32400@127.0.0.1:32500
     --set preview_config=preview.yml`."""
-    from .launcher import PROXY_SCRIPT
+    from .run.proxy_child import PROXY_SCRIPT
     click.echo(str(PROXY_SCRIPT))
 
 
 def _sample(plex_url: str, token: str, library: str, count: int, command: str):
     """`sample.pick` for the CLI: its errors as one line, exit 2."""
     from .plex.client import Upstream, UpstreamError
-    from .sample import SampleError, pick
+    from .tools.sample import SampleError, pick
     upstream = Upstream(plex_url, token, 30)
     try:
         return pick(upstream, library, count)
@@ -495,7 +497,7 @@ def find(ctx: click.Context, text: str | None, library: str | None, sample: int 
 
     Read-only: it only searches. Paste what it prints under `preview: targets:` in preview.yml.
     """
-    from .find import FindError, as_yaml, connect, search
+    from .tools.find import FindError, as_yaml, connect, search
 
     if (text is None) == (sample is None):
         raise UserError("find: give either TEXT to search for, or --sample N --library NAME")
@@ -544,7 +546,7 @@ def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, komet
     One line per check; exit 0 only if all pass."""
     import dataclasses
 
-    from .check import run_checks
+    from .tools.check import run_checks
 
     config = _load_config(preview_yml)
     if token_file is not None:
@@ -553,7 +555,7 @@ def check(ctx: click.Context, preview_yml: Path, kometa_path: Path | None, komet
             raise UserError(f"check: --token-file {token_file} is empty")
         config = dataclasses.replace(config, plex=dataclasses.replace(config.plex, token=token))
     failed = 0
-    from .box import Isolation
+    from .kometa.box import Isolation
     for result in run_checks(config, kometa_path, python=kometa_python, python_from=_python_from(), offline=offline,
                              isolation=Isolation(isolation)):
         if result.ok:

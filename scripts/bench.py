@@ -30,9 +30,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from kometa_preview.config import load  # noqa: E402
-from kometa_preview.launcher import ProxyOptions, start_proxy  # noqa: E402
+from kometa_preview.common.config import load  # noqa: E402
+from kometa_preview.common.job import JobLayout  # noqa: E402
 from kometa_preview.plex import xml as plexml  # noqa: E402
+from kometa_preview.run.proxy_child import ProxyOptions, start_proxy  # noqa: E402
 from kometa_preview.sandbox import SampleServer, generate  # noqa: E402
 
 STANDIN = ROOT / "tests" / "kometa_standin" / "kometa.py"
@@ -213,7 +214,8 @@ def dry_run_memory(sizes: list[int]) -> str:
                         "preview": {"output": str(folder / "out"), "libraries": ["Movies"]}}
             (folder / "preview.yml").write_text(yaml.safe_dump(document), encoding="utf-8")
             started = time.monotonic()
-            proxy = start_proxy(load(folder / "preview.yml").for_proxy(), folder / "job", ProxyOptions(timeout=1800))
+            proxy = start_proxy(load(folder / "preview.yml").for_proxy(), JobLayout(folder / "job"),
+                                ProxyOptions(timeout=1800))
             seconds = time.monotonic() - started
             status = Path(f"/proc/{proxy.process.pid}/status").read_text()
             rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
@@ -289,7 +291,7 @@ def overheads(requests_per_path: int, starts: int) -> str:
                 process.terminate()
                 process.wait()
             started = time.monotonic()
-            proxy = start_proxy(load(config).for_proxy(), folder / f"job{run}")
+            proxy = start_proxy(load(config).for_proxy(), JobLayout(folder / f"job{run}"))
             proxy_starts.append(time.monotonic() - started)
             if run < starts - 1:
                 proxy.stop()

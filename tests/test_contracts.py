@@ -3,6 +3,7 @@ the job folder, summary.json's schema, configuration that does not change under 
 parent process that never imports mitmproxy."""
 from __future__ import annotations
 
+import ast
 import asyncio
 import itertools
 import json
@@ -16,9 +17,10 @@ from conftest import movie_targets, write_preview_yml
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.test import taddons
 
-from kometa_preview.config import load, mock_library_from_environment
-from kometa_preview.events import Event, UnknownEvent, parse
-from kometa_preview.outside_policy import Refusal
+import kometa_preview
+from kometa_preview.common.config import load, mock_library_from_environment
+from kometa_preview.common.events import Event, UnknownEvent, parse
+from kometa_preview.common.outside_policy import Refusal
 from kometa_preview.plex.routes import READ_ONLY
 from kometa_preview.proxy.flows import Proxy
 from kometa_preview.proxy.journal import Journal
@@ -28,7 +30,7 @@ from kometa_preview.proxy.mock_library import MockLibrary
 from kometa_preview.proxy.poster_source import PosterSource
 from kometa_preview.proxy.read_only import ReadOnlyRoutes
 from kometa_preview.proxy.setup import Setup
-from kometa_preview.summary import READS, Records, summarize
+from kometa_preview.results.summary import READS, Records, RunFacts, summarize
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "summary.schema.json").read_text(encoding="utf-8"))
 CLAIMING = (MockLibrary, MetadataGate, ListingFilter, ReadOnlyRoutes)
@@ -45,7 +47,7 @@ def test_an_unknown_event_is_named_never_dropped(tmp_path):
     config = load(write_preview_yml(tmp_path, "http://127.0.0.1:1", movie_targets([1001])))
     journal = Records([{"t": 1, "event": "FROM_A_NEWER_PROXY"}, {"t": 2, "event": "PROXY_START",
                                                                         "mock_library": False}])
-    summary = summarize(journal, config, {}, kometa_exit_code=0, error=None, interrupted=False, started=None, timings={})
+    summary = summarize(journal, config, {}, RunFacts(kometa_exit_code=0))
     assert summary.unknown_events == ["FROM_A_NEWER_PROXY"] and summary.mock_mode.enabled is False
     jsonschema.validate(summary.to_json(), SCHEMA)
 
@@ -68,13 +70,53 @@ def test_the_addons_claims_partition_the_read_only_table(mode):
     assert PosterSource.SERVES_FIRST <= MetadataGate.CLAIMS[mode]
 
 
-def test_the_parent_process_never_imports_mitmproxy():
-    modules = ["cli", "config", "render", "export", "report", "check", "find", "launcher", "summary", "job",
-               "events", "files", "redaction", "kometa_config", "outside_policy", "plex.client", "plex.routes"]
-    code = ("import sys\n" + "".join(f"import kometa_preview.{m}\n" for m in modules)
+def test_only_the_proxy_imports_mitmproxy():
+    """Every module outside proxy/ — the render, the pages, common/ above all, which both processes share — is
+    imported without loading mitmproxy."""
+    package = Path(kometa_preview.__file__).parent
+    modules = sorted(".".join(("kometa_preview", *p.relative_to(package).with_suffix("").parts))
+                     for p in package.rglob("*.py") if p.relative_to(package).parts[0] != "proxy"
+                     and p.name != "__main__.py")
+    code = ("import sys\n" + "".join(f"import {m.removesuffix('.__init__')}\n" for m in modules)
             + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mitmproxy'))")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert shown.strip() == "[]"
+    assert len(modules) > 40 and shown.strip() == "[]"
+
+
+#: Each folder's layer: a module imports its own layer's and lower layers' modules only (docs/ARCHITECTURE.md).
+LAYERS = {"common": 0, "plex": 1, "kometa": 1, "results": 2, "tools": 2, "proxy": 2, "sandbox": 2, "run": 3,
+          "cli": 4, "__main__": 5}
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The kometa_preview modules `path` imports, absolute."""
+    found = set()
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            found.add(".".join(base + ([node.module] if node.module else [])))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kometa_preview"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("kometa_preview")}
+    return found
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    package = Path(kometa_preview.__file__).parent
+    upward = []
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts == ("__init__",):
+            continue
+        module = ".".join(("kometa_preview", *parts))
+        layer = LAYERS[parts[0]]
+        for imported in _imports(path, module):
+            top = imported.split(".")[1] if "." in imported else None
+            if top in LAYERS and LAYERS[top] > layer:
+                upward.append(f"{module} -> {imported}")
+    assert upward == []
 
 
 @pytest.mark.parametrize("value, mock", [("0", False), ("false", False), ("False", False), ("off", False),
@@ -105,11 +147,19 @@ def test_summary_schema_names_exactly_the_summary_dataclasses_fields():
     """docs/summary.schema.json is the contract other tools read: it cannot drift from `Summary`."""
     import dataclasses
 
-    from kometa_preview.outcomes import OutsideData
-    from kometa_preview.summary import Filtering, MockMode, ProxyFigures, SideDoors, Summary, TargetResult
+    from kometa_preview.results.outcomes import OutsideData
+    from kometa_preview.results.summary import (
+        Filtering,
+        IsolationUsed,
+        MockMode,
+        ProxyFigures,
+        SideDoors,
+        Summary,
+        TargetResult,
+    )
     for name, kind in (("", Summary), ("TargetResult", TargetResult), ("MockMode", MockMode),
                        ("Filtering", Filtering), ("ProxyFigures", ProxyFigures), ("SideDoors", SideDoors),
-                       ("OutsideData", OutsideData)):
+                       ("OutsideData", OutsideData), ("IsolationUsed", IsolationUsed)):
         block = SCHEMA if not name else SCHEMA["$defs"][name]
         fields = [f.name for f in dataclasses.fields(kind)]
         assert list(block["properties"]) == fields, name
@@ -118,7 +168,7 @@ def test_summary_schema_names_exactly_the_summary_dataclasses_fields():
 
 def test_every_log_event_name_lives_in_the_events_module():
     """The words users grep for: the proxy's (Event) and the render's (RenderEvent), each written in one place."""
-    from kometa_preview.events import RenderEvent
+    from kometa_preview.common.events import RenderEvent
     assert not set(Event) & set(RenderEvent)
     sources = "".join(p.read_text(encoding="utf-8") for p in (Path(__file__).parents[1] / "kometa_preview").rglob("*.py"))
     for event in RenderEvent:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from kometa_preview.diff import TOLERANCE, compare
+from kometa_preview.results.diff import TOLERANCE, compare
 
 
 def _poster(path: Path, box: tuple[int, int, int, int] | None = None, colour=(255, 0, 0), fmt: str = "PNG",
@@ -84,5 +84,5 @@ def test_without_summary_json_targets_come_from_the_after_image_names(tmp_path):
     folder = tmp_path / "bare"
     for name in ("t101_after.png", "with_after_in_id_after.jpg", "t101_before.png"):
         _poster(folder / name)
-    from kometa_preview.diff import after_images
+    from kometa_preview.results.diff import after_images
     assert sorted(after_images(folder)) == ["t101", "with_after_in_id"]

@@ -9,10 +9,10 @@ from urllib.parse import quote
 import brotli
 import pytest
 
-from kometa_preview.outside_policy import OutsidePolicy, Refusal, as_address
+from kometa_preview.common.outside_policy import OutsidePolicy, Refusal, as_address
+from kometa_preview.common.redaction import redact
 from kometa_preview.plex.routes import FIXED_DOCUMENTS, ITEM_LISTS, READ_ONLY, Kind, classify, forwardable_params
 from kometa_preview.proxy.bodies import BodyError, TooLarge, decoded
-from kometa_preview.redaction import redact
 
 POLICY = OutsidePolicy("127.0.0.1", extra_hosts=["posters.example.net"])
 PLEX_BY_NAME = OutsidePolicy.for_plex("plex.lan", ["posters.example.net"], resolve=lambda host, port: ["192.168.1.20"])
@@ -171,7 +171,7 @@ def test_bodies_decode_through_stacked_encodings_and_refuse_unknown_ones():
 
 
 def test_children_get_an_allowlisted_environment_without_secrets():
-    from kometa_preview.launcher import child_environment
+    from kometa_preview.common.children import child_environment
     parent = {"PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC",
               "PYTHONPATH": "/x", "PLEX_TOKEN": TOKEN, "MY_NOTES": f"token={TOKEN}", "TMDB_KEY": "k" * 32,
               "HTTPS_PROXY": "http://corp:3128", "https_proxy": "http://corp:3128", "KOMETA_CONFIG": "/elsewhere",

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from conftest import STANDIN, TOKEN, standin_for, write_preview_yml
 
+from kometa_preview.results.summary import load, merge
 from kometa_preview.sandbox import SampleServer, generate
-from kometa_preview.summary import load, merge
 
 pytestmark = pytest.mark.e2e
 SIZE = {"movies": 40, "shows": 2, "seasons": 2, "episodes": 2, "seed": 11}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import render_cli
 
-from kometa_preview.config import load
+from kometa_preview.common.config import load
 from kometa_preview.sandbox import SampleServer, generate
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -176,7 +176,7 @@ def test_no_internet_without_offline_says_so_and_points_to_offline(sample_plex, 
 
 
 def test_check_says_when_kometas_start_up_hosts_cannot_be_reached():
-    from kometa_preview.check import _outside
+    from kometa_preview.tools.check import _outside
 
     def no_network(address, timeout):
         raise OSError(-2, "Name or service not known")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kometa_preview import kometa_log
-from kometa_preview.events import Event, Refused, TargetSeen
-from kometa_preview.outcomes import EXPORTED, FAILED, MISSING, UNCHANGED, judge_kometa, judge_target
+from kometa_preview.common.events import Event, Refused, TargetSeen
+from kometa_preview.kometa import log as kometa_log
+from kometa_preview.results.outcomes import EXPORTED, FAILED, MISSING, UNCHANGED, judge_kometa, judge_target
 
 LOGS = Path(__file__).parent / "fixtures" / "kometa_logs"
 APPLIED = {"Cobalt River": ["Overlay File (0) 1080P-DV-Dovetail", "Overlay File (0) Theatrical-Cut-Dovetail"],

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import STANDIN, movie_targets, write_preview_yml
 
-from kometa_preview import run_plan
-from kometa_preview.kometa_runner import KometaCommand
+from kometa_preview.kometa import runner
+from kometa_preview.kometa.box import Isolation
+from kometa_preview.kometa.runner import KometaCommand
+from kometa_preview.run import plan as run_plan
 
 CONNECTS = """import socket, sys, json
 from concurrent.futures import ProcessPoolExecutor
@@ -51,16 +53,25 @@ def _listen_later(port: int, after: float, accepted: list[float]) -> threading.T
     return thread
 
 
-def test_the_gate_holds_every_connection_until_the_proxy_is_open(tmp_path):
+def _started(tmp_path: Path, script: Path, isolation: str):
+    return KometaCommand(sys.executable, script).start(tmp_path / "handoff", secrets=[], home=tmp_path / "home",
+                                                       isolation=Isolation(isolation))
+
+
+@pytest.mark.parametrize("isolation", ["box", "none"])
+def test_the_gate_holds_every_connection_until_the_proxy_is_open(tmp_path, isolation):
+    """In the box the relay that carries Kometa's connections out is the gate; without it, the audit hook."""
     script = tmp_path / "kometa.py"
     script.write_text(CONNECTS)
     port = run_plan.choose().port
     accepted: list[float] = []
     server = _listen_later(port, 0.6, accepted)
-    process = KometaCommand(sys.executable, script).start(tmp_path / "handoff", secrets=[])
+    process = _started(tmp_path, script, isolation)
+    assert process.isolation == isolation
     lines: list[str] = []
     process.on_line = lines.append
-    process.go([str(port)], {}, tmp_path / "kometa.log", gated=True)
+    kometa_port, _ = process.endpoints(port, None)
+    process.go(tmp_path / "home" / "run.yml", "", [str(kometa_port)], {}, tmp_path / "kometa.log", gated=True)
     time.sleep(0.9)                      # the port listens now; the gate is still shut
     assert accepted == [] and process.process.poll() is None
     opened = time.monotonic()
@@ -75,26 +86,31 @@ def test_the_gate_holds_every_connection_until_the_proxy_is_open(tmp_path):
     assert 0 < process.own_seconds < cue_to_exit - 0.4
 
 
-def test_without_the_cue_nothing_runs_and_a_gone_render_ends_it(tmp_path):
+@pytest.mark.parametrize("isolation", ["box", "none"])
+def test_without_the_cue_nothing_runs_and_a_gone_render_ends_it(tmp_path, isolation):
     script = tmp_path / "kometa.py"
-    script.write_text("open('ran', 'w').write('yes')\n")
-    process = KometaCommand(sys.executable, script).start(tmp_path / "handoff", secrets=[])
+    script.write_text("print('ran', flush=True)\n")
+    process = _started(tmp_path, script, isolation)
+    lines: list[str] = []
+    process.on_line = lines.append
     deadline = time.monotonic() + 30
     while not (tmp_path / "handoff" / "warm.json").exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(0.2)
-    assert not (tmp_path / "ran").exists() and process.usable
+    assert "ran" not in lines and process.usable
     process.cancel()
     assert process.process.poll() is not None
 
 
-def test_a_plan_the_proxy_did_not_keep_stops_that_kometa_and_runs_one_the_usual_way(sample_plex, tmp_path,
-                                                                                       monkeypatch):
-    """The planned reverse port is taken before mitmdump binds it: the proxy starts on another port, the Kometa
-    told about the planned one is stopped before it connected, and the render still succeeds."""
-    from kometa_preview import render as render_module
-    from kometa_preview.render import RenderRequest
+@pytest.mark.parametrize("isolation", ["box", "none"])
+def test_a_plan_the_proxy_did_not_keep(sample_plex, tmp_path, monkeypatch, isolation):
+    """The planned reverse port is taken before mitmdump binds it, so the proxy starts on another port. In the box
+    Kometa's config names the box's own port and the relay follows the proxy: that Kometa runs. Without it, the
+    Kometa told about the planned port is stopped before it connected and one runs the usual way (PLAN_CHANGED).
+    Either way the render succeeds."""
+    from kometa_preview.run import render as render_module
+    from kometa_preview.run.request import RenderRequest
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -104,12 +120,13 @@ def test_a_plan_the_proxy_did_not_keep_stops_that_kometa_and_runs_one_the_usual_
     config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001, 1002]),
                                libraries={"Movies": {"overlay_files": [{"default": "resolution"}]}})
     try:
-        outcome = render_module.render(RenderRequest(config, kometa=STANDIN, offline=True, job=tmp_path / "job"),
-                                       _Quiet())
+        outcome = render_module.render(RenderRequest(config, kometa=STANDIN, offline=True, job=tmp_path / "job",
+                                                     isolation=Isolation(isolation)), _Quiet())
     finally:
         blocker.close()
     assert outcome.exit_code == 0 and outcome.summary.success
-    assert "PLAN_CHANGED" in (tmp_path / "job" / "logs" / "render.log").read_text()
+    replanned = "PLAN_CHANGED" in (tmp_path / "job" / "logs" / "render.log").read_text()
+    assert replanned is (isolation == "none")
     ready = json.loads((tmp_path / "job" / "proxy_ready.json").read_text())
     assert ready["modes"]["reverse"][0][1] != taken
     assert sample_plex.log.changes() == []
@@ -130,10 +147,11 @@ def _restore_signals():
     signal.signal(signal.SIGTERM, saved[1])
 
 
-def test_kometa_start_uses_only_the_standard_library():
-    """It runs in Kometa's interpreter, which has none of this tool's packages."""
+@pytest.mark.parametrize("name", ["start.py", "box_init.py"])
+def test_what_runs_before_kometa_uses_only_the_standard_library(name):
+    """start.py runs in Kometa's interpreter, which has none of this tool's packages; box_init.py runs with -I -S."""
     import ast
-    source = (Path(run_plan.__file__).parent / "kometa_start.py").read_text()
+    source = (Path(runner.__file__).parent / name).read_text()
     imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(source))
                 if isinstance(node, ast.Import | ast.ImportFrom) for alias in getattr(node, "names", [])}
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(source))

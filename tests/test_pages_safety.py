@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from crafted import cli, poster, shard, target_entry
 
-from kometa_preview import contact, page, report
-from kometa_preview.page import LivePage, LiveState
-from kometa_preview.summary import TargetResult, load
+from kometa_preview.results import contact, report
+from kometa_preview.results import live_page as page
+from kometa_preview.results.live_page import LivePage, LiveState
+from kometa_preview.results.summary import TargetResult, load
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),

@@ -159,7 +159,7 @@ def test_broken_or_foreign_bodies_are_not_images(body):
 def test_captures_never_overwrite_and_their_names_parse_back(tmp_path):
     from datetime import datetime
 
-    from kometa_preview.job import CaptureName
+    from kometa_preview.common.job import CaptureName
     name = CaptureName.new("1", "poster", "jpg", datetime(2026, 12, 2, 20, 0, 0, 123456))
     first = capture.save(tmp_path, name, b"one")
     second = capture.save(tmp_path, name, b"two")

@@ -12,9 +12,10 @@ from PIL import Image
 from plexapi.exceptions import NotFound, Unauthorized
 from plexapi.server import PlexServer
 
-from kometa_preview.config import load
-from kometa_preview.events import read as read_journal
-from kometa_preview.launcher import start_proxy
+from kometa_preview.common.config import load
+from kometa_preview.common.events import read as read_journal
+from kometa_preview.common.job import JobLayout
+from kometa_preview.run.proxy_child import start_proxy
 from kometa_preview.sandbox import SampleServer, generate
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +43,7 @@ def shared(tmp_path_factory):
     (each clears the server's request log before looking at it)."""
     server = SampleServer(generate(movies=60, shows=2), TOKEN).start()
     folder = tmp_path_factory.mktemp("shared")
-    proxy = start_proxy(load(write_preview_yml(folder, server.url, TARGETS)).for_proxy(), folder / "job")
+    proxy = start_proxy(load(write_preview_yml(folder, server.url, TARGETS)).for_proxy(), JobLayout(folder / "job"))
     yield server, proxy, PlexServer(proxy.url, proxy.client_token)
     proxy.stop()
     server.stop()
@@ -94,7 +95,7 @@ def test_episode_parents_are_learned_and_forwarded(shared):
     server, proxy, plex = shared
     episode = plex.fetchItem(500008)
     assert episode.show().ratingKey == 500001 and episode.season().ratingKey == episode.parentRatingKey
-    records = read_journal(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.layout.journal)
     learned = {r["rating_key"] for r in records if r["event"] == "LEARNED_PARENT"}
     assert str(episode.parentRatingKey) in learned
 
@@ -151,10 +152,10 @@ def test_writes_and_side_effects_never_reach_plex(setup, tmp_path, evidence):
     override = raw_get(proxy, "/library/metadata/1003", **{"X-HTTP-Method-Override": "DELETE"})
     assert override.status_code == 200 and listed(override) == []
     assert server.log.changes() == []
-    captured = sorted((proxy.job / "output" / "by_ratingkey").iterdir())
+    captured = sorted((proxy.layout.by_ratingkey).iterdir())
     assert [p.name.split("_")[:2] for p in captured] == [["1003", "poster"], ["1010", "art"]]
     assert captured[0].read_bytes() == raw_poster.read_bytes() and captured[1].read_bytes() == multipart
-    events = [r["event"] for r in read_journal(proxy.job / "proxy_journal.jsonl")]
+    events = [r["event"] for r in read_journal(proxy.layout.journal)]
     assert events.count("CAPTURED_UPLOAD") == 2 and events.count("BLOCKED_SIDE_EFFECT") == len(SIDE_EFFECT_GETS)
     evidence("Nothing reaches Plex", "plexapi uploadPoster (raw body), a multipart upload, addLabel, lockPoster, editTitle, uploadPoster(url=), DELETE/PATCH/PROPFIND/MKCOL/lowercase put, a method-override GET, and 12 side-effecting GETs (scrobble, timeline, refresh, butler, updater…)", len(SIDE_EFFECT_GETS) + 12, "all answered 200 by the proxy; 0 writes and 0 side-effecting GETs at the sample server; captures byte-identical")
 
@@ -181,7 +182,7 @@ def test_no_token_in_journal_logs_or_saved_flows(sample_plex_factory, proxy_fact
     item.addLabel("Overlay")
     plex.library.section("Movies").search(resolution="4k")
     proxy.stop()
-    scanned = [flows, *(p for p in proxy.job.rglob("*") if p.is_file() and p.name != "proxy_ready.json")]
+    scanned = [flows, *(p for p in proxy.layout.root.rglob("*") if p.is_file() and p.name != "proxy_ready.json")]
     assert flows.stat().st_size > 1000 and len(scanned) > 3
     assert b"transcode" in flows.read_bytes()  # the flow that nests a token in url= was saved
     for path in scanned:
@@ -198,7 +199,7 @@ def test_poster_download_of_a_target_is_kept_as_before_image(shared):
     assert response.headers["Content-Type"] in ("image/jpeg", "image/png")
     real = requests.get(PlexServer(server.url, TOKEN).fetchItem(1027).posterUrl, timeout=10).content
     assert response.content == real
-    before = list((proxy.job / "output" / "before").iterdir())
+    before = list((proxy.layout.output / "before").iterdir())
     assert [p.stem for p in before] == ["1027"] and before[0].read_bytes() == real
 
 
@@ -207,7 +208,7 @@ def test_filter_mode_strips_everything_but_targets(sample_plex_factory, proxy_fa
     proxy = proxy_factory(server, movie_targets([1005, 1200]), mock=False)
     plex = PlexServer(proxy.url, proxy.client_token)
     assert keys(plex.library.section("Movies").all()) == {1005, 1200}
-    records = [r for r in read_journal(proxy.job / "proxy_journal.jsonl") if r["event"] == "FILTER_LIST"]
+    records = [r for r in read_journal(proxy.layout.journal) if r["event"] == "FILTER_LIST"]
     assert records and records[0]["items_before"] == 250 and records[0]["items_after"] == 2
 
 
@@ -218,10 +219,10 @@ def test_unparseable_upload_is_kept_for_debugging_and_url_uploads_are_recorded(s
                              headers={"X-Plex-Token": proxy.client_token})
     assert response.status_code == 200
     plex.fetchItem(1010).uploadPoster(url="https://image.example/poster.jpg")
-    kept = list((proxy.job / "output" / "captured_requests").iterdir())
+    kept = list((proxy.layout.output / "captured_requests").iterdir())
     assert [p.name.split("_")[:2] for p in kept] == [["1003", "poster"]] and kept[0].read_bytes() == junk
-    assert not (proxy.job / "output" / "by_ratingkey").exists()
-    records = read_journal(proxy.job / "proxy_journal.jsonl")
+    assert not (proxy.layout.by_ratingkey).exists()
+    records = read_journal(proxy.layout.journal)
     assert any(r["event"] == "CAPTURE_PARSE_ERROR" and r["rating_key"] == "1003" for r in records)
     assert any(r["event"] == "BLOCKED_WRITE" and r.get("url") == "https://image.example/poster.jpg" for r in records)
     assert server.log.changes() == []
@@ -236,6 +237,6 @@ def test_filter_mode_passes_a_non_xml_listing_through_with_a_warning(sample_plex
     monkeypatch.setattr(sandbox_server._Handler, "_listing", lambda self, *args, **kwargs: (200, body, "text/html"))
     response = raw_get(proxy, "/library/sections/1/all?type=1")
     assert response.status_code == 200 and response.content == body
-    records = read_journal(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.layout.journal)
     assert any(r["event"] == "FILTER_PARSE_ERROR" for r in records)
     assert "FILTER_PARSE_ERROR endpoint=/library/sections/1/all" in proxy.log_path.read_text()

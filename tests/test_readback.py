@@ -14,8 +14,8 @@ import yaml
 from conftest import STANDIN, TOKEN
 from crafted import cli, poster, shard, summary_document, target_entry, tree
 
-from kometa_preview import names
-from kometa_preview.summary import SummaryError, load
+from kometa_preview.common import names
+from kometa_preview.results.summary import SummaryError, load
 
 # --- the grammar -----------------------------------------------------------------------------------------------
 

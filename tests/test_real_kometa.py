@@ -12,7 +12,7 @@ import pytest
 from conftest import RESOLUTION_OVERLAYS, TOKEN, write_preview_yml
 from PIL import Image
 
-from kometa_preview.kometa_runner import KometaCommand
+from kometa_preview.kometa.runner import KometaCommand
 
 CHECKOUT = Path(os.environ.get("KOMETA_PATH", "/nonexistent"))
 CHECKOUT = CHECKOUT.parent if CHECKOUT.name == "kometa.py" else CHECKOUT
@@ -68,15 +68,16 @@ PYTHON = os.environ.get("KOMETA_PYTHON", sys.executable)
 def real_kometa_on_the_whole_library(tmp_path, libraries: dict, size: dict) -> tuple[dict, dict]:
     """Real Kometa straight on a fresh copy of the sample library (writes applied), its start-up calls answered by
     an offline outside-calls door: what it applied (its log) and what it uploaded."""
-    from kometa_preview import kometa_log
-    from kometa_preview.config import load
-    from kometa_preview.launcher import ProxyOptions, start_proxy
+    from kometa_preview.common.config import load
+    from kometa_preview.common.job import JobLayout
+    from kometa_preview.kometa import log as kometa_log
+    from kometa_preview.run.proxy_child import ProxyOptions, start_proxy
     from kometa_preview.sandbox import SampleServer, generate
     server = SampleServer(generate(**size), TOKEN).start()
     folder = tmp_path / "direct"
     folder.mkdir()
     door = start_proxy(load(write_preview_yml(folder, server.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}])
-                            ).for_proxy(), folder / "door", ProxyOptions(outside=True, offline=True))
+                            ).for_proxy(), JobLayout(folder / "door"), ProxyOptions(outside=True, offline=True))
     try:
         (folder / "config.yml").write_text(json.dumps({
             "libraries": libraries, "settings": {"cache": False, "run_order": ["overlays"], "asset_directory": []},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from kometa_preview.redaction import is_secret_name, redact, redact_document
+from kometa_preview.common.redaction import is_secret_name, redact, redact_document
 
 KOMETA_CONFIG = """
 libraries:

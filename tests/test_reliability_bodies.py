@@ -54,14 +54,14 @@ def test_hostile_bodies_are_answered_locally_and_kept_safely(sample_plex_factory
         headers = {"X-Plex-Token": proxy.client_token, **({"Content-Type": content_type} if content_type else {})}
         response = requests.post(f"{proxy.url}/library/metadata/1001/posters", data=data, headers=headers, timeout=30)
         assert response.status_code == 200, name
-    output = proxy.job / "output"
+    output = proxy.layout.output
     captured = sorted(p.name for p in (output / "by_ratingkey").iterdir())
     kept = list((output / "captured_requests").iterdir())
     # The two multiparts holding a complete image are captures (their filenames are ignored); the 500-part one
     # is past capture's part limit (64) and, like every other body, is kept for debugging.
     assert len(captured) == 2 and all(n.startswith("1001_poster_") for n in captured)
     assert len(kept) == len(CASES) - 2
-    assert all(p.resolve().is_relative_to(proxy.job.resolve()) for p in proxy.job.rglob("*"))
+    assert all(p.resolve().is_relative_to(proxy.layout.root.resolve()) for p in proxy.layout.root.rglob("*"))
     assert set(os.listdir("/tmp")) - before <= {p for p in set(os.listdir("/tmp")) - before if p.startswith("pytest")}
     assert not (tmp_path / "evil.png").exists() and not os.path.exists("/tmp/evil.png")
     assert server.log.changes() == []
@@ -111,7 +111,7 @@ def test_uploads_over_the_limit_are_refused_and_never_forwarded(sample_plex_fact
                raw_post(proxy.port, [token, "Transfer-Encoding: chunked"], chunked(far_over))]
     assert all(a.startswith(b"HTTP/1.1 413") for a in answers), [a[:40] for a in answers]
     assert proxy.alive() and server.log.changes() == []
-    assert not (proxy.job / "output" / "by_ratingkey").exists()
+    assert not (proxy.layout.by_ratingkey).exists()
     evidence("Hostile bodies", f"uploads over the {LIMIT >> 20} MiB limit: declared, chunked just over, chunked 3× "
              "over", 3, "413 every time (a declared length is refused before the body is read; a chunked one by "
              "its size, or by mitmproxy's body_size_limit); nothing saved, nothing forwarded")

@@ -107,7 +107,7 @@ def test_a_hostile_kometa_finds_no_side_door_offline(sample_plex_factory, tmp_pa
 
     done = [json.loads(line) for line in (job / "proxy_journal.jsonl").read_text().splitlines()
             if '"PROXY_DONE"' in line][0]
-    from kometa_preview.proxy.limits import PEAK_RSS_BOUND_MIB
+    from kometa_preview.proxy.request_limits import PEAK_RSS_BOUND_MIB
     assert done["peak_rss_mib"] < PEAK_RSS_BOUND_MIB, done["peak_rss_mib"]
     doors = summary["side_doors"]
     for kind in ("OUTSIDE_REFUSED_PLEX", "OUTSIDE_REFUSED_ADDRESS", "OUTSIDE_REFUSED_HOST", "OUTSIDE_REFUSED_PROTOCOL",
@@ -156,7 +156,7 @@ def test_mitmweb_s_password_is_never_on_a_command_line(sample_plex, tmp_path, ev
     import re
     import urllib.request
 
-    from kometa_preview.launcher import free_port
+    from kometa_preview.common.children import free_port
     config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001]))
     config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, "${PLEX_TOKEN}"), encoding="utf-8")
     web_port = free_port()
@@ -300,7 +300,7 @@ def test_a_client_that_sends_its_request_slowly_is_closed(sample_plex, proxy_fac
         except OSError:
             closed_after = time.monotonic() - started
     assert closed_after is not None and closed_after < 10, closed_after
-    events = [json.loads(line)["event"] for line in (proxy.job / "proxy_journal.jsonl").read_text().splitlines()]
+    events = [json.loads(line)["event"] for line in (proxy.layout.journal).read_text().splitlines()]
     assert "SLOW_REQUEST" in events
     evidence("Side doors", "a client sending its request a byte every 0.3 s", 1,
              f"closed after {closed_after:.1f} s (preview_request_timeout; 30 s by default); normal requests answered")
@@ -314,9 +314,8 @@ def test_a_host_not_allowed_is_refused_inside_its_tunnel_so_kometa_gives_up_at_o
     import http.client
     import ssl
 
-    from kometa_preview.job import JobLayout
     proxy = proxy_factory(sample_plex, movie_targets([1001]), outside=True)
-    context = ssl.create_default_context(cafile=str(JobLayout(proxy.job).ca_cert))
+    context = ssl.create_default_context(cafile=str(proxy.layout.ca_cert))
     started = time.monotonic()
     connection = http.client.HTTPSConnection("127.0.0.1", proxy.outside_port, timeout=10, context=context)
     connection.set_tunnel("images.example.org", 443)
@@ -330,7 +329,7 @@ def test_a_host_not_allowed_is_refused_inside_its_tunnel_so_kometa_gives_up_at_o
     with pytest.raises(OSError, match="403"):
         local.request("GET", "/identity")  # a local name: refused at the CONNECT, as Plex and addresses are
     local.close()
-    journal = [json.loads(line) for line in (proxy.job / "proxy_journal.jsonl").read_text().splitlines()]
+    journal = [json.loads(line) for line in (proxy.layout.journal).read_text().splitlines()]
     refused = [r for r in journal if r["event"] == "OUTSIDE_REFUSED_HOST"]
     assert [r["request"] for r in refused] == ["GET https://images.example.org:443/badge.png", "CONNECT localhost:32400"]
     evidence("Side doors", "CONNECT to an image host not in outside.allow, then GET inside it; CONNECT to localhost", 2,

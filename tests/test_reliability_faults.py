@@ -208,8 +208,9 @@ def test_an_outside_port_taken_between_picking_and_binding_is_retried(sample_ple
     """The start-up flake under load: mitmdump binds the outside-calls port a moment after it was picked free, and
     another process may take it in between; mitmdump then exits with only "Error logged during startup". The launcher
     now names the cause, and starts again on a new port."""
-    from kometa_preview import launcher
-    from kometa_preview.config import load
+    from kometa_preview.common.config import load
+    from kometa_preview.common.job import JobLayout
+    from kometa_preview.run import proxy_child as launcher
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
@@ -219,7 +220,7 @@ def test_an_outside_port_taken_between_picking_and_binding_is_retried(sample_ple
     monkeypatch.setattr(launcher, "free_port", lambda: next(ports, None) or picked())
     config = write_preview_yml(tmp_path, sample_plex.url, movie_targets([1001]))
     try:
-        proxy = launcher.start_proxy(load(config).for_proxy(), tmp_path / "job",
+        proxy = launcher.start_proxy(load(config).for_proxy(), JobLayout(tmp_path / "job"),
                                        launcher.ProxyOptions(outside=True, offline=True))
     finally:
         taken.close()
@@ -234,7 +235,7 @@ def test_an_outside_port_taken_between_picking_and_binding_is_retried(sample_ple
 
 
 def test_a_proxy_that_cannot_start_says_why_not_error_logged_during_startup(tmp_path):
-    from kometa_preview.launcher import _last_error
+    from kometa_preview.run.proxy_child import _last_error
     log = tmp_path / "proxy.log"
     log.write_text("[00:24:14.853] reverse proxy listening at 127.0.0.1:56709.\n"
                    "[00:24:14.853] [Errno 98] HTTP(S) proxy failed to listen on 127.0.0.1:40435 with [Errno 98] error "

@@ -15,7 +15,7 @@ from conftest import TOKEN, movie_targets
 from plexapi.exceptions import BadRequest, NotFound, Unauthorized
 from plexapi.server import PlexServer
 
-from kometa_preview.events import read as read_journal
+from kometa_preview.common.events import read as read_journal
 
 pytestmark = pytest.mark.e2e
 
@@ -166,7 +166,7 @@ def test_hostile_upstream(sample_plex_factory, proxy_factory, evidence, name, wh
         proxy.stop()
     finally:
         hostile.stop()
-    records = read_journal(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.layout.journal)
     events = {r["event"] for r in records}
     assert events & recorded_as, events
     done = next(r for r in records if r["event"] == "PROXY_DONE")
@@ -190,7 +190,7 @@ def test_a_200_mb_listing_streams_through_filter_mode_in_bounded_memory(sample_p
     finally:
         hostile.stop()
     assert [m.ratingKey for m in movies] == [1001]
-    records = read_journal(proxy.job / "proxy_journal.jsonl")
+    records = read_journal(proxy.layout.journal)
     listing = next(r for r in records if r["event"] == "FILTER_LIST")
     done = next(r for r in records if r["event"] == "PROXY_DONE")
     assert listing["items_before"] > 200_000 and listing["items_after"] == 1

@@ -15,7 +15,7 @@ import yaml
 from conftest import STANDIN, TOKEN, render_cli, write_preview_yml
 from PIL import Image
 
-from kometa_preview import kometa_log
+from kometa_preview.kometa import log as kometa_log
 from kometa_preview.sandbox import SampleServer, generate
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ import pytest
 from conftest import RESOLUTION_OVERLAYS, render_cli, write_preview_yml
 from crafted import cli, png_bomb, poster, shard, target_entry, tree, truncated_jpeg
 
-from kometa_preview import images
-from kometa_preview.diff import Change, exit_code
+from kometa_preview.common import images
+from kometa_preview.results.diff import Change, exit_code
 
 # --- the one opener --------------------------------------------------------------------------------------------
 

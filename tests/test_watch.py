@@ -17,8 +17,8 @@ from conftest import STANDIN, gone, standin_for, write_preview_yml
 from PIL import Image
 from watching import Watching, diff_cli, one_shot, write_overlays
 
-from kometa_preview.config import load
-from kometa_preview.watch import wait_for_change, watched_files
+from kometa_preview.common.config import load
+from kometa_preview.run.watch import wait_for_change, watched_files
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import urllib3
 
-from ..limits import MAX_UPSTREAM_BYTES
+from ..common.limits import MAX_UPSTREAM_BYTES
 from . import xml as plexml
 
 #: Request headers passed on from the client; everything else (cookies, auth, overrides) is dropped.

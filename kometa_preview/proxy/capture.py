@@ -14,9 +14,9 @@ import email.parser
 import email.policy
 from pathlib import Path
 
-from .. import images
-from ..files import save_new
-from ..job import CaptureName
+from ..common import images
+from ..common.files import save_new
+from ..common.job import CaptureName
 
 MAX_PARTS = 64
 

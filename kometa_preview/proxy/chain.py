@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from .exit_when_done import ExitWhenDone
 from .flows import Proxy
-from .limits import RequestLimits
 from .listing_filter import ListingFilter
 from .metadata_gate import MetadataGate
 from .mock_library import MockLibrary
 from .outside_calls import OutsideCalls
 from .poster_source import PosterSource
 from .read_only import ReadOnlyRoutes
+from .request_limits import RequestLimits
 from .setup import FlowJournal, Setup
 from .token_guard import TokenGuard
 from .write_block import WriteBlock

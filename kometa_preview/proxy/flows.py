@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
-from ..events import BLOCKED, SIDE_DOORS, Event
-from ..limits import MAX_UPSTREAM_BYTES
+from ..common.events import BLOCKED, SIDE_DOORS, Event
+from ..common.limits import MAX_UPSTREAM_BYTES
 from ..plex import xml as plexml
 from ..plex.client import UpstreamError, UpstreamResponse
 from ..plex.routes import Route, classify, forwardable_params

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..events import Event
-from ..redaction import SECRET_HEADERS, redact  # noqa: F401 - the addons' one import for both
+from ..common.events import Event
+from ..common.redaction import SECRET_HEADERS, redact  # noqa: F401 - the addons' one import for both
 
 log = logging.getLogger("kometa_preview.proxy")
 

@@ -21,9 +21,9 @@ import sys
 import threading
 import time
 
-from ..config import ProxyConfig
-from ..launcher import READY
-from ..limits import HANDOVER_BYTES, LIFELINE_GRACE_SECONDS
+from ..common.children import READY
+from ..common.config import ProxyConfig
+from ..common.limits import HANDOVER_BYTES, LIFELINE_GRACE_SECONDS
 
 PR_SET_DUMPABLE = 4
 

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
-from ..events import Event
-from ..limits import MAX_STREAMED_LISTING_BYTES, PASS_THROUGH_BYTES
+from ..common.events import Event
+from ..common.limits import MAX_STREAMED_LISTING_BYTES, PASS_THROUGH_BYTES
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.client import UpstreamError

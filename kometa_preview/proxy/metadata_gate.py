@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
-from ..events import Event
+from ..common.events import Event
 from ..plex import xml as plexml
 from ..plex.client import UpstreamError, UpstreamResponse
 from ..plex.routes import Kind, Route, image_path_of

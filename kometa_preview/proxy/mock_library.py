@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
-from ..events import Event
+from ..common.events import Event
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route, paging

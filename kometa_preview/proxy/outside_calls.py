@@ -31,9 +31,9 @@ from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode, UpstreamMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from ..events import Event
-from ..limits import MAX_GRAPHQL_BYTES
-from ..outside_policy import OutsidePolicy, Refusal, Verdict
+from ..common.events import Event
+from ..common.limits import MAX_GRAPHQL_BYTES
+from ..common.outside_policy import OutsidePolicy, Refusal, Verdict
 from .bodies import BodyError, decoded
 from .flows import OUTSIDE_KEY, Proxy, fail_closed
 from .journal import SECRET_HEADERS, redact

@@ -15,10 +15,10 @@ from pathlib import Path
 from mitmproxy import http
 from PIL import Image
 
-from ..events import Event
-from ..files import write_atomic
+from ..common.events import Event
+from ..common.files import write_atomic
+from ..common.posters import Poster, from_bytes, has_overlay_mark, local_original
 from ..plex.routes import Kind, Route, image_path_of
-from ..posters import Poster, from_bytes, has_overlay_mark, local_original
 from .flows import Proxy, answer, fail_closed
 from .state import PreviewState
 

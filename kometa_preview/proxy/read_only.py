@@ -7,7 +7,7 @@ import logging
 
 from mitmproxy import http
 
-from ..events import Event
+from ..common.events import Event
 from ..plex import xml as plexml
 from ..plex.routes import Kind
 from .flows import Proxy, fail_closed, route_of, unanswered

@@ -6,7 +6,7 @@ the package (a `-s` script is hot-reloaded when it changes, which would reset th
 PREVIEW_MOCK_LIBRARY (0/false: filter mode) for the default of `preview_mock_library` through the one parser; the
 launcher passes the mode as that option, and the addons themselves never read the environment.
 """
-from kometa_preview.config import mock_library_from_environment
+from kometa_preview.common.config import mock_library_from_environment
 from kometa_preview.proxy.chain import build
 
 addons = build(mock_library_default=mock_library_from_environment())

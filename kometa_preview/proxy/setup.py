@@ -21,10 +21,10 @@ from mitmproxy import ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ProxyMode
 
-from ..config import ConfigError, ProxyConfig, load_for_proxy
-from ..events import Event
-from ..job import JobLayout, Ready
-from ..limits import MAX_UPLOAD_BYTES, REQUEST_SECONDS
+from ..common.config import ConfigError, ProxyConfig, load_for_proxy
+from ..common.events import Event
+from ..common.job import JobLayout, Ready
+from ..common.limits import MAX_UPLOAD_BYTES, REQUEST_SECONDS
 from ..plex.client import Upstream
 from .flows import META_KEY, UPSTREAM_KEY, Proxy
 from .journal import Journal, log, redact

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import names
-from ..config import ProxyConfig, Shard, Target
-from ..events import Event
-from ..job import JobLayout
-from ..limits import MAX_UPLOAD_BYTES
+from ..common import names
+from ..common.config import ProxyConfig, Shard, Target
+from ..common.events import Event
+from ..common.job import JobLayout
+from ..common.limits import MAX_UPLOAD_BYTES
 from ..plex import client, filters, titles
 from ..plex import xml as plexml
 from ..plex.client import Upstream, UpstreamError

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mitmproxy import http
 
-from ..events import Event
+from ..common.events import Event
 from ..plex import xml as plexml
 from .flows import Proxy, answer, fail_closed, unanswered
 from .journal import SECRET_HEADERS, redact

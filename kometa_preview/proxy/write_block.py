@@ -10,8 +10,8 @@ import logging
 
 from mitmproxy import http
 
-from ..events import Event
-from ..job import CaptureName
+from ..common.events import Event
+from ..common.job import CaptureName
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route
 from . import capture

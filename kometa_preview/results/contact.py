@@ -18,8 +18,8 @@ from collections import Counter
 from html import escape
 from pathlib import Path
 
-from . import images, names
-from .files import write_atomic
+from ..common import images, names
+from ..common.files import write_atomic
 from .summary import Summary
 
 THUMB_WIDTH = 300

@@ -35,9 +35,9 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import images, names
-from .files import write_atomic
-from .job import SUMMARY, JobLayout
+from ..common import images, names
+from ..common.files import write_atomic
+from ..common.job import SUMMARY, JobLayout
 from .summary import MAX_BYTES
 
 if TYPE_CHECKING:

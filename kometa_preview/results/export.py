@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import images, kometa_log, report
-from .config import PreviewConfig, Target
-from .events import STATE_EVENTS, Captured, Event, Follower, PosterServed, RenderEvent, TargetSeen
-from .files import copy_atomic, write_atomic, write_json
-from .job import CaptureName, JobLayout
+from ..common import images
+from ..common.config import PreviewConfig, Target
+from ..common.events import STATE_EVENTS, Captured, Event, Follower, PosterServed, RenderEvent, TargetSeen
+from ..common.files import copy_atomic, write_atomic, write_json
+from ..common.job import CaptureName, JobLayout
+from ..common.posters import Poster, from_bytes, local_original
+from ..kometa import log as kometa_log
+from ..plex.client import Upstream, UpstreamError
+from . import report
 from .outcomes import EXPORTED, UNCHANGED
-from .plex.client import Upstream, UpstreamError
-from .posters import Poster, from_bytes, local_original
-from .summary import Exported, Records, Summary, choose_capture, preview_targets, summarize
+from .summary import Exported, Records, RunFacts, Summary, choose_capture, preview_targets, summarize
 
-log = logging.getLogger("kometa_preview.export")
+log = logging.getLogger("kometa_preview.results.export")
 
 
 @dataclass(frozen=True)
@@ -136,30 +138,8 @@ def iteration_lines(lines: list[dict[str, Any]], since: float) -> list[dict[str,
     return [line for line in lines if float(line.get("t", 0)) >= since or line.get("event") in STATE_EVENTS]
 
 
-def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, error: str | None = None,
-            interrupted: bool = False, started: float | None = None,
-            timings: dict[str, float] | None = None, reserve: Path | None = None,
-            kometa_version: str | None = None, proxy_job: Path | None = None,
-            since: float | None = None, proxy_stopping: Callable[[float], bool] | None = None,
-            lines: list[dict[str, Any]] | None = None,
-            kometa_log_followed: kometa_log.MetaLogFollower | None = None) -> Outcome:
-    """Map captures to targets and write the results. `reserve` is a file holding back disk space: it is
-    deleted just before summary.json is written, so a full disk still gets its summary. `proxy_job` is where the
-    proxy keeps its journal and captures when it serves several runs (`watch`), and `since` when this run began.
-    `proxy_stopping(seconds)` waits that long for a proxy still stopping and says whether it has exited: the
-    images are exported meanwhile (Kometa has exited, so every capture is in the journal), then the proxy's
-    figures (its `done` hook's PROXY_DONE line) are waited for — not the rest of mitmproxy's shutdown. `lines`: the
-    journal's lines, when the caller follows the journal already (`watch`: not re-read on every iteration);
-    `kometa_log_followed`: Kometa's meta.log as it was parsed while Kometa ran."""
-    layout = JobLayout(job)
-    proxy_layout = JobLayout(proxy_job or job)
-    follower = Follower(proxy_layout.journal)
-    lines = list(lines) if lines is not None else follower.new_lines()
-    lines += captures_on_disk(proxy_layout.by_ratingkey, lines)
-    if since is not None:
-        lines = iteration_lines(lines, since)
-    layout.output.mkdir(parents=True, exist_ok=True)
-    journal = Records(lines)
+def export_targets(config: PreviewConfig, layout: JobLayout, journal: Records) -> dict[str, Exported]:
+    """Each target's before and after images copied out of the captures (`<id>_before/_after.<ext>`)."""
     captures = [c for c in journal[Event.CAPTURED_UPLOAD] if Path(c.saved).is_file()]
     sources: dict[str, PosterServed] = {r.rating_key: r for r in journal[Event.POSTER_SOURCE] if r.saved}
     seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
@@ -172,15 +152,49 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
                                              choose_capture([c for c in captures if c.rating_key == key]),
                                              lambda t=target, k=known: befores.poster(t, k) if k else None)
     befores.close()
-    kometa_run = kometa_log.read(layout.kometa_meta_log, layout.kometa_log, kometa_log_followed)
-    if proxy_stopping is not None:
+    return exported
+
+
+@dataclass
+class JournalSource:
+    """Where a run's journal lines are. `layout`: the proxy's job folder (a `watch` proxy serves several runs, so it
+    is not the run's own); `lines`: what the caller followed already (not read again); `since`: when this run began
+    (older lines are another run's, but what the proxy learned at start-up); `stopping(seconds)`: waits that long
+    for a proxy still stopping and says whether it has exited — the images are exported meanwhile, then only its
+    figures (the `done` hook's PROXY_DONE line) are waited for, not the rest of mitmproxy's shutdown."""
+    layout: JobLayout
+    lines: list[dict[str, Any]] | None = None
+    since: float | None = None
+    stopping: Callable[[float], bool] | None = None
+
+    def read(self) -> tuple[list[dict[str, Any]], Follower]:
+        follower = Follower(self.layout.journal)
+        lines = list(self.lines) if self.lines is not None else follower.new_lines()
+        lines += captures_on_disk(self.layout.by_ratingkey, lines)
+        return (iteration_lines(lines, self.since) if self.since is not None else lines), follower
+
+    def finish(self, lines: list[dict[str, Any]], follower: Follower) -> list[dict[str, Any]]:
+        """The lines, with the proxy's PROXY_DONE once it is written (when the proxy is still stopping)."""
+        if self.stopping is None:
+            return lines
         tail = follower.new_lines()
-        while not any(line.get("event") == Event.PROXY_DONE for line in tail) and not proxy_stopping(0.01):
+        while not any(line.get("event") == Event.PROXY_DONE for line in tail) and not self.stopping(0.01):
             tail += follower.new_lines()
-        journal = Records(lines + tail + follower.new_lines())
-    summary = summarize(journal, config, exported, kometa_exit_code=kometa_exit_code, error=error,
-                        interrupted=interrupted, started=started, timings=timings or {}, kometa=kometa_run,
-                        kometa_version=kometa_version, output_prefix=str(layout.output))
+        return lines + tail + follower.new_lines()
+
+
+def collect(config: PreviewConfig, layout: JobLayout, facts: RunFacts, source: JournalSource,
+            kometa_followed: kometa_log.MetaLogFollower | None = None) -> Outcome:
+    """Map captures to targets and write the results: `<id>_after/_before`, report.html, summary.json (last, once
+    the space reserve is released, so a full disk still gets its summary). `kometa_followed`: Kometa's meta.log as
+    it was parsed while Kometa ran."""
+    lines, follower = source.read()
+    layout.output.mkdir(parents=True, exist_ok=True)
+    journal = Records(lines)
+    exported = export_targets(config, layout, journal)
+    kometa_run = kometa_log.read(layout.kometa_meta_log, layout.kometa_log, kometa_followed)
+    journal = Records(source.finish(lines, follower))
+    summary = summarize(journal, config, exported, facts, kometa=kometa_run, output_prefix=str(layout.output))
     for target_id, result in summary.targets.items():
         if result.status == UNCHANGED:
             log.info("%s target=%s: Kometa applied no overlay to it", RenderEvent.NO_OVERLAY_APPLIES, target_id)
@@ -192,8 +206,7 @@ def collect(config: PreviewConfig, job: Path, *, kometa_exit_code: int | None, e
     if summary.unknown_events:
         log.warning(f"{RenderEvent.UNKNOWN_EVENT} the journal holds events this version does not know: %s",
                     ", ".join(summary.unknown_events))
-    if reserve is not None:
-        reserve.unlink(missing_ok=True)
+    layout.reserve.unlink(missing_ok=True)
     try:
         report.write(layout.output, summary)
     except OSError as exc:

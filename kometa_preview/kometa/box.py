@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from .limits import BOX_START_SECONDS, GATE_SECONDS, RELAY_CHUNK_BYTES, RELAY_CONNECTIONS
+from ..common.limits import BOX_START_SECONDS, GATE_SECONDS, RELAY_CHUNK_BYTES, RELAY_CONNECTIONS
 
-log = logging.getLogger("kometa_preview.box")
+log = logging.getLogger("kometa_preview.kometa.box")
 
 #: Run by this tool's interpreter, by path (standard library only; `-I -S`: no site, no user paths, no environment).
 BOX_INIT = Path(__file__).parent / "box_init.py"

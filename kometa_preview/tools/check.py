@@ -2,7 +2,7 @@
 
 Each check gives one line: passed, or failed with how to fix it, and a failure does not stop the checks after
 it. Plex is read with the same GET-only client the proxy uses; overlay files are resolved by the same code the
-render uses (`kometa_config.overlays_for`), and Kometa is started the same way (`kometa_runner`), so `check`
+render uses (`run_config.overlays_for`), and Kometa is started the same way (`kometa_runner`), so `check`
 and `render` cannot disagree about a path, a default or an interpreter.
 """
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 from PIL import Image
 
-from . import kometa_config
-from .box import Isolation
-from .config import PreviewConfig
-from .kometa_runner import KometaCommand, KometaNotFound, find_kometa, requirements_problem
-from .plex import client, titles
-from .plex.client import PlexAnswerError, Upstream, UpstreamError
+from ..common.config import PreviewConfig
+from ..kometa import run_config
+from ..kometa.box import Isolation
+from ..kometa.runner import KometaCommand, KometaNotFound, find_kometa, requirements_problem
+from ..plex import client, titles
+from ..plex.client import PlexAnswerError, Upstream, UpstreamError
 
 #: What Kometa calls at start-up and cannot run without (docs/KOMETA-TRAFFIC.md).
 START_UP_HOSTS = ("raw.githubusercontent.com", "api.themoviedb.org")
@@ -179,7 +179,7 @@ def _overlays(config: PreviewConfig, kometa: KometaCommand | None, libraries: di
     folder = kometa.folder if kometa is not None else Path.cwd()
     for library in sorted(libraries):
         name = f"overlays {library}"
-        sources = kometa_config.overlay_sources(config, user, library, folder)
+        sources = run_config.overlay_sources(config, user, library, folder)
         if not sources and require_sources:
             yield Result(False, name, "no overlay_files for this library",
                          f"add `libraries: {{{library}: {{overlay_files: [{{default: resolution}}]}}}}` "
@@ -223,8 +223,8 @@ def overlay_problems(config: PreviewConfig, kometa: KometaCommand, libraries: li
     so a file that does not parse fails it at once (with its file, line and column) instead of after Kometa's
     start-up."""
     try:
-        user = kometa_config.read_user_config(config.kometa.config) if config.kometa.config else {}
-    except kometa_config.KometaConfigError as exc:
+        user = run_config.read_user_config(config.kometa.config) if config.kometa.config else {}
+    except run_config.KometaConfigError as exc:
         return [Result(False, "kometa.config", str(exc))]
     return [result for result in _overlays(config, kometa, {title: "" for title in libraries}, user,
                                            require_sources=False) if not result.ok]
@@ -300,8 +300,8 @@ def run_checks(config: PreviewConfig, kometa_path: Path | None, *, python: str |
     user: dict[str, Any] = {}
     if config.kometa.config:
         try:
-            user = kometa_config.read_user_config(config.kometa.config)
-        except kometa_config.KometaConfigError as exc:
+            user = run_config.read_user_config(config.kometa.config)
+        except run_config.KometaConfigError as exc:
             yield Result(False, "kometa config", str(exc), "fix kometa.config in preview.yml")
     libraries: dict[str, str] = {}
     for result in _plex(config):

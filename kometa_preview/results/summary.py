@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from . import names
-from .config import PreviewConfig, Target
-from .events import (
+from ..common import names
+from ..common.config import PreviewConfig, Target
+from ..common.events import (
     OUTSIDE,
     SIDE_DOORS,
     Blocked,
@@ -38,7 +38,7 @@ from .events import (
     UnknownEvent,
     parse,
 )
-from .kometa_log import KometaRun
+from ..kometa.log import KometaRun
 from .outcomes import (
     EXPORTED,
     FAILED,
@@ -130,6 +130,36 @@ class SideDoors:
 
 
 @dataclass
+class IsolationUsed:
+    """Which isolation Kometa ran with (README, "Why it is safe"): `mode` is `box` or `none` (None: Kometa did not
+    start), `problem` why not the box when it was asked for."""
+    requested: str = "auto"
+    mode: str | None = None
+    problem: str | None = None
+
+    @classmethod
+    def merged(cls, parts: list[IsolationUsed]) -> IsolationUsed:
+        """Shards: the box only if every shard that ran Kometa had it."""
+        modes = {part.mode for part in parts if part.mode}
+        mode = None if not modes else ("box" if modes == {"box"} else "none")
+        return cls(parts[0].requested if parts else "auto", mode,
+                   next((part.problem for part in parts if part.problem), None))
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run says of itself, beside the proxy's journal and Kometa's log: how Kometa ended, in what box, and
+    the run's own figures."""
+    kometa_exit_code: int | None = None
+    error: str | None = None
+    interrupted: bool = False
+    started: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    kometa_version: str | None = None
+    isolation: IsolationUsed = field(default_factory=IsolationUsed)
+
+
+@dataclass
 class Summary:
     timestamp: str
     #: The preview.yml this job ran.
@@ -163,6 +193,8 @@ class Summary:
     timings_seconds: dict[str, float]
     proxy: ProxyFigures
     proxy_errors: int
+    #: Kometa's box, or why not (README, "Why it is safe").
+    isolation: IsolationUsed = field(default_factory=IsolationUsed)
     #: Journal lines this version does not know (a newer proxy, a corrupt line): named, never dropped silently.
     unknown_events: list[str] = field(default_factory=list)
     output_files: list[str] = field(default_factory=list)
@@ -250,10 +282,8 @@ def preview_targets(config: PreviewConfig, journal: Records) -> list[Target]:
                                if r.target not in given and names.is_target_id(r.target))]
 
 
-def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Exported], *,
-              kometa_exit_code: int | None, error: str | None, interrupted: bool, started: float | None,
-              timings: dict[str, float], kometa: KometaRun | None = None, kometa_version: str | None = None,
-              output_prefix: str = "", now: float | None = None) -> Summary:
+def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Exported], facts: RunFacts, *,
+              kometa: KometaRun | None = None, output_prefix: str = "", now: float | None = None) -> Summary:
     """The job's summary from the journal (parsed once, by the caller), Kometa's log (`kometa`, read by the
     caller), the configuration and what export copied. Pure: the same inputs give the same summary, and
     nothing is read from or written to disk."""
@@ -263,12 +293,12 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
     flows: list[Flow] = journal[Event.FLOW]
     captures: list[Captured] = journal[Event.CAPTURED_UPLOAD]
     denied = denied_calls(journal)
-    outcome = judge_kometa(run, denied, error)
+    outcome = judge_kometa(run, denied, facts.error)
     seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
     targets = {t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
                for t in preview_targets(config, journal)}
     missing = [target_id for target_id, result in targets.items() if result.status in (MISSING, FAILED)]
-    success = kometa_exit_code == 0 and not outcome.error and not interrupted and not missing
+    success = facts.kometa_exit_code == 0 and not outcome.error and not facts.interrupted and not missing
     blocked: list[Blocked] = journal[Event.BLOCKED_WRITE] + journal[Event.UPLOAD_TOO_LARGE]
     mock_lists: list[MockList] = journal[Event.MOCK_LIST]
     filtered: list[FilterList] = journal[Event.FILTER_LIST]
@@ -281,10 +311,11 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
         return saved[len(output_prefix):].lstrip("/") if output_prefix and saved.startswith(output_prefix) else saved
 
     return Summary(
-        timestamp=iso(started or journal.first_t or now or datetime.now().timestamp()),
+        timestamp=iso(facts.started or journal.first_t or now or datetime.now().timestamp()),
         preview_yml=str(config.source),
-        success=success, interrupted=interrupted, error=outcome.error, kometa_exit_code=kometa_exit_code,
-        kometa_version=run.version or kometa_version, kometa_errors=error_counts(run),
+        success=success, interrupted=facts.interrupted, error=outcome.error,
+        kometa_exit_code=facts.kometa_exit_code,
+        kometa_version=run.version or facts.kometa_version, kometa_errors=error_counts(run),
         outside_data=outcome.outside_data, outside_unreachable=unreachable_hosts(denied),
         blocked_write_attempts=[{"method": r.method, "path": r.path, "timestamp": iso(r.t), "rating_key": r.rating_key,
                                  "kind": r.kind, "content_length": r.content_length,
@@ -318,7 +349,7 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
         outside_calls={event.value.lower(): journal.count(event) for event in OUTSIDE},
         side_doors=side_doors(journal),
         unauthorized_client_requests=journal.count(Event.UNAUTHORIZED_CLIENT),
-        timings_seconds=dict(timings),
+        timings_seconds=dict(facts.timings), isolation=facts.isolation,
         proxy=ProxyFigures(cpu_seconds=done.cpu_seconds if done else None,
                            peak_rss_mib=done.peak_rss_mib if done else None,
                            upstream_requests=done.upstream_requests if done else None,
@@ -424,6 +455,7 @@ def merge(parts: list[Summary], *, output_prefix: str = "") -> Summary:
         side_doors=SideDoors(sum(p.side_doors.total for p in parts), summed(lambda p: p.side_doors.by_kind),
                              summed(lambda p: p.side_doors.hosts)),
         unauthorized_client_requests=total("unauthorized_client_requests"),
+        isolation=IsolationUsed.merged([p.isolation for p in parts]),
         timings_seconds={name: max(p.timings_seconds.get(name, 0.0) for p in parts)
                          for name in dict.fromkeys(k for p in parts for k in p.timings_seconds)},
         proxy=ProxyFigures(cpu_seconds=round(sum(f.cpu_seconds for f in known), 3) if known else None,

@@ -29,15 +29,17 @@ from pathlib import Path
 
 import click
 
-from . import contact, names, report
-from .config import PreviewConfig, Shard
-from .export import Outcome, write_summary
-from .files import copy_atomic
-from .job import SHARDS, SUMMARY, CaptureName, JobLayout
-from .kometa_runner import KometaCommand
-from .summary import MAX_BYTES, Summary, SummaryError, load, merge
+from ..common import names
+from ..common.config import PreviewConfig, Shard
+from ..common.files import copy_atomic
+from ..common.job import SHARDS, SUMMARY, CaptureName, JobLayout
+from ..kometa.runner import KometaCommand
+from ..results import contact, report
+from ..results.export import Outcome, write_summary
+from ..results.summary import MAX_BYTES, Summary, SummaryError, load, merge
+from .request import Reporter
 
-log = logging.getLogger("kometa_preview.shards")
+log = logging.getLogger("kometa_preview.run.shards")
 
 
 class JobFolderError(click.ClickException):
@@ -130,7 +132,7 @@ def next_round(job: Path) -> int:
 @dataclass
 class Progress:
     """Progress across shards: posters captured of the items known, and an ETA from how fast Kometa overlays."""
-    reporter: object
+    reporter: Reporter
     count: int
     captured: dict[int, int] = field(default_factory=dict)
     totals: dict[int, int] = field(default_factory=dict)
@@ -162,7 +164,7 @@ class Progress:
 class ShardReporter:
     """What one shard says, routed to the run's reporter (stages prefixed, progress combined)."""
 
-    def __init__(self, index: int, count: int, progress: Progress, reporter) -> None:
+    def __init__(self, index: int, count: int, progress: Progress, reporter: Reporter) -> None:
         self.index, self.count, self.progress_all, self.reporter = index, count, progress, reporter
 
     def stage(self, text: str) -> None:
@@ -184,7 +186,7 @@ class ShardReporter:
                 self.progress_all.update(self.index, overlaying=(int(done), int(of)))
 
 
-def run(run_job, config: PreviewConfig, job: Path, reporter, count: int, *, resume: bool) -> Outcome:
+def run(run_job, config: PreviewConfig, job: Path, reporter: Reporter, count: int, *, resume: bool) -> Outcome:
     """Render `count` shards at once with `run_job(shard, folder, reporter, cancel)` (render._run for one job),
     then merge every round of `job` into `<job>/output`. Ctrl-C stops every shard the Ctrl-C way and still merges
     what they captured. A job to resume is checked before anything runs (`JobFolderError`)."""
@@ -259,7 +261,7 @@ def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
     parts = read_parts(job)
     if not parts:
         raise JobFolderError(f"{job}: holds no rendered shard ({SHARDS}/<round>-<n>/output/{SUMMARY})")
-    output = _checked_folder(job, "output")
+    output = checked_folder(job, "output")
     last_round = parts[-1].round
     for part in parts:
         summary = part.summary
@@ -283,7 +285,8 @@ def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
     return write_summary(layout, summary)
 
 
-def _checked_folder(parent: Path, name: str) -> Path:
+def checked_folder(parent: Path, name: str) -> Path:
+    """`names.folder` for a job folder read back: `JobFolderError` for a link or a file in its place."""
     try:
         return names.folder(parent, name)
     except names.UnsafeName as exc:

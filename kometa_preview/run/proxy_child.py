@@ -1,4 +1,5 @@
-"""Child processes: the proxy (mitmdump or mitmweb), the environment every child gets, and how children stop.
+"""The proxy as a child process (mitmdump or mitmweb): its options, its start through the launch handshake, its
+ready file. What every child shares (environment, ports, stopping) is common/children.py.
 
 The parent never shares memory with them: it waits for the proxy's ready file (written from the
 addons' `running` hook, so it proves the addons loaded and names the real port) and reads the
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,59 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .config import ProxyConfig
-from .job import JobLayout, Ready
-from .limits import BODY_SIZE_SLACK, CLIENT_IDLE_SECONDS, MAX_UPLOAD_BYTES, REQUEST_SECONDS
+from ..common.children import LAUNCH_MODULE, READY, TRUST_NAMES, child_environment, free_port, stop_process, user_proxy
+from ..common.config import ProxyConfig
+from ..common.job import JobLayout, Ready
+from ..common.limits import BODY_SIZE_SLACK, CLIENT_IDLE_SECONDS, MAX_UPLOAD_BYTES, REQUEST_SECONDS
 
-#: The proxy process's entry point (proxy/launch.py), run as a module of this package.
-LAUNCH_MODULE = "kometa_preview.proxy.launch"
-#: launch.py's greeting once it is non-dumpable: the handover is sent only then.
-READY = b"ready\n"
 #: The addon script mitmdump loads. Named by path, never imported here: importing it builds the addon chain,
 #: and the parent process does not import mitmproxy at all.
-PROXY_SCRIPT = Path(__file__).parent / "proxy" / "script.py"
+PROXY_SCRIPT = Path(__file__).parent.parent / "proxy" / "script.py"
 #: Starts of the proxy tried when its outside-calls port was taken between being picked and being bound.
 START_ATTEMPTS = 3
-
-# --- child environments: an allowlist ------------------------------------------------------------------
-
-#: What a child process needs from the parent's environment to run Python at all; nothing else is passed.
-ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
-                       "TERM", "VIRTUAL_ENV"})
-ENV_PREFIXES = ("LC_", "PYTHON")
-#: Trust settings the proxy's own Plex client honours (a Plex behind a private CA).
-TRUST_NAMES = frozenset({"SSL_CERT_FILE", "SSL_CERT_DIR"})
-#: The user's own outgoing proxy, in the order requests reads them for https URLs.
-PROXY_NAMES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-
-
-def child_environment(secrets: list[str], base: dict[str, str] | None = None,
-                      extra_names: frozenset[str] = frozenset()) -> dict[str, str]:
-    """The parent's environment reduced to `ENV_NAMES`/`ENV_PREFIXES` (and `extra_names`), minus any variable
-    whose value holds one of `secrets` (the Plex token, service keys) — whatever its name."""
-    source = os.environ if base is None else base
-    needles = [secret for secret in secrets if secret and len(secret) >= 4]
-    env = {}
-    for name, value in source.items():
-        if not (name in ENV_NAMES or name in extra_names or name.upper().startswith(ENV_PREFIXES)):
-            continue
-        if any(needle in value for needle in needles):
-            continue
-        env[name] = value
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def user_proxy(base: dict[str, str] | None = None) -> str | None:
-    """The user's own outgoing proxy (HTTPS_PROXY, then HTTP_PROXY), unless NO_PROXY=* turns it off."""
-    source = os.environ if base is None else base
-    if (source.get("NO_PROXY") or source.get("no_proxy") or "").strip() == "*":
-        return None
-    for name in PROXY_NAMES:
-        if source.get(name):
-            return source[name]
-    return None
-
 
 class LaunchError(Exception):
     """A child could not be started or did not become ready. One line, safe to show."""
@@ -78,7 +35,7 @@ class LaunchError(Exception):
 @dataclass
 class ProxyProcess:
     process: subprocess.Popen
-    job: Path
+    layout: JobLayout
     port: int
     client_token: str = field(repr=False)
     log_path: Path
@@ -100,21 +57,6 @@ class ProxyProcess:
         if self.lifeline is not None:
             self.lifeline.close()
         return self.process.returncode
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 @dataclass(frozen=True)
@@ -139,13 +81,13 @@ class ProxyOptions:
     timeout: float = 60
 
 
-def proxy_arguments(job: Path, plex_url: str, options: ProxyOptions, *, port: int, outside_port: int | None,
+def proxy_arguments(layout: JobLayout, plex_url: str, options: ProxyOptions, *, port: int, outside_port: int | None,
                     upstream_proxy: str | None) -> list[str]:
     """mitmdump's (or mitmweb's) arguments. They hold the real Plex URL and, behind a user's proxy, its credentials,
     so they are handed over through the launch socket (proxy/launch.py), never put on a command line."""
     command = ["-s", str(PROXY_SCRIPT), "--mode", f"reverse:{plex_url}@127.0.0.1:{port}",
-               "--set", f"confdir={JobLayout(job).confdir}",
-               "--set", "preview_config=inherited", "--set", f"preview_job={job}",
+               "--set", f"confdir={layout.confdir}",
+               "--set", "preview_config=inherited", "--set", f"preview_job={layout.root}",
                "--set", f"tcp_timeout={options.idle_timeout}",
                "--set", f"preview_request_timeout={options.request_timeout}",
                "--set", f"preview_mock_library={'true' if options.mock else 'false'}",
@@ -185,7 +127,7 @@ def split_proxy_url(url: str) -> tuple[str, str | None]:
     return address, credentials
 
 
-def start_proxy(config: ProxyConfig, job: Path, options: ProxyOptions = ProxyOptions(), *,
+def start_proxy(config: ProxyConfig, layout: JobLayout, options: ProxyOptions = ProxyOptions(), *,
                 secrets: list[str] | None = None) -> ProxyProcess:
     """Start the proxy and wait for its ready file. Raises `LaunchError` with the reason. Whether the planned ports
     were the ones bound is in the returned `ProxyProcess`.
@@ -195,15 +137,14 @@ def start_proxy(config: ProxyConfig, job: Path, options: ProxyOptions = ProxyOpt
     minus anything holding one of `secrets`. So no file, argv or environment another process could read holds the
     token or the real Plex URL. The socket stays open as its lifeline: if the render dies, the proxy stops.
     """
-    layout = JobLayout(job)
-    job.mkdir(parents=True, exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
     layout.ready.unlink(missing_ok=True)
     layout.logs.mkdir(exist_ok=True)
     upstream = None if options.offline or not options.outside else user_proxy()
     environment = child_environment([config.plex.token, *(secrets or [])], extra_names=TRUST_NAMES)
     for attempt in range(1, START_ATTEMPTS + 1):
         port, outside_port = options.planned_ports if options.planned_ports and attempt == 1 else (options.port, None)
-        arguments = proxy_arguments(job, config.plex.url, options, port=port, outside_port=outside_port,
+        arguments = proxy_arguments(layout, config.plex.url, options, port=port, outside_port=outside_port,
                                     upstream_proxy=upstream)
         logged = layout.proxy_log.stat().st_size if layout.proxy_log.exists() else 0
         handover = {"tool": "mitmweb" if options.web_port is not None else "mitmdump", "args": arguments,
@@ -267,7 +208,7 @@ def _wait_ready(process: subprocess.Popen, lifeline: socket.socket, layout: JobL
                 if not ready.ok:
                     process.wait(timeout=10)
                     raise LaunchError(ready.error or "the proxy did not start")
-                return ProxyProcess(process, layout.root, ready.port, ready.client_token, log_path,
+                return ProxyProcess(process, layout, ready.port, ready.client_token, log_path,
                                     ready.outside_port, tuple(ready.libraries), lifeline)
             if process.poll() is not None:
                 raise LaunchError(f"the proxy exited with code {process.returncode} before it was ready: "
@@ -292,24 +233,3 @@ def _last_error(log_path: Path) -> str:
         if "error" in line.lower() or "errno" in line.lower():
             return line
     return lines[-1] if lines else "no output"
-
-
-def stop_process(process: subprocess.Popen, grace: float = 10, *, group: bool = False) -> None:
-    """SIGTERM the child (with `group`, its whole process group: Kometa's own children too), SIGKILL what is
-    left after `grace` seconds. The one way every child of the tool is stopped."""
-    if process.poll() is not None:
-        return
-
-    def send(sig: int) -> None:
-        if group:
-            os.killpg(process.pid, sig)
-        else:
-            process.send_signal(sig)
-    try:
-        send(signal.SIGTERM)
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        send(signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass

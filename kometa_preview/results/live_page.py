@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import images, names
+from ..common import images, names
 
 #: Connections served at once; one more is closed at once (a tab needs about 7: the page, its events, images).
 MAX_CONNECTIONS = 64

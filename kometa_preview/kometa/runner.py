@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from . import box, kometa_log
+from ..common.children import child_environment, stop_process
+from ..common.files import write_private
+from . import box
+from . import log as kometa_log
 from .box import Isolation
-from .files import write_private
-from .launcher import child_environment, stop_process
 
 DEFAULT_KOMETA = Path("/kometa.py")
 #: Folders beside kometa.py that Kometa's install guides create for its venv.
@@ -181,7 +182,7 @@ class KometaTimeout(Exception):
 
 
 #: The launcher Kometa's interpreter runs (standard library only): kometa.py, started early, run on cue.
-START_SCRIPT = Path(__file__).parent / "kometa_start.py"
+START_SCRIPT = Path(__file__).parent / "start.py"
 
 
 class KometaProcess:

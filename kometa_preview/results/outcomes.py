@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .events import OUTSIDE_DENIED, Refused, TargetSeen
-from .kometa_log import KometaRun, OverlayErrors
+from ..common.events import OUTSIDE_DENIED, Refused, TargetSeen
+from ..kometa.log import KometaRun, OverlayErrors
 
 EXPORTED, UNCHANGED, FAILED, MISSING = "exported", "unchanged", "failed", "missing"
 #: Seconds around a gathering section in which a refused outside call is taken to be that overlay's.

@@ -13,8 +13,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from . import images, names
-from .files import write_atomic
+from ..common import images, names
+from ..common.files import write_atomic
 from .summary import Summary, TargetResult
 
 STYLE = """
@@ -138,6 +138,16 @@ def problems(summary: Summary) -> list[str]:
     return found
 
 
+def isolation_words(summary: Summary) -> str:
+    """How Kometa was isolated, in words (README, "Why it is safe")."""
+    used = summary.isolation
+    if used.mode == "box":
+        return "ran in its box (its own network, processes and read-only files)"
+    if used.mode == "none":
+        return f"not isolated: {used.problem}" if used.problem else "not isolated (--isolation none)"
+    return "Kometa did not start"
+
+
 def render_html(output: Path, summary: Summary) -> str:
     mock = summary.mock_mode
     statuses = [entry.status for entry in summary.targets.values()]
@@ -145,6 +155,7 @@ def render_html(output: Path, summary: Summary) -> str:
                        if statuses.count(s))
     counters = [("Result", "success" if summary.success else "failed"),
                 ("Kometa", f"{summary.kometa_version or 'version unknown'}, exit code {summary.kometa_exit_code}"),
+                ("Kometa's box", isolation_words(summary)),
                 ("Mode", "mock library" if mock.enabled else "filter"),
                 ("Mock listings answered", mock.mock_list_requests_count),
                 ("Filtered listings", summary.filtering.filtered_requests_count),

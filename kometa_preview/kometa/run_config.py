@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .config import SERVICE_SECTIONS, PreviewConfig
+from ..common.config import SERVICE_SECTIONS, PreviewConfig
 
 #: Kometa settings that change how overlays are drawn; nothing else is borrowed.
 RENDER_SETTINGS = ("overlay_artwork_filetype", "overlay_artwork_quality", "custom_repo")

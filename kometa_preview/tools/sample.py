@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 from plexapi.utils import SEARCHTYPES
 
+from ..plex.client import Upstream, document, sections
 from .find import Entry, describe_element, unique_ids
-from .plex.client import Upstream, document, sections
 
 #: The fields whose values decide which overlay an item gets, per library type, with the level each is read at
 #: (when Plex offers them): a show's badges come from its episodes' resolutions and codecs (docs/KOMETA-TRAFFIC.md).

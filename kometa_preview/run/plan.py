@@ -14,11 +14,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .config import ProxyConfig
-from .launcher import ProxyProcess, free_port
+from ..common.children import free_port
+from ..common.config import ProxyConfig
+from .proxy_child import ProxyProcess
 
 if TYPE_CHECKING:
-    from .plex.client import Upstream
+    from ..plex.client import Upstream
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def choose() -> RunPlan:
 def target_libraries(upstream: Upstream, config: ProxyConfig) -> tuple[str, ...]:
     """The titles of the libraries that hold a target Plex has (or that a dry run names), in Plex's order.
     Raises `UpstreamError`."""
-    from .plex import client, titles
+    from ..plex import client, titles
     sections = client.sections(upstream)
     held: set[str] = set()
     for target in config.targets:
@@ -67,7 +68,7 @@ def target_libraries(upstream: Upstream, config: ProxyConfig) -> tuple[str, ...]
 def with_libraries(plan: RunPlan, config: ProxyConfig) -> RunPlan | None:
     """The plan with the libraries Kometa will run on; None when they cannot be known now (Plex unreachable:
     the proxy's start says why). The Plex client is imported here, once Kometa and the proxy are starting."""
-    from .plex.client import Upstream, UpstreamError
+    from ..plex.client import Upstream, UpstreamError
     upstream = Upstream(config.plex.url, config.plex.token, min(config.plex.timeout, 30), config.plex.verify_ssl)
     try:
         libraries = target_libraries(upstream, config)

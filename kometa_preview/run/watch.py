@@ -19,28 +19,21 @@ from typing import Any
 
 import yaml
 
-from . import export, kometa_config
-from .check import overlay_problems
-from .config import ConfigError, PreviewConfig, ProxyConfig, load
-from .diff import Decoded, compare, write_html
-from .events import STATE_EVENTS, Event, Follower
-from .job import JobLayout
-from .kometa_runner import KometaCommand, KometaProcess, KometaTimeout
-from .launcher import LaunchError, ProxyOptions, ProxyProcess, start_proxy
-from .page import LivePage, LiveState
-from .render import (
-    RenderError,
-    RenderRequest,
-    Reporter,
-    choose_kometa,
-    interrupt_on_sigterm,
-    isolation_warning,
-    kometa_pass,
-    prepare_job,
-    start_kometa,
-)
+from ..common.config import ConfigError, PreviewConfig, ProxyConfig, load
+from ..common.events import STATE_EVENTS, Event, Follower
+from ..common.job import JobLayout
+from ..kometa import run_config
+from ..kometa.runner import KometaCommand, KometaProcess, KometaTimeout
+from ..results import export
+from ..results.diff import Decoded, compare, write_html
+from ..results.live_page import LivePage, LiveState
+from ..tools.check import overlay_problems
+from .job_folder import prepare_job
+from .kometa_pass import KometaPass, choose_kometa, isolation_warning, kometa_pass, start_kometa
+from .proxy_child import LaunchError, ProxyOptions, ProxyProcess, start_proxy
+from .request import RenderError, RenderRequest, Reporter, interrupt_on_sigterm
 
-log = logging.getLogger("kometa_preview.watch")
+log = logging.getLogger("kometa_preview.run.watch")
 #: How often files are looked at, and how long they must stay unchanged before an iteration starts (editors save
 #: in several steps: a temporary file, a rename).
 POLL_SECONDS = 0.02
@@ -69,14 +62,14 @@ def watched_files(config: PreviewConfig, kometa_folder: Path) -> set[Path]:
     if config.kometa.config:
         files.add(config.kometa.config.resolve())
         try:
-            user = kometa_config.read_user_config(config.kometa.config)
-        except kometa_config.KometaConfigError:
+            user = run_config.read_user_config(config.kometa.config)
+        except run_config.KometaConfigError:
             user = {}
     titles = set(config.libraries) | set((user.get("libraries") or {}) if isinstance(user.get("libraries"), dict)
                                          else ())
     pending: list[Path] = []
     for title in titles:
-        for source in kometa_config.overlay_sources(config, user, title, kometa_folder):
+        for source in run_config.overlay_sources(config, user, title, kometa_folder):
             if source.kind == "file":
                 pending.append(Path(source.value))
             elif source.kind == "folder":
@@ -141,7 +134,7 @@ def wait_for_change(files: set[Path], stop: threading.Event,
 @dataclass
 class Iteration:
     number: int
-    folder: Path
+    layout: JobLayout
     outcome: export.Outcome | None = None
     error: str | None = None
     kometa_seconds: float | None = None
@@ -153,7 +146,7 @@ class Iteration:
 
     @property
     def output(self) -> Path:
-        return JobLayout(self.folder).output
+        return self.layout.output
 
     @property
     def good(self) -> bool:
@@ -221,17 +214,17 @@ class Watch:
             self.proxy = None
         self.generation += 1
         assert self.root is not None
-        self.proxy = start_proxy(wanted, self.root / f"proxy-{self.generation}",
+        self.proxy = start_proxy(wanted, JobLayout(self.root / f"proxy-{self.generation}"),
                                  ProxyOptions(mock=self.request.mock, outside=True, offline=self.request.offline),
                                  secrets=config.secret_values())
         self.proxy_config = wanted
-        self.journal = JournalView(JobLayout(self.proxy.job).journal)
+        self.journal = JournalView(self.proxy.layout.journal)
 
     # --- the next iteration's Kometa, started early --------------------------------------------------------
 
-    def iteration_folder(self, number: int) -> Path:
+    def iteration_layout(self, number: int) -> JobLayout:
         assert self.root is not None
-        return self.root / "iterations" / str(number)
+        return JobLayout(self.root / "iterations" / str(number))
 
     def prepare_kometa(self, config: PreviewConfig, kometa: KometaCommand, number: int) -> None:
         """Start iteration `number`'s Kometa now (its imports take most of its start-up), unless one is waiting
@@ -243,10 +236,9 @@ class Watch:
         self.discard_kometa()
         assert self.root is not None
         self.kometa_starts += 1
-        folder = self.iteration_folder(number)
-        prepare_job(config, folder, force=True)
+        layout = prepare_job(config, self.iteration_layout(number).root, force=True).layout
         self.warm = start_kometa(self.request, config, kometa, self.root / "kometa-start" / str(self.kometa_starts),
-                                 folder)
+                                 layout)
         self.warm_for = wanted
         if not self.warned_isolation and (warning := isolation_warning(self.warm)) is not None:
             self.warned_isolation = True
@@ -271,7 +263,7 @@ class Watch:
         """One render through the kept proxy. `saved_at`: when the edit that triggered it was saved."""
         assert self.root is not None
         number = len(self.iterations) + 1
-        iteration = Iteration(number, self.iteration_folder(number), started_at=time.time())
+        iteration = Iteration(number, self.iteration_layout(number), started_at=time.time())
         self.iterations.append(iteration)
         self.state.update(iteration=number, status="running", started_at=iteration.started_at, finished_at=None,
                           error=None, kometa_seconds=None, output_dir=str(iteration.output), timings={})
@@ -283,7 +275,7 @@ class Watch:
             self.check_overlays(config, kometa)
             self.journal.take()  # what the proxy logged between iterations belongs to none
             started, self.warm = self.warm, None
-            result = kometa_pass(self.request, config, kometa, self.proxy, iteration.folder, self.reporter,
+            result = kometa_pass(self.request, config, kometa, self.proxy, iteration.layout, self.reporter,
                                  started=started, wanted=self.journal.target_keys)
             iteration.error, iteration.kometa_seconds = result.error, result.seconds
         except (RenderError, LaunchError, KometaTimeout) as exc:
@@ -293,12 +285,12 @@ class Watch:
         if self.journal is not None:
             before = list(self.journal.state)
             lines = before + self.journal.take()
-        iteration.outcome = export.collect(
-            config, iteration.folder, kometa_exit_code=result.exit_code if result else None, error=iteration.error,
-            started=iteration.started_at, timings={"kometa": iteration.kometa_seconds or 0.0},
-            reserve=JobLayout(iteration.folder).reserve, kometa_version=kometa.version,
-            proxy_job=self.proxy.job if self.proxy is not None else None, since=iteration.started_at, lines=lines,
-            kometa_log_followed=result.meta_log if result is not None else None)
+        passed = result or KometaPass(error=iteration.error)
+        facts = passed.facts(kometa, self.request, started=iteration.started_at,
+                             timings={"kometa": iteration.kometa_seconds or 0.0}, error=iteration.error)
+        source = export.JournalSource(self.proxy.layout if self.proxy is not None else iteration.layout, lines,
+                                      since=iteration.started_at)
+        iteration.outcome = export.collect(config, iteration.layout, facts, source, passed.meta_log)
         iteration.timings["export"] = round(time.monotonic() - exported, 3)
         if result is not None and result.started_wall is not None:
             if saved_at is not None:
@@ -376,7 +368,7 @@ class Watch:
         self.reporter.kometa_found(kometa)
         root = prepare_job(config, request.job or config.output / time.strftime("watch-%Y%m%d_%H%M%S"),
                            request.force)
-        self.root = root.folder
+        self.root = root.layout.root
         interrupt_on_sigterm()
         self.page.start()
         on_page(self.page.url)

@@ -12,7 +12,7 @@ from plexapi.server import PlexServer
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
-from .plex import client, titles
+from ..plex import client, titles
 
 FIRST_EPISODES = 3
 

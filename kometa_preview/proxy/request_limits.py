@@ -24,8 +24,8 @@ import time
 
 from mitmproxy import connection, ctx, http
 
-from ..events import Event
-from ..limits import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_UPLOAD_BYTES, MiB
+from ..common.events import Event
+from ..common.limits import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_UPLOAD_BYTES, MiB
 from ..plex import xml as plexml
 from .flows import Proxy
 from .journal import redact
