@@ -8,7 +8,15 @@ import pytest
 
 from kometa_preview.common.events import Event, Refused, TargetSeen
 from kometa_preview.kometa import log as kometa_log
-from kometa_preview.results.outcomes import EXPORTED, FAILED, MISSING, UNCHANGED, judge_kometa, judge_target
+from kometa_preview.results.outcomes import (
+    EXPORTED,
+    FAILED,
+    MISSING,
+    UNCHANGED,
+    ExportResult,
+    judge_kometa,
+    judge_target,
+)
 
 LOGS = Path(__file__).parent / "fixtures" / "kometa_logs"
 APPLIED = {"Cobalt River": ["Overlay File (0) 1080P-DV-Dovetail", "Overlay File (0) Theatrical-Cut-Dovetail"],
@@ -60,8 +68,8 @@ def test_configuration_errors_stop_the_job_with_kometas_words(version, case, err
     assert outcome.error == f"Kometa reported an error: {error}"
     seen = TargetSeen(t=0, event=Event.TARGET, target="m", rating_key="1001", type="movie", title="Cobalt River",
                       library="Movies")
-    verdict = judge_target(seen, missing_reason=None, exported=False, export_error=None, overlaid_poster=False,
-                           run=run, outcome=outcome)
+    verdict = judge_target(seen, missing_reason=None, export=ExportResult(), overlaid_poster=False, run=run,
+                           outcome=outcome)
     assert (verdict.status, verdict.error) == (FAILED, outcome.error)
 
 
@@ -95,8 +103,8 @@ def test_an_item_no_overlay_applies_to_is_unchanged(version):
     outcome = judge_kometa(run, [], None)
     seen = TargetSeen(t=0, event=Event.TARGET, target="m", rating_key="1001", type="movie", title="Cobalt River",
                       library="Movies")
-    verdict = judge_target(seen, missing_reason=None, exported=False, export_error=None, overlaid_poster=False,
-                           run=run, outcome=outcome)
+    verdict = judge_target(seen, missing_reason=None, export=ExportResult(), overlaid_poster=False, run=run,
+                           outcome=outcome)
     assert outcome.error is None and (verdict.status, verdict.error) == (UNCHANGED, None)
 
 
@@ -113,8 +121,8 @@ def test_overlays_whose_outside_data_was_refused_are_named_with_their_hosts(vers
     assert "www.imdb.com" in named["IMDb Top 250"].hosts
     assert named[None].hosts == ["raw.githubusercontent.com"] and named[None].error.startswith("URL Error")
     assert {"Rotten Tomatoes Certified Fresh", "Metacritic Must See", "Commonsense Selection"} <= set(named)
-    verdict = judge_target(None, missing_reason=None, exported=False, export_error=None, overlaid_poster=False,
-                           run=run, outcome=outcome)
+    verdict = judge_target(None, missing_reason=None, export=ExportResult(), overlaid_poster=False, run=run,
+                           outcome=outcome)
     assert verdict.status == FAILED and verdict.error.startswith("OUTSIDE_DATA: IMDb Top 250")
 
 
@@ -133,12 +141,35 @@ def test_exported_and_missing_outrank_what_the_log_says():
     outcome = judge_kometa(run, [], None)
     seen = TargetSeen(t=0, event=Event.TARGET, target="m", rating_key="1001", type="movie", title="Cobalt River",
                       library="Movies")
-    common = {"export_error": None, "overlaid_poster": False, "run": run, "outcome": outcome}
-    assert judge_target(seen, missing_reason=None, exported=False, **common) == \
-        judge_target(seen, missing_reason=None, exported=False, **common)
-    assert judge_target(seen, missing_reason=None, exported=False, **common).error == TRUNCATED
-    assert judge_target(seen, missing_reason="MISSING_ITEM: x", exported=False, **common).status == MISSING
-    assert judge_target(seen, missing_reason=None, exported=True, **common).status == EXPORTED
+    common = {"overlaid_poster": False, "run": run, "outcome": outcome}
+    assert judge_target(seen, missing_reason=None, export=ExportResult(), **common) == \
+        judge_target(seen, missing_reason=None, export=ExportResult(), **common)
+    assert judge_target(seen, missing_reason=None, export=ExportResult(), **common).error == TRUNCATED
+    assert judge_target(seen, missing_reason="MISSING_ITEM: x", export=ExportResult(), **common).status == MISSING
+    assert judge_target(seen, missing_reason=None, export=ExportResult(exported=True), **common).status == EXPORTED
+
+
+@pytest.mark.parametrize("export, status, error", [
+    (ExportResult(refused="EXPORT_ERROR: a bomb"), FAILED, TRUNCATED),        # Kometa's own reason comes first
+    (ExportResult(exported=True, refused="EXPORT_ERROR: a bomb"), FAILED, TRUNCATED),
+    (ExportResult(exported=True, error="EXPORT_ERROR: disk full"), FAILED, "EXPORT_ERROR: disk full"),
+])
+def test_a_refused_image_fails_its_target_under_kometas_own_reason(export, status, error):
+    run = read("2.4.4", "truncated_input")
+    seen = TargetSeen(t=0, event=Event.TARGET, target="m", rating_key="1001", type="movie", title="Cobalt River",
+                      library="Movies")
+    verdict = judge_target(seen, missing_reason=None, export=export, overlaid_poster=False, run=run,
+                           outcome=judge_kometa(run, [], None))
+    assert (verdict.status, verdict.error) == (status, error)
+
+
+def test_a_refused_image_is_the_reason_when_kometa_gave_none():
+    run = read("2.4.4", "truncated_input")
+    seen = TargetSeen(t=0, event=Event.TARGET, target="other", rating_key="9", type="movie", title="Not In The Log",
+                      library="Movies")
+    verdict = judge_target(seen, missing_reason=None, export=ExportResult(exported=True, refused="EXPORT_ERROR: x"),
+                           overlaid_poster=False, run=run, outcome=judge_kometa(run, [], None))
+    assert (verdict.status, verdict.error) == (FAILED, "EXPORT_ERROR: x")
 
 
 @pytest.mark.parametrize("line, says", [

@@ -221,7 +221,10 @@ def test_a_bomb_poster_from_plex_fails_only_its_target_and_summary_json_is_writt
     output = tmp_path / "job" / "output"
     targets = json.loads((output / "summary.json").read_text())["targets"]
     assert targets["m1001"]["status"] == targets["m1003"]["status"] == "exported"
-    assert targets["m1002"]["status"] == "failed" and "decompression bomb" in targets["m1002"]["error"]
+    assert targets["m1002"]["status"] == "failed" and "decompression bomb" in targets["m1002"]["error"].lower()
     assert targets["m1002"]["before"] is None and not list(output.glob("m1002_*"))
-    assert "decompression bomb" in (output / "report.html").read_text()
-    assert "✗ m1002 failed: EXPORT_ERROR: the poster served to Kometa (plex) is a decompression bomb" in result.stdout
+    assert "decompression bomb" in (output / "report.html").read_text().lower()
+    # Kometa's own reason is the one named; the preview's refusal is in render.log
+    assert "✗ m1002 failed: DecompressionBombError: " in result.stdout
+    assert "EXPORT_ERROR target=m1002: the poster served to Kometa (plex) is a decompression bomb" in \
+        (tmp_path / "job" / "logs" / "render.log").read_text()

@@ -7,7 +7,8 @@ kinds, the newest winning (`summary.choose_capture`); copied to `output/<id>_aft
 
 Every image is untrusted input (it came from Plex or from Kometa): one that `images.probe` refuses — a
 decompression bomb, over `images.MAX_PIXELS`, not a JPEG/PNG/WebP, a symbolic link — is not copied, and its target
-fails with the reason (EXPORT_ERROR); the other targets are exported and summary.json is written all the same.
+fails (with Kometa's own reason when it gave one, else this one: EXPORT_ERROR); the other targets are exported and
+summary.json is written all the same.
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def _export_target(target: Target, layout: JobLayout, source: PosterServed | Non
                    fallback: Callable[[], Poster | None]) -> Exported:
     """Copy the before image and the chosen capture to `<id>_before`/`<id>_after` (and `output:`). A target whose
     poster the proxy never served gets `fallback()`'s as its before image. An image `images.probe` refuses is not
-    copied, and the target's `error` says which and why."""
+    copied, and `refused` says which and why (the target fails: outcomes.ExportResult)."""
     result = Exported()
     refused: list[str] = []
     try:
@@ -118,7 +119,7 @@ def _export_target(target: Target, layout: JobLayout, source: PosterServed | Non
                 result.before, result.poster_source = before.name, poster.source
         if chosen is not None and (problem := _refused(Path(chosen.saved))):
             refused.append(f"the poster Kometa uploaded is {problem}")
-        elif chosen is not None:
+        elif chosen is not None and not refused:  # no after-image beside a refused before-image
             after = copy_atomic(Path(chosen.saved), layout.exported(target.id, "after", chosen.ext))
             result.after, result.kind, result.bytes = after.name, chosen.kind, chosen.bytes
             if target.output is not None:
@@ -126,8 +127,8 @@ def _export_target(target: Target, layout: JobLayout, source: PosterServed | Non
     except OSError as exc:
         result.error = f"{RenderEvent.EXPORT_ERROR}: could not write the results ({exc.strerror or exc})"
         log.error("%s target=%s: %s", RenderEvent.EXPORT_ERROR, target.id, exc)
-    if refused and result.error is None:
-        result.error = f"{RenderEvent.EXPORT_ERROR}: {'; '.join(refused)}: not exported"
+    if refused:
+        result.refused = f"{RenderEvent.EXPORT_ERROR}: {'; '.join(refused)}: not exported"
         log.error("%s target=%s: %s", RenderEvent.EXPORT_ERROR, target.id, "; ".join(refused))
     return result
 

@@ -118,16 +118,28 @@ class TargetVerdict:
     overlays: tuple[str, ...] = ()
 
 
-def judge_target(seen: TargetSeen | None, *, missing_reason: str | None, exported: bool, export_error: str | None,
+@dataclass(frozen=True)
+class ExportResult:
+    """What export made of a target's images, as far as its verdict goes."""
+    #: Its after-image was exported.
+    exported: bool = False
+    #: The results could not be written (a full disk…): the target failed, whatever Kometa did.
+    error: str | None = None
+    #: An image was not exported because it is no image the preview opens (`images.probe`'s reason): the target
+    #: failed, but Kometa's own reason for it, when it gave one, is the one named (it is what the user knows).
+    refused: str | None = None
+
+
+def judge_target(seen: TargetSeen | None, *, missing_reason: str | None, export: ExportResult,
                  overlaid_poster: bool, run: KometaRun, outcome: KometaOutcome) -> TargetVerdict:
     """One target's status and its first reason."""
     if missing_reason:
         return TargetVerdict(MISSING, missing_reason)
     item = run.item(seen.kometa_title) if seen is not None else None
     applied = tuple(item.applied) if item else ()
-    if export_error:
-        return TargetVerdict(FAILED, export_error, applied)
-    if exported:
+    if export.error:
+        return TargetVerdict(FAILED, export.error, applied)
+    if export.exported and not export.refused:
         return TargetVerdict(EXPORTED, None, applied)
     said = f" (Kometa: {item.errors[0]})" if item is not None and item.errors else ""
     if overlaid_poster:  # the proxy knows the cause and the fix, which Kometa's own words do not give
@@ -136,13 +148,20 @@ def judge_target(seen: TargetSeen | None, *, missing_reason: str | None, exporte
                                      f"stored original is used{said}", tuple(item.attempted) if item else ())
     if item is not None and item.errors:
         return TargetVerdict(FAILED, item.errors[0], tuple(item.attempted))
+    if export.refused:
+        return TargetVerdict(FAILED, export.refused, applied)
+    return _without_capture(seen, item, outcome)
+
+
+def _without_capture(seen: TargetSeen | None, item, outcome: KometaOutcome) -> TargetVerdict:
+    """A target Kometa uploaded nothing for and gave no reason for: the job's reason, or what its log implies."""
     if outcome.error:
         return TargetVerdict(FAILED, outcome.error)
     if outcome.outside_data:
         return TargetVerdict(FAILED, outside_data_reason(outcome.outside_data))
     if item is not None and item.applied:
         return TargetVerdict(FAILED, "MISSING_CAPTURE: Kometa says it applied overlays, but no upload reached the "
-                                     "proxy (see logs/kometa.log and proxy_journal.jsonl)", applied)
+                                     "proxy (see logs/kometa.log and proxy_journal.jsonl)", tuple(item.applied))
     if item is not None and not item.not_needed:
         return TargetVerdict(FAILED, "MISSING_CAPTURE: Kometa started overlaying this item but uploaded no poster "
                                      "and logged no reason (see logs/kometa.log)")

@@ -43,6 +43,7 @@ from .outcomes import (
     EXPORTED,
     FAILED,
     MISSING,
+    ExportResult,
     KometaOutcome,
     OutsideData,
     denied_calls,
@@ -89,6 +90,8 @@ class Exported:
     bytes: int | None = None
     output: str | None = None
     error: str | None = None
+    #: An image not exported because it is no image the preview opens (outcomes.ExportResult.refused).
+    refused: str | None = None
 
 
 @dataclass
@@ -252,7 +255,8 @@ def _target(target: Target, exported: Exported, journal: Records, seen: TargetSe
                    + (f" — candidates: {named}; set ratingKey to the one you mean" if named else ""))
     elif rating_key and rating_key in {r.rating_key for r in journal[Event.MISSING_ITEM]}:
         missing = f"MISSING_ITEM: Plex has no item with ratingKey {rating_key}"
-    verdict = judge_target(seen, missing_reason=missing, exported=bool(exported.after), export_error=exported.error,
+    verdict = judge_target(seen, missing_reason=missing,
+                           export=ExportResult(bool(exported.after), exported.error, exported.refused),
                            overlaid_poster=rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]},
                            run=run, outcome=outcome)
     return TargetResult(rating_key, target.type, target.title, status=verdict.status, overlays=list(verdict.overlays),
