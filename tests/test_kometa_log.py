@@ -120,6 +120,8 @@ def test_overlays_whose_outside_data_was_refused_are_named_with_their_hosts(vers
     named = {item.overlay: item for item in outcome.outside_data}
     assert "www.imdb.com" in named["IMDb Top 250"].hosts
     assert named[None].hosts == ["raw.githubusercontent.com"] and named[None].error.startswith("URL Error")
+    # that job error happened while Kometa loaded the ribbon default: the file it belongs to is named
+    assert run.error_files[named[None].error] == "Default: ribbon"
     assert {"Rotten Tomatoes Certified Fresh", "Metacritic Must See", "Commonsense Selection"} <= set(named)
     verdict = judge_target(None, missing_reason=None, export=ExportResult(), overlaid_poster=False, run=run,
                            outcome=outcome)

@@ -38,6 +38,7 @@ _ITEM = re.compile(r"^\((?P<n>\d+)/(?P<of>\d+)\) (?P<title>.+)$")
 _APPLYING = re.compile(r"^(?:Re-)?Applying Overlays for the (?P<library>.+) Library$")
 _FINISHED = re.compile(r"^Finished (?P<library>.+) Library Overlays$")
 _GATHERING = re.compile(r"^Gathering Items for (?P<overlay>.+) Overlay$")
+_LOADING_FILE = re.compile(r"^Loading Overlay File \d+ (?P<file>(?:Default|File|URL|Git|Repo): .+)$")
 _ATTEMPTED = re.compile(r"^Overlays Attempted on (?P<title>.+?): (?P<overlays>.*)$")
 _VERSION = re.compile(r"^Version: (?P<version>\S+)")
 _CLASS = re.compile(r"^<class '(?:[\w.]+\.)?(?P<name>\w+)'>$")
@@ -87,6 +88,8 @@ class KometaRun:
     items: dict[str, ItemOutcome] = field(default_factory=dict)
     #: Errors outside any item or overlay: a file that did not load, a configuration error.
     job_errors: list[str] = field(default_factory=list)
+    #: Which overlay file Kometa was loading when it logged a job error (`Default: ribbon`, `File: my.yml`).
+    error_files: dict[str, str] = field(default_factory=dict)
     #: Critical errors: Kometa stopped (it may still exit 0).
     critical: list[str] = field(default_factory=list)
     overlay_errors: dict[str, OverlayErrors] = field(default_factory=dict)
@@ -119,7 +122,8 @@ def _section(text: str) -> tuple[str, re.Match[str]] | None:
     """A section heading Kometa prints with `logger.separator` (centred between borders, or inside `=== … ===`):
     which one, and its match."""
     heading = text.strip("= ")
-    for name, pattern in (("applying", _APPLYING), ("finished", _FINISHED), ("gathering", _GATHERING)):
+    for name, pattern in (("applying", _APPLYING), ("finished", _FINISHED), ("gathering", _GATHERING),
+                          ("loading", _LOADING_FILE)):
         if match := pattern.match(heading):
             return name, match
     return None
@@ -235,79 +239,114 @@ def _whole_errors(lines: list[Line]) -> list[Line]:
     return merged
 
 
-def read_lines(lines: list[Line]) -> KometaRun:
-    lines = _whole_errors(lines)
-    run = KometaRun(found=bool(lines))
-    library = ""
-    applying = False
-    gathering: OverlayErrors | None = None
-    current: ItemOutcome | None = None
-    details: list[str] = []                 # unindented INFO and ERROR lines of the current item
-    legacy = not any(_ITEM.match(line.text) for line in lines)
-    previous_blank = False
-    for line in lines:
+class _Reader:
+    """meta.log's lines walked once, in order: which section Kometa is in (applying a library's overlays, gathering
+    an overlay's items, loading an overlay file), which item it is on, and where each error belongs."""
+
+    def __init__(self, lines: list[Line]) -> None:
+        self.run = KometaRun(found=bool(lines))
+        self.library = ""
+        self.applying = False
+        self.gathering: OverlayErrors | None = None
+        self.loading: str | None = None           # the overlay file being loaded ("Default: ribbon")
+        self.current: ItemOutcome | None = None
+        self.details: list[str] = []             # unindented INFO and ERROR lines of the current item
+        self.legacy = not any(_ITEM.match(line.text) for line in lines)   # 2.0: items named after a blank line
+        self.previous_blank = False
+
+    def feed(self, line: Line) -> None:
         text = line.text
-        if run.version is None and (match := _VERSION.match(text)):
-            run.version = match["version"]
+        if self.run.version is None and (match := _VERSION.match(text)):
+            self.run.version = match["version"]
         if line.is_error:
-            run.errors.append(text)
+            self.run.errors.append(text)
         if (section := _section(text)) is not None:
-            kind, match = section
-            gathering = None
-            if kind == "applying":
-                applying, library, current = True, match["library"], None
-            elif kind == "finished":
-                applying, current = False, None
-                run.finished_libraries.append(match["library"])
-            else:
-                gathering = run.overlay_errors.setdefault(match["overlay"], OverlayErrors(match["overlay"]))
-                gathering.started = gathering.started or line.when
-            previous_blank = False
-            continue
-        if _border(text):
-            gathering = None  # a gathering section ends where the next bordered heading starts
-            continue
-        if gathering is not None and line.when is not None:
-            gathering.ended = line.when
-        if applying and line.level in ("INFO", ""):
-            title = None
-            if match := _ITEM.match(text):
-                title = match["title"]
-            elif legacy and previous_blank and text and not text.startswith(" ") and line.level == "INFO":
-                title = text
-            if title is not None:
-                current = run.items.setdefault(title, ItemOutcome(title, library))
-                details = []
-                previous_blank = False
-                continue
-        previous_blank = not text
-        if applying and (match := _ATTEMPTED.match(text)):
-            item = run.items.setdefault(match["title"], ItemOutcome(match["title"], library))
+            self.section(*section, line)
+        elif _border(text):
+            self.gathering = None  # a gathering section ends where the next bordered heading starts
+        elif not self.item_started(line):
+            self.previous_blank = not text
+            if not (self.applying and self.item_line(line)):
+                self.stray_error(line)
+
+    def section(self, kind: str, match: re.Match[str], line: Line) -> None:
+        self.gathering, self.previous_blank = None, False
+        if kind == "applying":
+            self.applying, self.library, self.current, self.loading = True, match["library"], None, None
+        elif kind == "finished":
+            self.applying, self.current = False, None
+            self.run.finished_libraries.append(match["library"])
+        elif kind == "loading":
+            self.loading = match["file"]
+        else:
+            self.gathering = self.run.overlay_errors.setdefault(match["overlay"], OverlayErrors(match["overlay"]))
+            self.gathering.started = self.gathering.started or line.when
+
+    def item_started(self, line: Line) -> bool:
+        """`(i/n) Title` (or, in 2.0, a title after a blank line) opens an item of the applying section."""
+        if self.gathering is not None and line.when is not None:
+            self.gathering.ended = line.when
+        if not self.applying or line.level not in ("INFO", ""):
+            return False
+        title = None
+        if match := _ITEM.match(line.text):
+            title = match["title"]
+        elif self.legacy and self.previous_blank and line.text and not line.text.startswith(" ") \
+                and line.level == "INFO":
+            title = line.text
+        if title is None:
+            return False
+        self.current = self.run.items.setdefault(title, ItemOutcome(title, self.library))
+        self.details, self.previous_blank = [], False
+        return True
+
+    def item_line(self, line: Line) -> bool:
+        """A line of the applying section: what happened to the current item. False when it is not one."""
+        text = line.text
+        if match := _ATTEMPTED.match(text):
+            item = self.run.items.setdefault(match["title"], ItemOutcome(match["title"], self.library))
             item.attempted = [name.strip() for name in match["overlays"].split(",") if name.strip()]
             if not item.errors:
-                item.errors.append(_exception_text(details) or next(iter(details), None)
+                item.errors.append(_exception_text(self.details) or next(iter(self.details), None)
                                    or "Kometa could not apply its overlays")
-            current, details = None, []
-            continue
-        if current is not None and applying:
-            if text.startswith("Overlays Applied:"):
-                current.applied = [name.strip() for name in text.split(":", 1)[1].split(",") if name.strip()]
-            elif text.startswith("Overlay Update Not Needed"):
-                current.not_needed = True
-            elif line.is_error:
-                current.errors.append(text)
-            elif line.level == "INFO" and text:
-                details.append(text)
-            continue
+            self.current, self.details = None, []
+            return True
+        if self.current is None:
+            return False
+        if text.startswith("Overlays Applied:"):
+            self.current.applied = [name.strip() for name in text.split(":", 1)[1].split(",") if name.strip()]
+        elif text.startswith("Overlay Update Not Needed"):
+            self.current.not_needed = True
+        elif line.is_error:
+            self.current.errors.append(text)
+        elif line.level == "INFO" and text:
+            self.details.append(text)
+        return True
+
+    def stray_error(self, line: Line) -> None:
+        """An error outside any item: critical, while gathering an overlay's items, or the job's own (named with the
+        overlay file Kometa was loading, when it was loading one)."""
+        text = line.text
         if not line.is_error or line.continued or nothing_matched(text):
-            continue
+            return
         if line.level == "CRITICAL":
-            if text not in run.critical:
-                run.critical.append(text)
-        elif gathering is not None:
-            gathering.errors.append(text)
+            if text not in self.run.critical:
+                self.run.critical.append(text)
+        elif self.gathering is not None:
+            self.gathering.errors.append(text)
         else:
-            run.job_errors.append(text)
+            self.run.job_errors.append(text)
+            if self.loading is not None:
+                self.run.error_files.setdefault(text, self.loading)
+
+
+def read_lines(lines: list[Line]) -> KometaRun:
+    """Kometa's run as these log lines tell it (`file_lines` of meta.log, or `screen_lines`)."""
+    lines = _whole_errors(lines)
+    reader = _Reader(lines)
+    for line in lines:
+        reader.feed(line)
+    run = reader.run
     run.overlay_errors = {name: e for name, e in run.overlay_errors.items() if e.errors}
     return run
 
