@@ -133,13 +133,6 @@ class JobLayout:
         return self.output / f"{target_id}_{side}.{ext.lstrip('.')}"
 
 
-def exported_target(name: str, side: str) -> str | None:
-    """The target id of an `<id>_before.<ext>` / `<id>_after.<ext>` name (`JobLayout.exported`), else None."""
-    stem, dot, ext = name.rpartition(".")
-    target, marker, rest = stem.rpartition(f"_{side}")
-    return target if dot and ext and marker and not rest and target else None
-
-
 # --- capture names ----------------------------------------------------------------------------------------
 
 _CAPTURE = re.compile(r"(?P<rk>\d+|unknown)_(?P<kind>[a-z_]+?)_(?P<stamp>\d{8}_\d{6}_\d{6})(?:_(?P<n>\d+))?"

@@ -221,7 +221,6 @@ class KometaProcess:
         if self.box is not None:
             self.process = self.box.process
         else:
-            env = {**env, "PYTHONUNBUFFERED": "1"}
             self.process = subprocess.Popen(self._argv(), cwd=kometa.folder, env=env, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self._reader = threading.Thread(target=self._pump, name="kometa-output", daemon=True)
@@ -236,7 +235,7 @@ class KometaProcess:
         scratch.mkdir(exist_ok=True)
         secret.mkdir(mode=0o700, exist_ok=True)
         spec = box.BoxSpec(self._argv(), self.kometa.folder,
-                           {**env, "PYTHONUNBUFFERED": "1", "TMPDIR": str(scratch)},
+                           {**env, "TMPDIR": str(scratch)},
                            writable=(self.home, self.handoff), hidden=hidden, secret_folder=secret, listen=2)
         self.kometa.compile_once()
         try:

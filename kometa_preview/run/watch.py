@@ -25,7 +25,7 @@ from ..common.job import JobLayout
 from ..kometa import run_config
 from ..kometa.runner import KometaCommand, KometaProcess, KometaTimeout
 from ..results import export
-from ..results.diff import Decoded, compare, write_html
+from ..results.diff import UNCOMPARED, Decoded, compare, write_html
 from ..results.live_page import LivePage, LiveState
 from ..tools.check import overlay_problems
 from .job_folder import prepare_job
@@ -353,7 +353,8 @@ class Watch:
         for change in changes:
             if change.result != "identical":
                 self.reporter.stage(f"iteration {iteration.number}: {change.line}")
-        return {c.target: c.changed_percent for c in changes if c.result != "identical"}
+        # an image that could not be compared is said above with its reason, never shown as a change
+        return {c.target: c.changed_percent for c in changes if c.result not in ("identical", UNCOMPARED)}
 
     # --- the loop ----------------------------------------------------------------------------------------------
 
