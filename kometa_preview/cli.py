@@ -198,6 +198,11 @@ class TerminalReporter:
         if self.verbose:
             click.echo(f"  kometa | {line}", err=True)
 
+    def results(self, summary) -> None:
+        """A watch iteration's lines: the same as a render's (results/terminal.py), its verdict last."""
+        from .results import terminal
+        terminal.show(terminal.outcome_lines(summary, [], quiet=self.quiet), click.secho)
+
     def kometa_progress(self, doing: str) -> None:
         import time
         now = time.monotonic()
@@ -207,58 +212,11 @@ class TerminalReporter:
         self._shown_at = now
 
 
-STATUS_MARKS = {"exported": ("✓", "green"), "unchanged": ("–", None), "failed": ("✗", "red"), "missing": ("?", "red")}
-
-
-#: Above this many targets (a dry run), the terminal counts them by status and names only the failures.
-LISTED_TARGETS = 20
-
-
-def _print_outcome(outcome) -> None:
-    summary = outcome.summary
-    entries = list(summary.targets.items())
-    if len(entries) > LISTED_TARGETS:
-        from collections import Counter
-        counts = Counter(entry.status for _, entry in entries)
-        click.echo(" · ".join(f"{counts[s]} {s}" for s in STATUS_MARKS if counts[s]) + f" (of {len(entries)})")
-        overlays = Counter(name for _, entry in entries if entry.status == "exported" for name in entry.overlays)
-        if overlays:
-            click.echo("overlays: " + ", ".join(f"{name} {count}" for name, count in overlays.most_common(12)))
-        failures = [(target_id, entry) for target_id, entry in entries if entry.status in ("failed", "missing")]
-        entries = failures[:LISTED_TARGETS]
-        if len(failures) > LISTED_TARGETS:
-            click.echo(f"… and {len(failures) - LISTED_TARGETS} more failed or missing: see summary.json")
-    for target_id, entry in entries:
-        mark, colour = STATUS_MARKS.get(entry.status, ("?", "red"))
-        if entry.status == "exported":
-            applied = f" ({', '.join(entry.overlays)})" if entry.overlays else ""
-            text = f"{mark} {target_id} exported: {entry.after}{applied}"
-        elif entry.status == "unchanged":
-            text = f"{mark} {target_id} unchanged: no overlay applies (before image: {entry.before or 'none'})"
-        else:
-            text = f"{mark} {target_id} {entry.status}: {entry.error}"
-        click.secho(text, fg=colour)
-    if summary.error:
-        click.secho(f"! {summary.error}", fg="yellow", err=True)
-    if summary.outside_unreachable:
-        click.secho(f"! no internet? Kometa's outside calls could not reach {', '.join(summary.outside_unreachable)}; "
-                    "run with --offline to preview without it", fg="yellow", err=True)
-    for item in summary.outside_data:
-        what = item.overlay or "an overlay file"
-        click.secho(f"! {what}: its data comes from {', '.join(item.hosts) or 'an outside service'}, which the preview "
-                    f"could not read ({item.error})", fg="yellow", err=True)
-    if summary.proxy_errors:
-        click.secho(f"! the proxy answered {summary.proxy_errors} requests with 502 after an internal error; "
-                    "see logs/proxy.log", fg="yellow", err=True)
-    doors = summary.side_doors
-    if doors.total:
-        kinds = ", ".join(f"{kind} {count}" for kind, count in doors.by_kind.items())
-        click.secho(f"! {doors.total} attempts to reach past the preview were refused ({kinds}); "
-                    "see side_doors in summary.json", fg="yellow", err=True)
-    boxed = {"box": ", in its box", "none": ", not isolated"}.get(summary.isolation.mode or "", "")
-    click.echo(f"Kometa:  {summary.kometa_version or 'version unknown'}{boxed}")
-    click.echo(f"summary: {outcome.summary_path}")
-    click.echo(f"report:  {outcome.summary_path.parent / 'report.html'}")
+def _print_outcome(outcome, quiet: bool = False) -> None:
+    """The job's lines (results/terminal.py): targets, problems, where the results are, the verdict last."""
+    from .results import terminal
+    where = [f"summary: {outcome.summary_path}", f"report:  {outcome.summary_path.parent / 'report.html'}"]
+    terminal.show(terminal.outcome_lines(outcome.summary, where, quiet=quiet), click.secho)
 
 
 KOMETA_PYTHON_HELP = ("The interpreter that has Kometa's requirements (default: kometa.python, then a venv beside "
@@ -346,7 +304,7 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
         outcome = run(request, TerminalReporter(quiet, verbose))
     except RenderError as exc:
         raise UserError(str(exc)) from None
-    _print_outcome(outcome)
+    _print_outcome(outcome, quiet)
     if open_report:
         _open(outcome.summary_path.parent / "report.html")
     raise SystemExit(outcome.exit_code)

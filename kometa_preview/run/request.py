@@ -5,15 +5,11 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..kometa.box import Isolation
-from ..kometa.runner import (
-    KometaCommand,
-)
-
-if TYPE_CHECKING:
-    pass
+from ..kometa.runner import KometaCommand
+from ..results.summary import Summary
 
 
 class RenderError(Exception):
@@ -27,6 +23,7 @@ class Reporter(Protocol):
     def kometa_progress(self, doing: str) -> None: ...
     def progress_line(self, text: str) -> None: ...
     def kometa_found(self, kometa: KometaCommand) -> None: ...
+    def results(self, summary: Summary) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ..results import export
 from ..results.diff import UNCOMPARED, Decoded, compare, write_html
 from ..results.live_page import LivePage, LiveState
 from ..tools.check import overlay_problems
-from .job_folder import prepare_job
+from .job_folder import file_logging, prepare_job
 from .kometa_pass import KometaPass, choose_kometa, isolation_warning, kometa_pass, start_kometa
 from .proxy_child import LaunchError, ProxyOptions, ProxyProcess, start_proxy
 from .request import RenderError, RenderRequest, Reporter, interrupt_on_sigterm
@@ -196,6 +196,7 @@ class Watch:
         self.page = LivePage(self.state, self.iteration_output, port)
         self.decoded = Decoded()
         self.root: Path | None = None
+        self.log_handler: logging.Handler | None = None
 
     def iteration_output(self, number: int) -> Path | None:
         if 1 <= number <= len(self.iterations):
@@ -311,6 +312,8 @@ class Watch:
         changed = self.changes(iteration) if iteration.good else {}
         if exited_wall is not None:
             iteration.timings["exit_to_done"] = round(time.time() - exited_wall, 3)
+        if summary is not None:
+            self.reporter.results(summary)
         self.state.update(status="done" if iteration.good else "failed", targets=targets,
                           images=self.images(shown) if shown is not None else {}, changed=changed,
                           shown_iteration=shown.number if shown is not None else None,
@@ -370,6 +373,7 @@ class Watch:
         root = prepare_job(config, request.job or config.output / time.strftime("watch-%Y%m%d_%H%M%S"),
                            request.force)
         self.root = root.layout.root
+        self.log_handler = file_logging(root.layout)  # the render's log lines go to <watch>/logs, not the terminal
         interrupt_on_sigterm()
         self.page.start()
         on_page(self.page.url)
@@ -411,3 +415,7 @@ class Watch:
         if self.proxy is not None:
             self.proxy.stop()
         self.page.stop()
+        if self.log_handler is not None:
+            logging.getLogger("kometa_preview").removeHandler(self.log_handler)
+            self.log_handler.close()
+            self.log_handler = None
