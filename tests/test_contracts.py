@@ -166,6 +166,33 @@ def test_summary_schema_names_exactly_the_summary_dataclasses_fields():
         assert set(block["required"]) == set(fields) and block.get("additionalProperties") is False, name
 
 
+def test_the_flat_sections_declare_summarys_own_fields():
+    """Each section summary.json keeps at its top level (`summary.Flat`) is spliced into `Summary`: its fields are
+    Summary's, with Summary's types, and no two sections build the same one."""
+    import typing
+
+    from kometa_preview.results.summary import FLAT_SECTIONS, Summary
+    declared = typing.get_type_hints(Summary)
+    built = [name for section in FLAT_SECTIONS for name in typing.get_type_hints(section)]
+    assert len(built) == len(set(built)), built
+    for section in FLAT_SECTIONS:
+        assert {name: declared.get(name) for name in typing.get_type_hints(section)} == typing.get_type_hints(section)
+
+
+def test_every_field_reads_names_is_a_summary_field():
+    """READS says where the summary shows each event: a path of `Summary`'s fields (`*`: any target)."""
+    import typing
+
+    from kometa_preview.results.summary import Summary
+    for event, where in READS.items():
+        if where == "diagnostic":
+            continue
+        hint: object = Summary
+        for step in where.split("."):
+            hint = typing.get_args(hint)[1] if step == "*" else typing.get_type_hints(hint).get(step)
+            assert hint is not None, f"{event}: {where}"
+
+
 def test_every_log_event_name_lives_in_the_events_module():
     """The words users grep for: the proxy's (Event) and the render's (RenderEvent), each written in one place."""
     from kometa_preview.common.events import RenderEvent

@@ -1,10 +1,20 @@
 """`Summary`: what one job did, built by the pure `summarize` from the proxy's journal, the configuration and
-what export copied. summary.json (`Summary.to_json`, schema in docs/summary.schema.json) and report.html are
-views of it; cli.py and scripts/bench.py read it.
+what export copied, or by the pure `merge` from the summaries of a dry run's shards. summary.json
+(`Summary.to_json`, schema in docs/summary.schema.json) and the pages (pages.py) are views of it; cli.py and
+scripts/bench.py read it.
+
+A summary is made of sections, and each section is defined once: the class that holds it builds it from the
+journal (`of`) and merges shards' instances of it (`merged`), so a new figure is added in one place and
+cannot be built one way and merged another. `summarize` and `merge` only compose the sections. The sections
+summary.json nests (`mock_mode`, `filtering`, `proxy`, `side_doors`, `isolation`) are `Summary` fields; the
+older ones it keeps at its top level (`Ending`, `Outside`, `Writes`, `Targets`: `Flat`) lend `Summary` their
+fields, so the JSON keeps its shape.
 
 Definitions that exist once, here:
 - a flow was *answered with Plex's help* when the proxy read Plex to answer it (`FLOW.upstream` > 0): a
-  poster served from an `input:` image or a stored original was not;
+  poster served from an `input:` image or a stored original was not (`answered_with_plex`);
+- filter mode lets through every target's ratingKey (`Filtering`), and a job's failing targets are those
+  failed or missing (`Targets`);
 - `proxy_errors` counts `PROXY_ERROR` events (an addon raised; the flow was answered 502 locally).
 """
 from __future__ import annotations
@@ -12,10 +22,11 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from itertools import chain
+from typing import Any, Self, Union, get_args, get_origin, get_type_hints
 
 from ..common import names
 from ..common.config import PreviewConfig, Target
@@ -28,11 +39,11 @@ from ..common.events import (
     FilterFallback,
     FilterList,
     Flow,
-    ItemEvent,
     MockList,
     ProxyDone,
     ProxyStart,
     Record,
+    Refused,
     Resolved,
     TargetSeen,
     UnknownEvent,
@@ -60,6 +71,19 @@ KIND_PREFERENCE = ("poster", "thumb", "art", "square_art", "logo", "unknown")
 
 def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _joined[T](lists: Iterable[list[T]]) -> list[T]:
+    """Shards' lists, one after another (a merge keeps every part's entries, in order)."""
+    return list(chain.from_iterable(lists))
+
+
+def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Shards' counts by name, added up."""
+    total: Counter[str] = Counter()
+    for counted in counts:
+        total.update(counted)
+    return dict(total)
 
 
 @dataclass
@@ -94,6 +118,37 @@ class Exported:
     refused: str | None = None
 
 
+class Records:
+    """The journal's records grouped by event, each parsed into its record type."""
+
+    def __init__(self, lines: Iterable[dict[str, Any]]) -> None:
+        self.by_event: dict[Event, list[Record]] = {}
+        self.unknown: list[str] = []
+        self.first_t: float | None = None
+        for line in lines:
+            try:
+                record = parse(line)
+            except UnknownEvent:
+                self.unknown.append(str(line.get("event")))
+                continue
+            self.first_t = record.t if self.first_t is None else self.first_t
+            self.by_event.setdefault(record.event, []).append(record)
+
+    def __getitem__(self, event: Event) -> list[Any]:
+        return self.by_event.get(event, [])
+
+    def count(self, event: Event) -> int:
+        return len(self[event])
+
+
+def answered_with_plex(journal: Records) -> int:
+    """Flows the proxy read Plex to answer (the module's definition)."""
+    flows: list[Flow] = journal[Event.FLOW]
+    return sum(1 for flow in flows if flow.upstream)
+
+
+# --- the sections summary.json nests --------------------------------------------------------------------------------
+
 @dataclass
 class MockMode:
     enabled: bool
@@ -104,6 +159,31 @@ class MockMode:
     learned_parent_keys: list[str]
     filter_fallbacks: list[dict[str, Any]]
 
+    @classmethod
+    def of(cls, journal: Records) -> MockMode:
+        """Whether the proxy answered library listings itself (PROXY_START; a journal without it: the default,
+        mock mode), and what it answered that way."""
+        start: ProxyStart | None = next(iter(journal[Event.PROXY_START]), None)
+        mock_lists: list[MockList] = journal[Event.MOCK_LIST]
+        fallbacks: list[FilterFallback] = journal[Event.FILTER_FALLBACK]
+        return cls(enabled=start.mock_library if start is not None else True,
+                   mock_list_requests=[{"path": r.path, "type": "listing", "returned_items": r.returned_items,
+                                        "timestamp": iso(r.t)} for r in mock_lists],
+                   mock_list_requests_count=len(mock_lists), forward_requests_count=answered_with_plex(journal),
+                   blocked_metadata_count=journal.count(Event.BLOCK_METADATA),
+                   learned_parent_keys=sorted({r.rating_key for r in journal[Event.LEARNED_PARENT]}),
+                   filter_fallbacks=[{"path": r.path, "reason": r.reason, "timestamp": iso(r.t)} for r in fallbacks])
+
+    @classmethod
+    def merged(cls, parts: list[MockMode]) -> MockMode:
+        """Shards run in one mode (the first's); their requests follow one another and their counts add up."""
+        return cls(enabled=parts[0].enabled, mock_list_requests=_joined(p.mock_list_requests for p in parts),
+                   mock_list_requests_count=sum(p.mock_list_requests_count for p in parts),
+                   forward_requests_count=sum(p.forward_requests_count for p in parts),
+                   blocked_metadata_count=sum(p.blocked_metadata_count for p in parts),
+                   learned_parent_keys=sorted({key for p in parts for key in p.learned_parent_keys}),
+                   filter_fallbacks=_joined(p.filter_fallbacks for p in parts))
+
 
 @dataclass
 class Filtering:
@@ -112,6 +192,27 @@ class Filtering:
     allowed_count: int
     filtered_requests: list[dict[str, Any]]
     filtered_requests_count: int
+
+    @classmethod
+    def of(cls, journal: Records, *, enabled: bool, targets: dict[str, TargetResult]) -> Filtering:
+        """Filter mode (`enabled`: not mock mode): the listings the proxy stripped to the targets."""
+        filtered: list[FilterList] = journal[Event.FILTER_LIST]
+        return cls.allowing(targets, enabled, [{"path": r.path, "items_before": r.items_before,
+                                                "items_after": r.items_after, "removed": r.removed,
+                                                "timestamp": iso(r.t)} for r in filtered], len(filtered))
+
+    @classmethod
+    def merged(cls, parts: list[Filtering], targets: dict[str, TargetResult]) -> Filtering:
+        """Shards' stripped listings one after another, what is allowed from the merged targets."""
+        return cls.allowing(targets, parts[0].enabled, _joined(p.filtered_requests for p in parts),
+                            sum(p.filtered_requests_count for p in parts))
+
+    @classmethod
+    def allowing(cls, targets: dict[str, TargetResult], enabled: bool, filtered_requests: list[dict[str, Any]],
+                 filtered_requests_count: int) -> Filtering:
+        """The one definition of what filter mode lets through: every target's ratingKey."""
+        return cls(enabled, [entry.rating_key for entry in targets.values() if entry.rating_key], len(targets),
+                   filtered_requests, filtered_requests_count)
 
 
 @dataclass
@@ -124,12 +225,47 @@ class ProxyFigures:
     answered_with_plex: int
     answered_locally: int
 
+    @classmethod
+    def of(cls, journal: Records) -> ProxyFigures:
+        """The proxy's flows, and its own figures from PROXY_DONE (None when it did not stop cleanly)."""
+        done: ProxyDone | None = next(iter(journal[Event.PROXY_DONE]), None)
+        flows, with_plex = journal.count(Event.FLOW), answered_with_plex(journal)
+        return cls(cpu_seconds=done.cpu_seconds if done else None, peak_rss_mib=done.peak_rss_mib if done else None,
+                   upstream_requests=done.upstream_requests if done else None,
+                   upstream_bytes=done.upstream_bytes if done else None,
+                   requests=flows, answered_with_plex=with_plex, answered_locally=flows - with_plex)
+
+    @classmethod
+    def merged(cls, parts: list[ProxyFigures]) -> ProxyFigures:
+        """Flows add up; the proxies' own figures come from those that reported them (None when none did), the
+        peak memory being the largest."""
+        known = [part for part in parts if part.cpu_seconds is not None]
+        return cls(cpu_seconds=round(sum(f.cpu_seconds for f in known), 3) if known else None,
+                   peak_rss_mib=max((f.peak_rss_mib for f in known if f.peak_rss_mib), default=None),
+                   upstream_requests=sum(f.upstream_requests or 0 for f in known) if known else None,
+                   upstream_bytes=sum(f.upstream_bytes or 0 for f in known) if known else None,
+                   requests=sum(f.requests for f in parts), answered_with_plex=sum(f.answered_with_plex for f in parts),
+                   answered_locally=sum(f.answered_locally for f in parts))
+
 
 @dataclass
 class SideDoors:
     total: int
     by_kind: dict[str, int]
     hosts: dict[str, int]
+
+    @classmethod
+    def of(cls, journal: Records) -> SideDoors:
+        """How many side-door attempts were refused, by kind, and the outside hosts they were aimed at."""
+        by_kind = {event.value: journal.count(event) for event in sorted(SIDE_DOORS) if journal.count(event)}
+        hosts: Counter[str] = Counter()
+        for event in SIDE_DOORS:
+            hosts.update(r.host for r in journal[event] if getattr(r, "host", None))
+        return cls(sum(by_kind.values()), by_kind, dict(hosts))
+
+    @classmethod
+    def merged(cls, parts: list[SideDoors]) -> SideDoors:
+        return cls(sum(p.total for p in parts), _summed(p.by_kind for p in parts), _summed(p.hosts for p in parts))
 
 
 @dataclass
@@ -160,6 +296,152 @@ class RunFacts:
     timings: dict[str, float] = field(default_factory=dict)
     kometa_version: str | None = None
     isolation: IsolationUsed = field(default_factory=IsolationUsed)
+
+
+# --- the sections summary.json keeps at its top level --------------------------------------------------------------
+
+class Flat:
+    """A section whose fields are `Summary`'s own (summary.json had them at its top level before it had sections,
+    and its readers find them there): read out of a summary, and spliced into one. test_contracts holds each
+    one's fields to `Summary`'s, names and types."""
+
+    @classmethod
+    def read(cls, summary: Summary) -> Self:
+        return cls(**{f.name: getattr(summary, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+    def spliced(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass
+class Ending(Flat):
+    """How the job ended, and whether it did what it should."""
+    success: bool
+    interrupted: bool
+    error: str | None
+    kometa_exit_code: int | None
+    kometa_version: str | None
+    kometa_errors: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, facts: RunFacts, run: KometaRun, outcome: KometaOutcome, failing: list[str]) -> Ending:
+        """A job succeeds when Kometa exited 0, uninterrupted, with no error the job must stop at, and no target
+        `failing`."""
+        return cls(success=facts.kometa_exit_code == 0 and not outcome.error and not facts.interrupted and not failing,
+                   interrupted=facts.interrupted, error=outcome.error, kometa_exit_code=facts.kometa_exit_code,
+                   kometa_version=run.version or facts.kometa_version, kometa_errors=error_counts(run))
+
+    @classmethod
+    def merged(cls, parts: list[Ending], failing: list[str]) -> Ending:
+        """The first error and Kometa's first non-zero exit code stand; Kometa's errors are counted across parts;
+        the job succeeds only if every part did and no merged target is `failing`."""
+        interrupted = any(part.interrupted for part in parts)
+        error = next((part.error for part in parts if part.error), None)
+        exit_codes = [part.kometa_exit_code for part in parts if part.kometa_exit_code is not None]
+        errors: Counter[str] = Counter()
+        for part in parts:
+            errors.update({e["message"]: e["count"] for e in part.kometa_errors})
+        return cls(success=not interrupted and not error and not failing and all(code == 0 for code in exit_codes),
+                   interrupted=interrupted, error=error,
+                   kometa_exit_code=next((code for code in exit_codes if code != 0),
+                                         exit_codes[0] if exit_codes else None),
+                   kometa_version=next((part.kometa_version for part in parts if part.kometa_version), None),
+                   kometa_errors=[{"message": message, "count": count} for message, count in errors.items()])
+
+
+@dataclass
+class Outside(Flat):
+    """Kometa's outside calls: each door decision counted, and what the refused or unreachable ones cost."""
+    outside_data: list[OutsideData]
+    outside_unreachable: dict[str, int]
+    outside_calls: dict[str, int]
+
+    @classmethod
+    def of(cls, journal: Records, outcome: KometaOutcome, denied: list[Refused]) -> Outside:
+        """`denied`: the calls that got no data (`outcomes.denied_calls`), which `outcome` was judged with."""
+        return cls(outcome.outside_data, unreachable_hosts(denied),
+                   {event.value.lower(): journal.count(event) for event in OUTSIDE})
+
+    @classmethod
+    def merged(cls, parts: list[Outside]) -> Outside:
+        return cls(_joined(p.outside_data for p in parts), _summed(p.outside_unreachable for p in parts),
+                   _summed(p.outside_calls for p in parts))
+
+
+@dataclass
+class Writes(Flat):
+    """What Kometa tried to change in Plex: the writes refused, and the uploads captured in their place."""
+    blocked_write_attempts: list[dict[str, Any]]
+    blocked_side_effects_count: int
+    blocked_unknown_count: int
+    captured_uploads: list[dict[str, Any]]
+    captured_uploads_count: int
+    unparsed_uploads_count: int
+
+    @classmethod
+    def of(cls, journal: Records, output_prefix: str) -> Writes:
+        """Captures are named relative to the output folder (`output_prefix`) when they are in it."""
+        blocked: list[Blocked] = journal[Event.BLOCKED_WRITE] + journal[Event.UPLOAD_TOO_LARGE]
+        captures: list[Captured] = journal[Event.CAPTURED_UPLOAD]
+        return cls(blocked_write_attempts=[{"method": r.method, "path": r.path, "timestamp": iso(r.t),
+                                            "rating_key": r.rating_key, "kind": r.kind,
+                                            "content_length": r.content_length, **({"url": r.url} if r.url else {})}
+                                           for r in blocked],
+                   blocked_side_effects_count=journal.count(Event.BLOCKED_SIDE_EFFECT),
+                   blocked_unknown_count=journal.count(Event.BLOCKED_UNKNOWN),
+                   captured_uploads=[{"rating_key": c.rating_key, "kind": c.kind, "bytes": c.bytes,
+                                      "saved_path": _relative(c.saved, output_prefix), "timestamp": iso(c.t)}
+                                     for c in captures],
+                   captured_uploads_count=len(captures),
+                   unparsed_uploads_count=journal.count(Event.CAPTURE_PARSE_ERROR))
+
+    @classmethod
+    def merged(cls, parts: list[Writes]) -> Writes:
+        return cls(_joined(p.blocked_write_attempts for p in parts), sum(p.blocked_side_effects_count for p in parts),
+                   sum(p.blocked_unknown_count for p in parts), _joined(p.captured_uploads for p in parts),
+                   sum(p.captured_uploads_count for p in parts), sum(p.unparsed_uploads_count for p in parts))
+
+
+def _relative(saved: str, output_prefix: str) -> str:
+    return saved[len(output_prefix):].lstrip("/") if output_prefix and saved.startswith(output_prefix) else saved
+
+
+@dataclass
+class Targets(Flat):
+    """Every target's result, and the figures that follow from them."""
+    successful_captures_count: int
+    exported_files: dict[str, str]
+    missing_targets: list[str]
+    targets: dict[str, TargetResult]
+
+    @classmethod
+    def listing(cls, targets: dict[str, TargetResult], output_prefix: str) -> Targets:
+        """The one definition of what follows from the results: the failing targets (failed or missing), and each
+        exported after-image's path (under `output_prefix` when given)."""
+        return cls(successful_captures_count=sum(1 for entry in targets.values() if entry.after),
+                   exported_files={tid: f"{output_prefix.rstrip('/')}/{entry.after}" if output_prefix else entry.after
+                                   for tid, entry in targets.items() if entry.after},
+                   missing_targets=[tid for tid, entry in targets.items() if entry.status in (MISSING, FAILED)],
+                   targets=targets)
+
+    @classmethod
+    def of(cls, journal: Records, config: PreviewConfig, exported: dict[str, Exported], run: KometaRun,
+           outcome: KometaOutcome, output_prefix: str) -> Targets:
+        """Each target (`preview_targets`) judged from what the proxy saw, what Kometa said and what export made."""
+        seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
+        return cls.listing({t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
+                            for t in preview_targets(config, journal)}, output_prefix)
+
+    @classmethod
+    def merged(cls, parts: list[Targets], output_prefix: str) -> Targets:
+        """A target's entry is its exported one if any part exported it (a resumed run skips those), else the last
+        part's."""
+        targets: dict[str, TargetResult] = {}
+        for part in parts:
+            for target_id, entry in part.targets.items():
+                if targets.get(target_id) is None or targets[target_id].status != EXPORTED:
+                    targets[target_id] = entry
+        return cls.listing(targets, output_prefix)
 
 
 @dataclass
@@ -210,27 +492,8 @@ class Summary:
         return asdict(self)
 
 
-class Records:
-    """The journal's records grouped by event, each parsed into its record type."""
-
-    def __init__(self, lines: Iterable[dict[str, Any]]) -> None:
-        self.by_event: dict[Event, list[Record]] = {}
-        self.unknown: list[str] = []
-        self.first_t: float | None = None
-        for line in lines:
-            try:
-                record = parse(line)
-            except UnknownEvent:
-                self.unknown.append(str(line.get("event")))
-                continue
-            self.first_t = record.t if self.first_t is None else self.first_t
-            self.by_event.setdefault(record.event, []).append(record)
-
-    def __getitem__(self, event: Event) -> list[Any]:
-        return self.by_event.get(event, [])
-
-    def count(self, event: Event) -> int:
-        return len(self[event])
+#: The sections `Summary` takes its top-level fields from.
+FLAT_SECTIONS: tuple[type[Flat], ...] = (Ending, Outside, Writes, Targets)
 
 
 def choose_capture(captures: list[Captured]) -> Captured | None:
@@ -267,15 +530,6 @@ def _target(target: Target, exported: Exported, journal: Records, seen: TargetSe
                         kind=exported.kind, bytes=exported.bytes, output=exported.output)
 
 
-def side_doors(journal: Records) -> SideDoors:
-    """How many side-door attempts were refused, by kind, and the outside hosts they were aimed at."""
-    by_kind = {event.value: journal.count(event) for event in sorted(SIDE_DOORS) if journal.count(event)}
-    hosts: Counter[str] = Counter()
-    for event in SIDE_DOORS:
-        hosts.update(r.host for r in journal[event] if getattr(r, "host", None))
-    return SideDoors(sum(by_kind.values()), by_kind, dict(hosts))
-
-
 def preview_targets(config: PreviewConfig, journal: Records) -> list[Target]:
     """preview.yml's targets, then every item a whole-library dry run made a target (journaled as TARGET, with
     the ratingKey as id). A journaled id that is not a target id (`names`) is no target: it would become a file
@@ -292,73 +546,20 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
     caller), the configuration and what export copied. Pure: the same inputs give the same summary, and
     nothing is read from or written to disk."""
     run = kometa or KometaRun()
-    start: ProxyStart | None = next(iter(journal[Event.PROXY_START]), None)
-    done: ProxyDone | None = next(iter(journal[Event.PROXY_DONE]), None)
-    flows: list[Flow] = journal[Event.FLOW]
-    captures: list[Captured] = journal[Event.CAPTURED_UPLOAD]
     denied = denied_calls(journal)
     outcome = judge_kometa(run, denied, facts.error)
-    seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
-    targets = {t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
-               for t in preview_targets(config, journal)}
-    missing = [target_id for target_id, result in targets.items() if result.status in (MISSING, FAILED)]
-    success = facts.kometa_exit_code == 0 and not outcome.error and not facts.interrupted and not missing
-    blocked: list[Blocked] = journal[Event.BLOCKED_WRITE] + journal[Event.UPLOAD_TOO_LARGE]
-    mock_lists: list[MockList] = journal[Event.MOCK_LIST]
-    filtered: list[FilterList] = journal[Event.FILTER_LIST]
-    fallbacks: list[FilterFallback] = journal[Event.FILTER_FALLBACK]
-    learned: list[ItemEvent] = journal[Event.LEARNED_PARENT]
-    with_plex = sum(1 for f in flows if f.upstream)
-    mock = start.mock_library if start is not None else True
-
-    def relative(saved: str) -> str:
-        return saved[len(output_prefix):].lstrip("/") if output_prefix and saved.startswith(output_prefix) else saved
-
+    targets = Targets.of(journal, config, exported, run, outcome, output_prefix)
+    mock_mode = MockMode.of(journal)
     return Summary(
         timestamp=iso(facts.started or journal.first_t or now or datetime.now().timestamp()),
         preview_yml=str(config.source),
-        success=success, interrupted=facts.interrupted, error=outcome.error,
-        kometa_exit_code=facts.kometa_exit_code,
-        kometa_version=run.version or facts.kometa_version, kometa_errors=error_counts(run),
-        outside_data=outcome.outside_data, outside_unreachable=unreachable_hosts(denied),
-        blocked_write_attempts=[{"method": r.method, "path": r.path, "timestamp": iso(r.t), "rating_key": r.rating_key,
-                                 "kind": r.kind, "content_length": r.content_length,
-                                 **({"url": r.url} if r.url else {})} for r in blocked],
-        blocked_side_effects_count=journal.count(Event.BLOCKED_SIDE_EFFECT),
-        blocked_unknown_count=journal.count(Event.BLOCKED_UNKNOWN),
-        captured_uploads=[{"rating_key": c.rating_key, "kind": c.kind, "bytes": c.bytes,
-                           "saved_path": relative(c.saved), "timestamp": iso(c.t)} for c in captures],
-        captured_uploads_count=len(captures),
-        successful_captures_count=sum(1 for r in targets.values() if r.after),
-        unparsed_uploads_count=journal.count(Event.CAPTURE_PARSE_ERROR),
-        exported_files={tid: f"{output_prefix.rstrip('/')}/{r.after}" if output_prefix else r.after
-                        for tid, r in targets.items() if r.after},
-        missing_targets=missing,
-        targets=targets,
-        mock_mode=MockMode(enabled=mock,
-                           mock_list_requests=[{"path": r.path, "type": "listing", "returned_items": r.returned_items,
-                                                "timestamp": iso(r.t)} for r in mock_lists],
-                           mock_list_requests_count=len(mock_lists), forward_requests_count=with_plex,
-                           blocked_metadata_count=journal.count(Event.BLOCK_METADATA),
-                           learned_parent_keys=sorted({r.rating_key for r in learned}),
-                           filter_fallbacks=[{"path": r.path, "reason": r.reason, "timestamp": iso(r.t)}
-                                             for r in fallbacks]),
-        filtering=Filtering(enabled=not mock, allowed_rating_keys=[r.rating_key for r in targets.values()
-                                                                   if r.rating_key],
-                            allowed_count=len(targets),
-                            filtered_requests=[{"path": r.path, "items_before": r.items_before,
-                                                "items_after": r.items_after, "removed": r.removed,
-                                                "timestamp": iso(r.t)} for r in filtered],
-                            filtered_requests_count=len(filtered)),
-        outside_calls={event.value.lower(): journal.count(event) for event in OUTSIDE},
-        side_doors=side_doors(journal),
+        **Ending.of(facts, run, outcome, targets.missing_targets).spliced(),
+        **Outside.of(journal, outcome, denied).spliced(), **Writes.of(journal, output_prefix).spliced(),
+        **targets.spliced(),
+        mock_mode=mock_mode, filtering=Filtering.of(journal, enabled=not mock_mode.enabled, targets=targets.targets),
+        side_doors=SideDoors.of(journal), proxy=ProxyFigures.of(journal), isolation=facts.isolation,
         unauthorized_client_requests=journal.count(Event.UNAUTHORIZED_CLIENT),
-        timings_seconds=dict(facts.timings), isolation=facts.isolation,
-        proxy=ProxyFigures(cpu_seconds=done.cpu_seconds if done else None,
-                           peak_rss_mib=done.peak_rss_mib if done else None,
-                           upstream_requests=done.upstream_requests if done else None,
-                           upstream_bytes=done.upstream_bytes if done else None,
-                           requests=len(flows), answered_with_plex=with_plex, answered_locally=len(flows) - with_plex),
+        timings_seconds=dict(facts.timings),
         proxy_errors=journal.count(Event.PROXY_ERROR),
         unknown_events=sorted(set(journal.unknown)),
     )
@@ -366,7 +567,7 @@ def summarize(journal: Records, config: PreviewConfig, exported: dict[str, Expor
 
 #: Every event, and what the summary makes of it: a field, or "diagnostic" (kept in the journal for
 #: docs/DEBUGGING.md, and counted in PROXY_DONE's `counters`). A test fails when an event is added without
-#: deciding this.
+#: deciding this, and when a path here names no field of `Summary` (`*`: any target).
 READS: dict[Event, str] = {
     Event.PROXY_START: "mock_mode.enabled", Event.PROXY_DONE: "proxy",
     Event.MISSING_ITEM: "targets.*.status", Event.OVERLAID_POSTER: "targets.*.status",
@@ -393,84 +594,27 @@ READS: dict[Event, str] = {
 
 
 def merge(parts: list[Summary], *, output_prefix: str = "") -> Summary:
-    """One summary from the summaries of a sharded (or resumed) dry run's jobs, in order. Pure. A target's entry is
-    its exported one if any part exported it (a resumed run skips those), else the last part's; counters add up,
-    lists follow one another, the first error stands, and the job succeeds only if every part did."""
+    """One summary from the summaries of a sharded (or resumed) dry run's jobs, in order. Pure. Each section merges
+    its parts (`merged`: counters add up, lists follow one another, the first error stands); each stage's timing is
+    its longest part's (the shards of a round run at once)."""
     assert parts, "nothing to merge"
-    targets: dict[str, TargetResult] = {}
-    for part in parts:
-        for target_id, entry in part.targets.items():
-            if targets.get(target_id) is None or targets[target_id].status != EXPORTED:
-                targets[target_id] = entry
-    failing = [tid for tid, entry in targets.items() if entry.status in (MISSING, FAILED)]
-    errors: Counter[str] = Counter()
-    for part in parts:
-        errors.update({e["message"]: e["count"] for e in part.kometa_errors})
-    first = parts[0]
-
-    def total(attribute: str) -> int:
-        return sum(getattr(part, attribute) for part in parts)
-
-    def joined(read) -> list:
-        return [item for part in parts for item in read(part)]
-
-    def summed(read) -> dict[str, int]:
-        counted: Counter[str] = Counter()
-        for part in parts:
-            counted.update(read(part))
-        return dict(counted)
-
-    figures = [part.proxy for part in parts]
-    known = [f for f in figures if f.cpu_seconds is not None]
-    interrupted = any(part.interrupted for part in parts)
-    error = next((part.error for part in parts if part.error), None)
-    exit_codes = [part.kometa_exit_code for part in parts if part.kometa_exit_code is not None]
+    targets = Targets.merged([Targets.read(part) for part in parts], output_prefix)
     return Summary(
-        timestamp=first.timestamp, preview_yml=first.preview_yml,
-        success=not interrupted and not error and not failing and all(code == 0 for code in exit_codes),
-        interrupted=interrupted, error=error,
-        kometa_exit_code=next((code for code in exit_codes if code != 0), exit_codes[0] if exit_codes else None),
-        kometa_version=next((part.kometa_version for part in parts if part.kometa_version), None),
-        kometa_errors=[{"message": message, "count": count} for message, count in errors.items()],
-        outside_data=joined(lambda p: p.outside_data),
-        outside_unreachable=summed(lambda p: p.outside_unreachable),
-        blocked_write_attempts=joined(lambda p: p.blocked_write_attempts),
-        blocked_side_effects_count=total("blocked_side_effects_count"),
-        blocked_unknown_count=total("blocked_unknown_count"),
-        captured_uploads=joined(lambda p: p.captured_uploads), captured_uploads_count=total("captured_uploads_count"),
-        successful_captures_count=sum(1 for entry in targets.values() if entry.after),
-        unparsed_uploads_count=total("unparsed_uploads_count"),
-        exported_files={tid: f"{output_prefix.rstrip('/')}/{entry.after}" if output_prefix else entry.after
-                        for tid, entry in targets.items() if entry.after},
-        missing_targets=failing, targets=targets,
-        mock_mode=MockMode(enabled=first.mock_mode.enabled,
-                           mock_list_requests=joined(lambda p: p.mock_mode.mock_list_requests),
-                           mock_list_requests_count=sum(p.mock_mode.mock_list_requests_count for p in parts),
-                           forward_requests_count=sum(p.mock_mode.forward_requests_count for p in parts),
-                           blocked_metadata_count=sum(p.mock_mode.blocked_metadata_count for p in parts),
-                           learned_parent_keys=sorted({k for p in parts for k in p.mock_mode.learned_parent_keys}),
-                           filter_fallbacks=joined(lambda p: p.mock_mode.filter_fallbacks)),
-        filtering=Filtering(enabled=first.filtering.enabled,
-                            allowed_rating_keys=[entry.rating_key for entry in targets.values() if entry.rating_key],
-                            allowed_count=len(targets),
-                            filtered_requests=joined(lambda p: p.filtering.filtered_requests),
-                            filtered_requests_count=sum(p.filtering.filtered_requests_count for p in parts)),
-        outside_calls=summed(lambda p: p.outside_calls),
-        side_doors=SideDoors(sum(p.side_doors.total for p in parts), summed(lambda p: p.side_doors.by_kind),
-                             summed(lambda p: p.side_doors.hosts)),
-        unauthorized_client_requests=total("unauthorized_client_requests"),
-        isolation=IsolationUsed.merged([p.isolation for p in parts]),
-        timings_seconds={name: max(p.timings_seconds.get(name, 0.0) for p in parts)
-                         for name in dict.fromkeys(k for p in parts for k in p.timings_seconds)},
-        proxy=ProxyFigures(cpu_seconds=round(sum(f.cpu_seconds for f in known), 3) if known else None,
-                           peak_rss_mib=max((f.peak_rss_mib for f in known if f.peak_rss_mib), default=None),
-                           upstream_requests=sum(f.upstream_requests or 0 for f in known) if known else None,
-                           upstream_bytes=sum(f.upstream_bytes or 0 for f in known) if known else None,
-                           requests=sum(f.requests for f in figures),
-                           answered_with_plex=sum(f.answered_with_plex for f in figures),
-                           answered_locally=sum(f.answered_locally for f in figures)),
-        proxy_errors=total("proxy_errors"),
-        unknown_events=sorted({e for p in parts for e in p.unknown_events}),
+        timestamp=parts[0].timestamp, preview_yml=parts[0].preview_yml,
+        **Ending.merged([Ending.read(part) for part in parts], targets.missing_targets).spliced(),
+        **Outside.merged([Outside.read(part) for part in parts]).spliced(),
+        **Writes.merged([Writes.read(part) for part in parts]).spliced(),
+        **targets.spliced(),
+        mock_mode=MockMode.merged([part.mock_mode for part in parts]),
+        filtering=Filtering.merged([part.filtering for part in parts], targets.targets),
+        side_doors=SideDoors.merged([part.side_doors for part in parts]),
+        proxy=ProxyFigures.merged([part.proxy for part in parts]),
+        isolation=IsolationUsed.merged([part.isolation for part in parts]),
+        unauthorized_client_requests=sum(part.unauthorized_client_requests for part in parts),
+        timings_seconds={name: max(part.timings_seconds.get(name, 0.0) for part in parts)
+                         for name in dict.fromkeys(key for part in parts for key in part.timings_seconds)},
+        proxy_errors=sum(part.proxy_errors for part in parts),
+        unknown_events=sorted({event for part in parts for event in part.unknown_events}),
     )
 
 
