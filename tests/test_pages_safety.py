@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from crafted import cli, poster, shard, target_entry
 
-from kometa_preview.results import contact, report
+from kometa_preview.common.job import JobLayout
+from kometa_preview.results import contact, pages, report
 from kometa_preview.results import live_page as page
 from kometa_preview.results.live_page import LivePage, LiveState
 from kometa_preview.results.summary import TargetResult, load
@@ -90,6 +91,22 @@ def test_pages_link_only_names_of_the_grammar(merged):
     assert not [link for link in links if re.match(r"[a-z]+:|/|\.\.", link)], links
     assert "javascript:alert(1)" in pages and 'href="javascript' not in pages  # named as text, never linked
     assert '"after":null' in pages and '"before":null' in pages
+
+
+def test_every_job_gets_the_report_and_a_merged_dry_run_the_contact_sheet_too(merged, caplog):
+    """pages.PAGES: a job's (or a shard's) output folder gets report.html; a dry run's merged one contact.html too.
+    A page that cannot be written is named (REPORT_ERROR), and the others are written all the same."""
+    layout = JobLayout(merged.parent)
+    summary = load(json.loads(layout.summary.read_text()))
+    layout.report.unlink()
+    layout.contact.unlink()
+    pages.write(layout, summary)
+    assert layout.report.is_file() and not layout.contact.exists()
+    layout.report.unlink()
+    layout.report.mkdir()  # a report.html that cannot be replaced
+    pages.write(layout, summary, merged=True)
+    assert layout.contact.is_file() and layout.report.is_dir()
+    assert "REPORT_ERROR could not write report.html" in caplog.text
 
 
 # --- the watch page ------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ No mitmproxy import: both processes use it.
         by_ratingkey/          captured uploads: <ratingKey>_<kind>_<stamp>[_n].<ext>
         captured_requests/     upload bodies with no complete image: <ratingKey>_<kind>_<stamp>[_n].bin
         before/                the poster served to Kometa: <ratingKey>.<ext>
-        <id>_before.<ext>, <id>_after.<ext>, summary.json, report.html
+        <id>_before.<ext>, <id>_after.<ext>, summary.json, report.html, contact.html (a dry run's; pages.py)
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ STAMP_FORMAT = "%Y%m%d_%H%M%S_%f"
 SHARDS = "shards"
 #: The summary's name in an output folder.
 SUMMARY = "summary.json"
+#: The pages' names in an output folder (results/pages.py writes them; the contact sheet links the report).
+REPORT = "report.html"
+CONTACT = "contact.html"
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,12 @@ class JobLayout:
 
     @property
     def report(self) -> Path:
-        return self.output / "report.html"
+        return self.output / REPORT
+
+    @property
+    def contact(self) -> Path:
+        """The contact sheet: a dry run's merged output only."""
+        return self.output / CONTACT
 
     def exported(self, target_id: str, side: str, ext: str) -> Path:
         """`output/<id>_before.<ext>` or `output/<id>_after.<ext>` (target ids are checked by config to stay

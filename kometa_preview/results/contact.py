@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..common import images, names
 from ..common.files import write_atomic
+from ..common.job import REPORT, SUMMARY
 from .summary import Summary
 
 THUMB_WIDTH = 300
@@ -145,7 +146,7 @@ def render_html(output: Path, summary: Summary) -> str:
             f'{escape(summary.preview_yml)}</h1>'
             f'<p class="counts">{"".join(f"<span>{escape(n)}: {c:,} items</span>" for n, c in tally)}</p>'
             f'<p>{" · ".join(f"{c:,} {escape(s)}" for s, c in statuses.items())} · '
-            f'<a href="report.html">report</a> · <a href="summary.json">summary.json</a></p>'
+            f'<a href="{REPORT}">report</a> · <a href="{SUMMARY}">{SUMMARY}</a></p>'
             f'<div class="bar"><label>status <select id="status"><option value="">all</option>'
             f'{"".join(f"<option>{escape(s)}</option>" for s in ("exported", "unchanged", "failed", "missing"))}'
             f'</select></label><label>overlay <select id="overlay"><option value="">all</option>'
@@ -155,9 +156,3 @@ def render_html(output: Path, summary: Summary) -> str:
             f'<div id="full"><span class="close">×</span><div class="body"></div></div>'
             f'<script type="application/json" id="items">{data}</script>'
             f'<script>{SCRIPT % {"page": PAGE, "none": NO_OVERLAY}}</script></body></html>')
-
-
-def write(output: Path, summary: Summary) -> Path:
-    path = output / "contact.html"
-    write_atomic(path, render_html(output, summary))
-    return path

@@ -1,4 +1,4 @@
-"""After Kometa: copy each target's captures to `output/`, then write summary.json and report.html.
+"""After Kometa: copy each target's captures to `output/`, then write the pages (pages.py) and summary.json.
 
 Mapping is by ratingKey (docs/PREVIEW-MODE.md): for each target, its captures, `poster` preferred over other
 kinds, the newest winning (`summary.choose_capture`); copied to `output/<id>_after.<ext>` (and the target's
@@ -26,7 +26,7 @@ from ..common.job import CaptureName, JobLayout
 from ..common.posters import Poster, from_bytes, local_original
 from ..kometa import log as kometa_log
 from ..plex.client import Upstream, UpstreamError
-from . import report
+from . import pages
 from .outcomes import EXPORTED, UNCHANGED
 from .summary import Exported, Records, RunFacts, Summary, choose_capture, preview_targets, summarize
 
@@ -186,7 +186,7 @@ class JournalSource:
 
 def collect(config: PreviewConfig, layout: JobLayout, facts: RunFacts, source: JournalSource,
             kometa_followed: kometa_log.MetaLogFollower | None = None) -> Outcome:
-    """Map captures to targets and write the results: `<id>_after/_before`, report.html, summary.json (last, once
+    """Map captures to targets and write the results: `<id>_after/_before`, the pages, summary.json (last, once
     the space reserve is released, so a full disk still gets its summary). `kometa_followed`: Kometa's meta.log as
     it was parsed while Kometa ran."""
     lines, follower = source.read()
@@ -208,10 +208,7 @@ def collect(config: PreviewConfig, layout: JobLayout, facts: RunFacts, source: J
         log.warning(f"{RenderEvent.UNKNOWN_EVENT} the journal holds events this version does not know: %s",
                     ", ".join(summary.unknown_events))
     layout.reserve.unlink(missing_ok=True)
-    try:
-        report.write(layout.output, summary)
-    except OSError as exc:
-        log.error("%s could not write report.html: %s", RenderEvent.REPORT_ERROR, exc.strerror or exc)
+    pages.write(layout, summary)
     return write_summary(layout, summary)
 
 

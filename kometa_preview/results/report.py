@@ -14,7 +14,6 @@ from html import escape
 from pathlib import Path
 
 from ..common import images, names
-from ..common.files import write_atomic
 from .summary import Summary, TargetResult
 
 STYLE = """
@@ -184,9 +183,3 @@ def render_html(output: Path, summary: Summary) -> str:
             + (f'<details><summary>Kometa\'s errors ({len(summary.kometa_errors)})</summary><table class="counters">'
                f'<tr><th>count</th><th>message</th></tr>{errors}</table></details>' if errors else "")
             + f"<script>{SCRIPT}</script></body></html>")
-
-
-def write(output: Path, summary: Summary) -> Path:
-    path = output / "report.html"
-    write_atomic(path, render_html(output, summary))
-    return path

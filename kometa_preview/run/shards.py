@@ -20,7 +20,6 @@ line naming the file and the problem (exit 2).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -34,12 +33,10 @@ from ..common.config import PreviewConfig, Shard
 from ..common.files import copy_atomic
 from ..common.job import SHARDS, SUMMARY, CaptureName, JobLayout
 from ..kometa.runner import KometaCommand
-from ..results import contact, report
+from ..results import pages
 from ..results.export import Outcome, write_summary
 from ..results.summary import MAX_BYTES, Summary, SummaryError, load, merge
 from .request import Reporter
-
-log = logging.getLogger("kometa_preview.run.shards")
 
 
 class JobFolderError(click.ClickException):
@@ -254,8 +251,8 @@ def _place(source: Path, output: Path, name: str) -> None:
 
 
 def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
-    """Merge every round's shards of `job` (in the order they ran) into `<job>/output`: images, summary.json,
-    report.html and contact.html. The whole job folder is read and checked before anything is written
+    """Merge every round's shards of `job` (in the order they ran) into `<job>/output`: images, the pages of a dry
+    run (pages.py) and summary.json. The whole job folder is read and checked before anything is written
     (`JobFolderError`)."""
     layout = JobLayout(job)
     parts = read_parts(job)
@@ -277,11 +274,7 @@ def merge_job(job: Path, *, interrupted: bool = False) -> Outcome:
     summary.success = summary.success and not interrupted
     if interrupted and not summary.error:
         summary.error = "interrupted"
-    for writer in (report.write, contact.write):
-        try:
-            writer(layout.output, summary)
-        except OSError as exc:
-            log.error("could not write %s: %s", writer.__module__, exc.strerror or exc)
+    pages.write(layout, summary, merged=True)
     return write_summary(layout, summary)
 
 
