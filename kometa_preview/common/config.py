@@ -349,7 +349,10 @@ def _target(r: _Reader, raw: Any, where: str) -> Target:
                   library=r.text(data.get("library"), f"{where}.library"))
 
 
-def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:
+def _outside_allow(r: _Reader, raw: Any, plex: PlexSettings) -> tuple[str, ...]:
+    """The hosts the user adds to the outside door: names only (an address would bypass the resolution check), never
+    Plex's own host."""
+    plex_host = (urlsplit(plex.url).hostname or "").lower()
     section = r.mapping(raw, "outside", ("allow",))
     hosts = section.get("allow") or []
     if not isinstance(hosts, list):
@@ -368,6 +371,40 @@ def _outside_allow(r: _Reader, raw: Any, plex_host: str) -> tuple[str, ...]:
     return tuple(allowed)
 
 
+def _plex(r: _Reader, raw: Any) -> PlexSettings:
+    """The one server the proxy forwards reads to: an http(s) URL naming a host, and its token."""
+    section = r.mapping(raw, "plex", ("url", "token", "timeout", "verify_ssl"))
+    written = r.text(section.get("url"), "plex.url", required=True, env=True)
+    url = written.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.fail("plex.url", f"{written!r} must be an http:// or https:// URL")
+    return PlexSettings(url=url, token=r.text(section.get("token"), "plex.token", required=True, env=True),
+                        timeout=r.number(section.get("timeout"), "plex.timeout", 60),
+                        verify_ssl=r.flag(section.get("verify_ssl"), "plex.verify_ssl", True))
+
+
+def _kometa(r: _Reader, raw: Any) -> KometaSettings:
+    """Where Kometa is and how long it may run; `config` is the user's own Kometa config, which the preview borrows
+    from (README: service keys, settings, overlay files, stored originals)."""
+    section = r.mapping(raw, "kometa", ("path", "python", "config", "timeout"))
+    return KometaSettings(path=r.path(section.get("path"), "kometa.path"),
+                          python=r.command(section.get("python"), "kometa.python"),
+                          config=r.path(section.get("config"), "kometa.config"),
+                          timeout=r.number(section.get("timeout"), "kometa.timeout", 1800))
+
+
+def _services(r: _Reader, top: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The service sections Kometa reads (tmdb, mdblist…), passed on as written, their text `${VARIABLES}` expanded."""
+    services = {}
+    for name in SERVICE_SECTIONS:
+        if top.get(name) is not None:
+            section = r.mapping(top[name], name, tuple(top[name]) if isinstance(top[name], dict) else ())
+            services[name] = {k: (r.text(v, f"{name}.{k}", env=True) if isinstance(v, str) else v)
+                              for k, v in section.items()}
+    return services
+
+
 def load(path: Path | str, environ: Mapping[str, str] | None = None,
          also_dry_run: tuple[str, ...] = ()) -> PreviewConfig:
     """Read and validate preview.yml, expanding `${VARIABLES}` from `environ` (default: this process's
@@ -377,26 +414,9 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None,
     r = _Reader(source, os.environ if environ is None else environ)
     top = r.mapping(_read_yaml(source), "",
                     ("plex", "kometa", "libraries", "settings", "preview", "outside", *SERVICE_SECTIONS))
-    plex_raw = r.mapping(top.get("plex"), "plex", ("url", "token", "timeout", "verify_ssl"))
-    written = r.text(plex_raw.get("url"), "plex.url", required=True, env=True)
-    url = written.rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise r.fail("plex.url", f"{written!r} must be an http:// or https:// URL")
-    plex = PlexSettings(url=url, token=r.text(plex_raw.get("token"), "plex.token", required=True, env=True),
-                        timeout=r.number(plex_raw.get("timeout"), "plex.timeout", 60),
-                        verify_ssl=r.flag(plex_raw.get("verify_ssl"), "plex.verify_ssl", True))
-    kometa_raw = r.mapping(top.get("kometa"), "kometa", ("path", "python", "config", "timeout"))
-    kometa = KometaSettings(path=r.path(kometa_raw.get("path"), "kometa.path"),
-                            python=r.command(kometa_raw.get("python"), "kometa.python"),
-                            config=r.path(kometa_raw.get("config"), "kometa.config"),
-                            timeout=r.number(kometa_raw.get("timeout"), "kometa.timeout", 1800))
-    services = {}
-    for name in SERVICE_SECTIONS:
-        if top.get(name) is not None:
-            section = r.mapping(top[name], name, tuple(top[name]) if isinstance(top[name], dict) else ())
-            services[name] = {k: (r.text(v, f"{name}.{k}", env=True) if isinstance(v, str) else v)
-                              for k, v in section.items()}
+    plex = _plex(r, top.get("plex"))
+    kometa = _kometa(r, top.get("kometa"))
+    services = _services(r, top)
     libraries = top.get("libraries") or {}
     if not isinstance(libraries, dict) or not all(isinstance(v, dict) for v in libraries.values()):
         raise r.fail("libraries", "must map each library title to its Kometa settings (overlay_files: …)")
@@ -430,5 +450,5 @@ def load(path: Path | str, environ: Mapping[str, str] | None = None,
     output = r.path(preview.get("output"), "preview.output") or source.parent / "preview-output"
     return PreviewConfig(source=source, plex=plex, kometa=kometa, targets=targets, output=output,
                          services=services, libraries=libraries, settings=settings,
-                         outside_allow=_outside_allow(r, top.get("outside"), (parts.hostname or "").lower()),
+                         outside_allow=_outside_allow(r, top.get("outside"), plex),
                          expanded_environ=dict(r.expanded), dry_run_libraries=dry_run_libraries)
