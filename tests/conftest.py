@@ -1,14 +1,20 @@
 """Shared fixtures: the sample Plex Media Server (a real HTTP server on an ephemeral port)."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from kometa_preview.common.events import STRICT_ENV, parse
+from kometa_preview.common.events import read as read_journal
 from kometa_preview.sandbox import SampleServer, generate
 
 TOKEN = "sample-plex-token-0123456789"
+#: Journal lines read strictly in every test and in every render a test starts (they inherit the environment): a
+#: field the proxy writes that its record does not declare fails the test instead of being dropped unread.
+os.environ[STRICT_ENV] = "1"
 
 
 @pytest.fixture
@@ -73,6 +79,9 @@ def proxy_factory(tmp_path):
     yield start
     for proxy in started:
         proxy.stop()
+    for proxy in started:  # every line each proxy wrote reads back as its record, field for field
+        for line in read_journal(proxy.layout.journal):
+            parse(line, strict=True)
 
 
 STANDIN = Path(__file__).parent / "kometa_standin" / "kometa.py"

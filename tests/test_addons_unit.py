@@ -31,7 +31,7 @@ def proxy(sample_plex, tmp_path) -> Proxy:
                          upstream=Upstream(config.plex.url, config.plex.token),
                          journal=journal.Journal(tmp_path / "job" / "journal.jsonl"), client_token="job-token")
     proxy = Proxy(state=state)
-    prefetch(state, proxy.record)
+    prefetch(state, proxy)
     return proxy
 
 

@@ -19,7 +19,7 @@ from mitmproxy.test import taddons
 
 import kometa_preview
 from kometa_preview.common.config import load, mock_library_from_environment
-from kometa_preview.common.events import Event, UnknownEvent, parse
+from kometa_preview.common.events import Event, MockList, UnknownEvent, parse
 from kometa_preview.common.outside_policy import Refusal
 from kometa_preview.plex.routes import READ_ONLY
 from kometa_preview.proxy.flows import Proxy
@@ -55,8 +55,10 @@ def test_an_unknown_event_is_named_never_dropped(tmp_path):
 def test_the_proxy_journals_only_events(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
     with pytest.raises(TypeError):
-        journal.write("MOCK_LIST", path="/x")  # type: ignore[arg-type]
-    journal.write(Event.MOCK_LIST, path="/x")
+        journal.note("MOCK_SECTIONS", path="/x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        journal.write("MOCK_LIST")  # type: ignore[arg-type]
+    journal.write(MockList(event=Event.MOCK_LIST, path="/x"))
     journal.close()
     assert json.loads((tmp_path / "journal.jsonl").read_text())["event"] == "MOCK_LIST"
 

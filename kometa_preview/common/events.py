@@ -8,6 +8,7 @@ The same names are the flow verdicts mitmweb shows and the words users grep for 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -134,79 +135,122 @@ OUTSIDE_DENIED = frozenset(OUTSIDE) - {Event.OUTSIDE_PASS, Event.OFFLINE_VERSION
                                        Event.OFFLINE_ANIME_IDS}
 
 
-# --- the records the render reads back ---------------------------------------------------------------------
+# --- the records: what a journal line of each event holds --------------------------------------------------
 
-@dataclass(frozen=True)
+#: Set to 1 (the tests do, and every process they start inherits it), a journal line that carries a field its
+#: record does not declare is an error (`UnknownField`) instead of a field dropped unread: the writer and the
+#: reader cannot drift apart unnoticed. The render leaves it unset, so a newer proxy's extra fields never fail it.
+STRICT_ENV = "KOMETA_PREVIEW_STRICT_JOURNAL"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Record:
-    """A journal line: when, what, and the event's own fields (unknown extra fields are kept in `extra`)."""
-    t: float
+    """A journal line: when, what, and the event's own fields. The proxy writes one (`to_line`, stamped with `t`
+    as it is appended) and the render reads it back (`parse`) with the same dataclass, so both name a field once.
+    An event without a record type of its own is a diagnostic: its fields are free-form and nothing reads them."""
     event: Event
+    t: float = 0.0
 
     @classmethod
-    def of(cls, raw: dict[str, Any]) -> Self:
+    def of(cls, raw: dict[str, Any], *, strict: bool = False) -> Self:
+        """The record of one line. `strict`: a field the record does not declare raises `UnknownField`."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names and k not in ("event",)},
-                   event=Event(raw["event"]))
+        if strict and (unknown := raw.keys() - names):
+            raise UnknownField(f"a {raw.get('event')} line carries {', '.join(sorted(unknown))}, which "
+                               f"{cls.__name__} does not declare")
+        return cls(**{k: v for k, v in raw.items() if k in names and k != "event"}, event=Event(raw["event"]))
+
+    def to_line(self) -> dict[str, Any]:
+        """The line's content besides its time: the event, then each field that is not None (the reader's default
+        for an optional field is None, so it reads back the same)."""
+        line: dict[str, Any] = {"event": self.event.value}
+        line.update((f.name, value) for f in fields(self) if f.name not in ("t", "event")
+                    and (value := getattr(self, f.name)) is not None)
+        return line
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProxyStart(Record):
+    event: Event = Event.PROXY_START
     mock_library: bool = True
+    targets: list[str] = field(default_factory=list)
+    allowed_rating_keys: list[str] = field(default_factory=list)
+    #: Plex's URL, redacted.
+    plex: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProxyDone(Record):
-    cpu_seconds: float | None = None
-    peak_rss_mib: float | None = None
+    event: Event = Event.PROXY_DONE
+    #: How many times each event was recorded, and `answered_with_plex`.
+    counters: dict[str, int] = field(default_factory=dict)
+    learned_parent_keys: list[str] = field(default_factory=list)
     upstream_requests: int | None = None
     upstream_bytes: int | None = None
+    cpu_seconds: float | None = None
+    peak_rss_mib: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ItemEvent(Record):
-    """MISSING_ITEM, OVERLAID_POSTER, LEARNED_PARENT: one ratingKey."""
+    """MISSING_ITEM, OVERLAID_POSTER (with the target), LEARNED_PARENT (with the `child` it was learned from): one
+    ratingKey."""
     rating_key: str = ""
+    target: str | None = None
+    child: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PosterServed(Record):
+    event: Event = Event.POSTER_SOURCE
     rating_key: str = ""
+    target: str = ""
     source: str = ""
-    saved: str = ""
+    bytes: int = 0
     ext: str = ""
+    saved: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Captured(Record):
+    event: Event = Event.CAPTURED_UPLOAD
     rating_key: str = ""
     kind: str = ""
     bytes: int = 0
     ext: str = ""
     saved: str = ""
-    recovered_from_disk: bool = False
+    target: str | None = None
+    #: The upload's request: method and redacted path.
+    method: str | None = None
+    path: str | None = None
+    #: True on a capture export found on disk that the journal missed (a full disk); the proxy never sets it.
+    recovered_from_disk: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Blocked(Record):
-    """A write (or side-effecting GET) answered locally."""
+    """A write (or side-effecting GET) answered locally; `reason` for an upload that could not be decoded."""
     method: str = ""
     path: str = ""
+    route: str | None = None
     rating_key: str | None = None
     kind: str | None = None
     content_length: int | None = None
     url: str | None = None
-    host: str | None = None
-
-
-@dataclass(frozen=True)
-class Refused(Record):
-    """A side-door attempt, or an outside call that got no data; `host` for the outside-calls door."""
-    host: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refused(Record):
+    """An outside call refused, or that got no data: the request (`METHOD scheme://host:port/path`), the host it
+    was aimed at, the service it would have reached, and why."""
+    request: str | None = None
+    host: str | None = None
     service: str | None = None
+    reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Resolved(Record):
     """RESOLVED_RATINGKEY / MISSING_RATINGKEY: a target given by title, and what Plex's search found."""
     target: str = ""
@@ -216,9 +260,10 @@ class Resolved(Record):
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetSeen(Record):
     """A target as Plex knows it, journaled at start-up: enough to name it the way Kometa's log does."""
+    event: Event = Event.TARGET
     target: str = ""
     rating_key: str = ""
     type: str = ""
@@ -243,30 +288,53 @@ class TargetSeen(Record):
         return self.title
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MockList(Record):
+    """A mock answer (MOCK_LIST, and the library, a section, collections, filter choices, children): the route
+    asked and how many items came back."""
     path: str = ""
+    query: str | None = None
+    route: str | None = None
+    type: str | None = None
     returned_items: int = 0
+    #: A listing: how many items matched before paging, and why Plex was asked instead (`FILTER_FALLBACK`).
+    total: int | None = None
+    fallback: str | None = None
+    #: Filter choices: the field; children: the parent's ratingKey.
+    field: str | None = None
+    rating_key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FilterList(Record):
+    event: Event = Event.FILTER_LIST
     path: str = ""
+    query: str | None = None
     items_before: int = 0
     items_after: int = 0
     removed: int = 0
+    #: How many ratingKeys may pass (live targets).
+    allowed: int = 0
+    #: The size of Plex's answer, when it was small enough to keep for a pass-through.
+    upstream_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FilterFallback(Record):
+    event: Event = Event.FILTER_FALLBACK
     path: str = ""
+    query: str | None = None
     reason: str = ""
+    upstream_items: int = 0
+    #: The targets Plex's answer named.
+    matched: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Flow(Record):
     """Every answered request. `upstream` is how many reads of Plex answering it took: the one definition of
     "answered with Plex's help"."""
+    event: Event = Event.FLOW
     method: str = ""
     path: str = ""
     verdict: str | None = None
@@ -275,15 +343,17 @@ class Flow(Record):
     upstream: int = 0
 
 
-#: The record type of each event the render reads field by field; every other event is counted.
+#: The record type of each event that has one; every other event is a diagnostic, counted by the render.
 RECORD_TYPES: dict[Event, type[Record]] = {
     Event.PROXY_START: ProxyStart, Event.PROXY_DONE: ProxyDone,
     Event.MISSING_ITEM: ItemEvent, Event.OVERLAID_POSTER: ItemEvent, Event.LEARNED_PARENT: ItemEvent,
     Event.POSTER_SOURCE: PosterServed, Event.CAPTURED_UPLOAD: Captured,
-    Event.MOCK_LIST: MockList, Event.FILTER_LIST: FilterList, Event.FILTER_FALLBACK: FilterFallback,
+    **{event: MockList for event in (Event.MOCK_LIBRARY, Event.MOCK_SECTION, Event.MOCK_LIST, Event.MOCK_COLLECTIONS,
+                                     Event.MOCK_CHOICES, Event.MOCK_CHILDREN)},
+    Event.FILTER_LIST: FilterList, Event.FILTER_FALLBACK: FilterFallback,
     Event.FLOW: Flow, Event.TARGET: TargetSeen, Event.RESOLVED_RATINGKEY: Resolved, Event.MISSING_RATINGKEY: Resolved,
     **{event: Blocked for event in BLOCKED},
-    **{event: Refused for event in (SIDE_DOORS | OUTSIDE_DENIED) - BLOCKED},
+    **{event: Refused for event in OUTSIDE_DENIED},
 }
 
 
@@ -291,14 +361,21 @@ class UnknownEvent(ValueError):
     """A journal line names an event this version does not know (a newer proxy, or a corrupt line)."""
 
 
-def parse(raw: dict[str, Any]) -> Record:
-    """One journal line as its record type. Raises `UnknownEvent`."""
+class UnknownField(ValueError):
+    """A journal line carries a field its record does not declare (raised only when reading strictly)."""
+
+
+def parse(raw: dict[str, Any], *, strict: bool | None = None) -> Record:
+    """One journal line as its record type. Raises `UnknownEvent`; and `UnknownField` when `strict` (by default:
+    when `STRICT_ENV` is set to 1). A diagnostic event's fields are free-form, so strictness does not apply to it."""
     try:
         event = Event(raw.get("event"))
     except ValueError:
         raise UnknownEvent(f"unknown journal event {raw.get('event')!r}") from None
     kind = RECORD_TYPES.get(event, Record)
-    return kind.of({**raw, "t": float(raw.get("t", 0))})
+    if strict is None:
+        strict = os.environ.get(STRICT_ENV) == "1"
+    return kind.of({**raw, "t": float(raw.get("t", 0))}, strict=strict and kind is not Record)
 
 
 # --- reading the journal ---------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from .limits import MAX_GRAPHQL_BYTES
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 READS = frozenset({"GET", "HEAD"})
-#: An IMDb GraphQL query is a small JSON document; anything larger is not one of Kometa's.
 
 
 class Refusal(StrEnum):

@@ -15,6 +15,7 @@ this module never guesses.
 """
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -105,6 +106,10 @@ def _attr(element: ET.Element, name: str) -> list[str]:
     return [value.lower()] if value else []
 
 
+#: What a tag child (`<Label id="7" tag="Overlay"/>`) is matched by: its id (plexapi) or its title (Kometa).
+TAG_ATTRIBUTES = frozenset({"id", "tag"})
+
+
 def _tags(element: ET.Element, tag: str) -> list[tuple[str, str]]:
     return [(child.get("id", "").lower(), child.get("tag", "").lower()) for child in element.findall(tag)]
 
@@ -136,22 +141,65 @@ def _integer(element: ET.Element, name: str) -> list[int]:
     return [int(value)] if value and value.lstrip("-").isdigit() else []
 
 
-#: field -> (Plex field type, reader). Only what the metadata XML answers exactly.
-FIELDS: dict[str, tuple[str, Callable[[ET.Element], list]]] = {
-    "title": ("string", lambda e: _attr(e, "title")),
-    "editionTitle": ("string", lambda e: _attr(e, "editionTitle")),
-    "year": ("integer", lambda e: _integer(e, "year")),
-    "decade": ("integer", lambda e: [y // 10 * 10 for y in _integer(e, "year")]),
-    "label": ("tag", lambda e: _tags(e, "Label")),
-    "genre": ("tag", lambda e: _tags(e, "Genre")),
-    "contentRating": ("tag", lambda e: [(v, v) for v in _attr(e, "contentRating")]),
-    "resolution": ("tag", lambda e: _media(e, "videoResolution")),
-    "audioCodec": ("tag", lambda e: _media(e, "audioCodec")),
-    "hdr": ("boolean", _hdr),
-    "dovi": ("boolean", _dovi),
-    "unwatched": ("boolean", lambda e: [int(e.get("viewCount") or 0) == 0]),
+@dataclass(frozen=True)
+class Reads:
+    """What of an item's XML something reads: the item's own attributes, its tag children (by `TAG_ATTRIBUTES`), the
+    attributes of its `<Media>`, and those of its `<Stream>`s (`Media/Part/Stream`). A dry run keeps only what is
+    declared (proxy/state.compact), so a reader that reads more than it declares finds nothing there."""
+    attributes: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    media: frozenset[str] = frozenset()
+    streams: frozenset[str] = frozenset()
+
+    def __or__(self, other: Reads) -> Reads:
+        return Reads(self.attributes | other.attributes, self.tags | other.tags, self.media | other.media,
+                     self.streams | other.streams)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A filter field: its Plex field type, how it reads an item, and what it reads (`Reads`)."""
+    kind: str
+    read: Callable[[ET.Element], list]
+    reads: Reads
+
+
+def _on(*attributes: str) -> Reads:
+    return Reads(attributes=frozenset(attributes))
+
+
+def _string(name: str) -> Field:
+    return Field("string", lambda e: _attr(e, name), _on(name))
+
+
+def _tag(tag: str) -> Field:
+    return Field("tag", lambda e: _tags(e, tag), Reads(tags=frozenset({tag})))
+
+
+def _media_tag(name: str) -> Field:
+    return Field("tag", lambda e: _media(e, name), Reads(media=frozenset({name})))
+
+
+#: Only what the metadata XML answers exactly. Each field reads only what it declares: a dry run's items keep
+#: exactly that (tests/test_compact_items.py proves each field answers the same on them).
+FIELDS: dict[str, Field] = {
+    "title": _string("title"),
+    "editionTitle": _string("editionTitle"),
+    "year": Field("integer", lambda e: _integer(e, "year"), _on("year")),
+    "decade": Field("integer", lambda e: [y // 10 * 10 for y in _integer(e, "year")], _on("year")),
+    "label": _tag("Label"),
+    "genre": _tag("Genre"),
+    "contentRating": Field("tag", lambda e: [(v, v) for v in _attr(e, "contentRating")], _on("contentRating")),
+    "resolution": _media_tag("videoResolution"),
+    "audioCodec": _media_tag("audioCodec"),
+    "hdr": Field("boolean", _hdr, Reads(streams=frozenset({"streamType", "colorTrc", "DOVIPresent"}))),
+    "dovi": Field("boolean", _dovi, Reads(streams=frozenset({"streamType", "DOVIPresent"}))),
+    "unwatched": Field("boolean", lambda e: [int(e.get("viewCount") or 0) == 0], _on("viewCount")),
 }
-_OPERATORS = {
+#: Everything the filter fields read of an item.
+FIELD_READS = functools.reduce(Reads.__or__, (f.reads for f in FIELDS.values()), Reads())
+#: Each field type's operators (the end of the parameter name) and what they mean.
+OPERATORS = {
     "string": {"": "contains", "!": "not contains", "=": "is", "!=": "is not", "<": "begins", ">": "ends"},
     "integer": {"": "is", "=": "is", "!": "is not", "!=": "is not", ">>": "greater", "<<": "less"},
     "tag": {"": "is", "=": "is", "!": "is not", "!=": "is not"},
@@ -228,11 +276,11 @@ def condition_holds(condition: Condition, element: ET.Element, items: Items,
                 raise Unsupported(f"{condition.field}: the {prefix} of item {element.get('ratingKey')} is unknown")
     if field not in FIELDS:
         raise Unsupported(f"filter field {field!r}")
-    kind, read = FIELDS[field]
-    meaning = _OPERATORS[kind].get(condition.op)
+    kind = FIELDS[field].kind
+    meaning = OPERATORS[kind].get(condition.op)
     if meaning is None:
         raise Unsupported(f"operator {condition.op!r} on {kind} field {field!r}")
-    have = read(subject)
+    have = FIELDS[field].read(subject)
     results = [_test(kind, meaning, have, want) for want in condition.values]
     negative = meaning.startswith(("not ", "is not"))
     return all(results) if negative else any(results)

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from mitmproxy import http
 
-from ..common.events import BLOCKED, SIDE_DOORS, Event
+from ..common.events import BLOCKED, SIDE_DOORS, Event, Record
 from ..common.limits import MAX_UPSTREAM_BYTES
 from ..plex import xml as plexml
 from ..plex.client import UpstreamError, UpstreamResponse
@@ -99,8 +99,8 @@ def fail_closed(hook: Callable) -> Callable:
         log.exception("PROXY_ERROR %s %s in %s: %s", flow.request.method, path, type(self).__name__, exc)
         state = getattr(getattr(self, "proxy", None), "state", None)
         if state is not None:
-            state.journal.write(Event.PROXY_ERROR, method=flow.request.method, path=path, addon=type(self).__name__,
-                                error=type(exc).__name__)
+            state.journal.note(Event.PROXY_ERROR, method=flow.request.method, path=path, addon=type(self).__name__,
+                               error=type(exc).__name__)
         if flow.response is None or not flow.metadata.get(META_KEY):
             answer(flow, Event.PROXY_ERROR, plexml.empty_container(), status=502, error=type(exc).__name__)
 
@@ -143,14 +143,24 @@ class Proxy:
 
     # --- the recorder: every decision is journaled, logged and counted here, and only here ----------------
 
-    def record(self, event: Event, says: str = "", *, level: int = logging.INFO, **fields: Any) -> None:
-        """A decision not tied to one answer (a learned parent, a refused connection): journal line, log line
-        (`EVENT says`, the exact event name users grep for), counter."""
+    def record(self, line: Record, says: str = "", *, level: int = logging.INFO) -> None:
+        """A decision not tied to one answer (a learned parent, a refused connection), of an event that has a record
+        type: journal line, log line (`EVENT says`, the exact event name users grep for), counter."""
+        if self.state is not None:
+            self.state.journal.write(line)
+        self._count_and_log(line.event, says, level, line.to_line())
+
+    def note(self, event: Event, says: str = "", *, level: int = logging.INFO, **fields: Any) -> None:
+        """`record` for a diagnostic event (one without a record type): its fields are free-form."""
         fields = {k: v for k, v in fields.items() if v is not None}
         if self.state is not None:
-            self.state.journal.write(event, **fields)
+            self.state.journal.note(event, **fields)
+        self._count_and_log(event, says, level, fields)
+
+    def _count_and_log(self, event: Event, says: str, level: int, fields: dict[str, Any]) -> None:
+        if self.state is not None:
             self.state.counters[event] += 1
-        text = says or " ".join(f"{k}={v}" for k, v in fields.items())
+        text = says or " ".join(f"{k}={v}" for k, v in fields.items() if k != "event")
         log.log(level, "%s%s%s", event.value, "" if text.startswith(":") else " ", text)
 
     @staticmethod
@@ -158,16 +168,24 @@ class Proxy:
         """A log line that adds detail to a decision already recorded (no journal line, no counter)."""
         log.log(level, "%s", text)
 
-    def decide(self, flow: http.HTTPFlow, verdict: Event, says: str = "", *, body: bytes | None = None,
+    def decide(self, flow: http.HTTPFlow, line: Record | Event, says: str = "", *, body: bytes | None = None,
                status: int = 200, content_type: str = plexml.XML_CONTENT_TYPE, level: int = logging.INFO,
                journal: dict[str, Any] | None = None, **info: Any) -> None:
-        """Answer a flow (when `body` is given), tag it with `verdict` and `info`, and record the decision.
-        `journal` holds fields only the journal needs (the flow's own tag stays small)."""
+        """Answer a flow (when `body` is given), tag it with the verdict and `info`, and record the decision.
+        `line` is the journal line: the record of an event that has a record type, else the bare event of a
+        diagnostic, whose line is then `info` plus `journal` (fields only the journal needs: the flow's own tag
+        stays small)."""
+        verdict = line.event if isinstance(line, Record) else line
         if body is not None:
             answer(flow, verdict, body, status=status, content_type=content_type, **info)
         else:
             tag(flow, verdict, **info)
-        self.record(verdict, says, level=level, **info, **(journal or {}))
+        if isinstance(line, Record):
+            if journal:
+                raise TypeError(f"a {verdict} record holds its own fields; `journal` is for diagnostics")
+            self.record(line, says, level=level)
+        else:
+            self.note(line, says, level=level, **info, **(journal or {}))
 
     # --- the only way to Plex --------------------------------------------------------------------------
 

@@ -65,8 +65,8 @@ class MetadataGate:
     def _record_block(self, state: PreviewState, route: Route, keys) -> None:
         """Keys refused inside a request that is otherwise answered (a comma list): one record each."""
         for key in keys:
-            self.proxy.record(Event.BLOCK_METADATA, f"ratingKey={key} not in allowlist", rating_key=key,
-                              path=route.path, route=route.kind.value)
+            self.proxy.note(Event.BLOCK_METADATA, f"ratingKey={key} not in allowlist", rating_key=key,
+                            path=route.path, route=route.kind.value)
 
     def _block(self, flow: http.HTTPFlow, route: Route, state: PreviewState, keys) -> None:
         keys = tuple(keys) or ("?",)
@@ -84,15 +84,15 @@ class MetadataGate:
                 raise plexml.UnsafeXML(f"<{root.tag}> is not a Plex MediaContainer")
         except plexml.UnsafeXML as exc:
             # Not XML at all (an HTML error page…): plexapi raises on it as it would on Plex's own.
-            self.proxy.record(Event.FORWARD_UNPARSED, f"metadata answer passed through unchanged: {exc}",
-                              level=logging.WARNING, reason=str(exc))
+            self.proxy.note(Event.FORWARD_UNPARSED, f"metadata answer passed through unchanged: {exc}",
+                            level=logging.WARNING, reason=str(exc))
             return response.body
         for element in root:
             key = element.get("ratingKey")
             if key and plexml.strip_label(element, OVERLAY_LABEL):
-                self.proxy.record(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=key)
+                self.proxy.note(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=key)
             if key and state.is_target(key):
-                state.learn(element, key, self.proxy.record)
+                state.learn(element, key, self.proxy)
         return plexml.serialize(root)
 
     async def _children(self, flow: http.HTTPFlow, route: Route, state: PreviewState) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import copy
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 from mitmproxy import http
 
-from ..common.events import Event
+from ..common.events import Event, FilterFallback, MockList
 from ..plex import filters
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route, paging
@@ -24,25 +26,32 @@ from .state import PreviewState
 
 #: Filter-choice lists this addon builds from the targets; any other field is asked of Plex.
 LOCAL_CHOICES = ("label", "genre", "year", "decade", "contentRating", "resolution", "audioCodec")
-_SORT_NUMERIC = {"addedAt", "year", "index", "ratingKey", "updatedAt", "viewCount", "duration", "lastViewedAt"}
 _SECTION_DIRECTORIES = ("all", "unwatched", "newest", "recentlyAdded", "recentlyViewed", "onDeck", "collections")
 
 
-def _sort_key(field: str):
-    if field in ("titleSort", "title"):
-        return lambda e: (e.get("titleSort") or e.get("title") or "").lower()
-    if field == "originallyAvailableAt":
-        return lambda e: e.get("originallyAvailableAt") or ""
-    if field in _SORT_NUMERIC:
-        return lambda e: int(e.get(field) or 0)
-    return None
+def _title_order(element: ET.Element) -> str:
+    return (element.get("titleSort") or element.get("title") or "").lower()
+
+
+def _numeric(attribute: str) -> Callable[[ET.Element], int]:
+    return lambda element: int(element.get(attribute) or 0)
+
+
+#: The sorts this module evaluates (`sort=field:direction`), each reading the item attributes of the same name
+#: (proxy/state.PROXY_READS keeps them on a dry run's items); any other sort is asked of Plex.
+SORTS: dict[str, Callable[[ET.Element], object]] = {
+    "titleSort": _title_order, "title": _title_order,
+    "originallyAvailableAt": lambda element: element.get("originallyAvailableAt") or "",
+    **{name: _numeric(name) for name in ("addedAt", "year", "index", "ratingKey", "updatedAt", "viewCount",
+                                         "duration", "lastViewedAt")},
+}
 
 
 def unsupported_sort(sort: str | None) -> str | None:
     """The first part of a `sort=` this module cannot evaluate as Plex does, or None."""
     for spec in (sort or "").split(","):
         field, _, direction = spec.partition(":")
-        if spec and (_sort_key(field.rsplit(".", 1)[-1]) is None or direction not in ("", "asc", "desc")):
+        if spec and (field.rsplit(".", 1)[-1] not in SORTS or direction not in ("", "asc", "desc")):
             return spec
     return None
 
@@ -50,13 +59,12 @@ def unsupported_sort(sort: str | None) -> str | None:
 def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Element]:
     """Plex's default order is titleSort; ties fall back to ratingKey so paging is stable. A sort this module
     cannot evaluate is never guessed: callers check `unsupported_sort` first and ask Plex."""
-    ordered = sorted(elements, key=lambda e: ((e.get("titleSort") or e.get("title") or "").lower(),
-                                              int(e.get("ratingKey") or 0)))
+    ordered = sorted(elements, key=lambda e: (_title_order(e), int(e.get("ratingKey") or 0)))
     for spec in reversed((sort or "").split(",")):
         if not spec:
             continue
         field, _, direction = spec.partition(":")
-        key = _sort_key(field.rsplit(".", 1)[-1])
+        key = SORTS.get(field.rsplit(".", 1)[-1])
         if key is None:
             raise filters.Unsupported(f"sort {spec}")
         ordered.sort(key=key, reverse=direction == "desc")
@@ -67,7 +75,7 @@ def sort_elements(elements: list[ET.Element], sort: str | None) -> list[ET.Eleme
 _DEFAULT_SORTS = {"recentlyAdded": "addedAt:desc", "newest": "addedAt:desc", "recentlyViewed": "lastViewedAt:desc"}
 
 
-def _in_view(sub: str | None, element: ET.Element) -> bool:
+def in_view(sub: str | None, element: ET.Element) -> bool:
     """Does a target belong in the section view `sub` (`unwatched`, `recentlyViewed`, `onDeck`)?"""
     if sub == "unwatched":
         return (element.get("viewCount") or "0") == "0"
@@ -76,6 +84,27 @@ def _in_view(sub: str | None, element: ET.Element) -> bool:
     if sub == "onDeck":
         return bool(element.get("viewOffset"))
     return True
+
+
+def choice_values(field: str, elements: Iterable[ET.Element]) -> dict[str, str]:
+    """A filter-choice list (`/library/sections/{id}/{field}`, a `LOCAL_CHOICES` field) of these items, as Plex
+    lists it: key → title. It reads of an item what the filter field of the same name reads (plex/filters.FIELDS)."""
+    values: dict[str, str] = {}
+    for element in elements:
+        if field in ("label", "genre"):
+            values.update((c.get("id") or c.get("tag", ""), c.get("tag", "")) for c in element.findall(field.title()))
+        elif field in ("year", "decade"):
+            if (element.get("year") or "").isdigit():
+                year = int(element.get("year"))
+                key = year if field == "year" else year // 10 * 10
+                values[str(key)] = str(key) if field == "year" else f"{key}s"
+        elif field == "contentRating":
+            if element.get("contentRating"):
+                values[element.get("contentRating")] = element.get("contentRating")
+        else:
+            attr = "videoResolution" if field == "resolution" else "audioCodec"
+            values.update((m.get(attr), m.get(attr).upper()) for m in element.findall("Media") if m.get(attr))
+    return values
 
 
 class MockLibrary:
@@ -100,14 +129,16 @@ class MockLibrary:
 
     # --- helpers ---------------------------------------------------------------------------
     def _mock(self, flow: http.HTTPFlow, route: Route, state: PreviewState, body: bytes | ET.Element,
-              verdict: Event, returned: int, paging_attrs: dict[str, str] | None = None, **info) -> None:
+              verdict: Event, returned: int, paging_attrs: dict[str, str] | None = None, **info: Any) -> None:
+        """Answer with a mock body; `info` (a listing's `total` and `fallback`, a choice list's `field`, children's
+        `rating_key`) goes on the flow and into its `MockList` line."""
         if isinstance(body, ET.Element):
             paging_attrs = {k: v for k, v in body.attrib.items() if k in ("offset", "totalSize")}
             body = plexml.serialize(body)
-        self.proxy.decide(flow, verdict, f"endpoint={route.path} returned_items={returned}", body=body,
-                          returned_items=returned, **info,
-                          journal={"path": route.path, "query": redact(urlencode(route.params)),
-                                   "route": route.kind.value, "type": route.libtype})
+        line = MockList(event=verdict, path=route.path, query=redact(urlencode(route.params)),
+                        route=route.kind.value, type=route.libtype, returned_items=returned, **info)
+        self.proxy.decide(flow, line, f"endpoint={route.path} returned_items={returned}", body=body,
+                          returned_items=returned, **info)
         if paging_attrs and "totalSize" in paging_attrs:
             flow.response.headers["X-Plex-Container-Start"] = paging_attrs.get("offset", "0")
             flow.response.headers["X-Plex-Container-Total-Size"] = paging_attrs["totalSize"]
@@ -131,7 +162,7 @@ class MockLibrary:
             response = await self.proxy.fetch(flow, route, path)
             meta = plexml.parse(response.body).find("Meta") if response.status == 200 else None
             state.meta_cache[path] = ET.tostring(meta) if meta is not None else b""
-            self.proxy.record(Event.META_FETCHED, level=logging.DEBUG, path=upstream_path, found=meta is not None)
+            self.proxy.note(Event.META_FETCHED, level=logging.DEBUG, path=upstream_path, found=meta is not None)
         return state.meta_cache[path]
 
     async def _fallback(self, flow: http.HTTPFlow, state: PreviewState, route: Route, listed: list[ET.Element],
@@ -146,10 +177,9 @@ class MockLibrary:
         if response.status != 200:
             raise filters.Unsupported(f"Plex answered {response.status} to the fallback listing")
         order = [e.get("ratingKey") for e in stream.close() if e.get("ratingKey")]
-        self.proxy.record(Event.FILTER_FALLBACK, f"endpoint={route.path} reason={reason} "
-                          f"upstream_items={stream.before} matched={len(order)}", path=route.path,
-                          query=redact(urlencode(params)), reason=reason, upstream_items=stream.before,
-                          matched=sorted(order))
+        self.proxy.record(FilterFallback(path=route.path, query=redact(urlencode(params)), reason=reason,
+                                         upstream_items=stream.before, matched=sorted(order)),
+                          f"endpoint={route.path} reason={reason} upstream_items={stream.before} matched={len(order)}")
         by_key = {e.get("ratingKey"): e for e in listed}
         return [by_key[key] for key in dict.fromkeys(order) if key in by_key]
 
@@ -199,7 +229,7 @@ class MockLibrary:
                     raise filters.Unsupported(f"sort {spec}")
                 query = (route.param("query") or "").lower()
                 chosen = [e for e in chosen if query in (e.get("title") or "").lower()]
-                ordered = sort_elements([e for e in chosen if _in_view(route.sub, e)], sort)
+                ordered = sort_elements([e for e in chosen if in_view(route.sub, e)], sort)
             except filters.Unsupported as exc:
                 # Plex evaluates the whole question (filters, query, view, sort); its order is kept.
                 fallback = str(exc)
@@ -257,20 +287,7 @@ class MockLibrary:
             else:
                 self._mock(flow, route, state, plexml.container(), Event.MOCK_CHOICES, 0)
             return
-        values: dict[str, str] = {}
-        for element in state.choice_elements(route):
-            if field in ("label", "genre"):
-                tag = field.title()
-                values.update((c.get("id") or c.get("tag", ""), c.get("tag", "")) for c in element.findall(tag))
-            elif field in ("year", "decade") and (element.get("year") or "").isdigit():
-                year = int(element.get("year"))
-                key = year if field == "year" else year // 10 * 10
-                values[str(key)] = str(key) if field == "year" else f"{key}s"
-            elif field == "contentRating" and element.get("contentRating"):
-                values[element.get("contentRating")] = element.get("contentRating")
-            else:
-                attr = "videoResolution" if field == "resolution" else "audioCodec"
-                values.update((m.get(attr), m.get(attr).upper()) for m in element.findall("Media") if m.get(attr))
+        values = choice_values(field, state.choice_elements(route))
         root = plexml.container(self._section_attrs(state, route.section_id))
         for key, title in sorted(values.items(), key=lambda kv: kv[1].lower()):
             ET.SubElement(root, "Directory", {"fastKey": f"/library/sections/{route.section_id}/all?{field}={key}",

@@ -31,7 +31,7 @@ from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode, UpstreamMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from ..common.events import Event
+from ..common.events import Event, Refused
 from ..common.limits import MAX_GRAPHQL_BYTES
 from ..common.outside_policy import OutsidePolicy, Refusal, Verdict
 from .bodies import BodyError, decoded
@@ -230,17 +230,23 @@ class OutsideCalls:
     def _refuse(self, flow: http.HTTPFlow, verdict: Verdict, where: str, status: int = 403) -> None:
         assert verdict.refusal is not None
         offline = verdict.refusal is Refusal.OFFLINE
-        self.proxy.decide(flow, Event(verdict.refusal.value), where if offline else f"{where}: {verdict.reason}",
+        self.proxy.decide(flow, self._refused(verdict, where, flow.request.host),
+                          where if offline else f"{where}: {verdict.reason}",
                           body=f"kometa-preview: {verdict.refusal}: {verdict.reason}\n".encode(), status=status,
                           content_type="text/plain", level=logging.INFO if offline else logging.WARNING,
-                          reason=verdict.reason,
-                          journal={"request": where, "host": flow.request.host, "service": verdict.service})
+                          reason=verdict.reason)
 
     def _record(self, verdict: Verdict, where: str, host: str | None = None, says: str = "") -> None:
         """A refusal at the connection level (no flow to answer)."""
+        self.proxy.record(self._refused(verdict, where, host), says or f"{where}: {verdict.reason}",
+                          level=logging.WARNING)
+
+    @staticmethod
+    def _refused(verdict: Verdict, where: str, host: str | None) -> Refused:
+        """The journal line of a refusal (or of an allowed service that could not be reached)."""
         assert verdict.refusal is not None
-        self.proxy.record(Event(verdict.refusal.value), says or f"{where}: {verdict.reason}", level=logging.WARNING,
-                          request=where, host=host, service=verdict.service, reason=verdict.reason)
+        return Refused(event=Event(verdict.refusal.value), request=where, host=host, service=verdict.service,
+                       reason=verdict.reason)
 
     @staticmethod
     def _where(flow: http.HTTPFlow) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from mitmproxy import http
 from PIL import Image
 
-from ..common.events import Event
+from ..common.events import Event, ItemEvent, PosterServed
 from ..common.files import write_atomic
 from ..common.posters import Poster, from_bytes, has_overlay_mark, local_original
 from ..plex.routes import Kind, Route, image_path_of
@@ -75,15 +75,15 @@ class PosterSource:
         if poster is None:
             return None
         if poster.source == "plex" and has_overlay_mark(poster.data):
-            self.proxy.record(Event.OVERLAID_POSTER, f"target={target.id} ratingKey={rating_key}: Plex's poster "
-                              "already carries a Kometa overlay; give the target an `input:` image or set "
-                              "kometa.config so the stored original is used", level=logging.ERROR,
-                              rating_key=rating_key, target=target.id)
+            self.proxy.record(ItemEvent(event=Event.OVERLAID_POSTER, rating_key=rating_key, target=target.id),
+                              f"target={target.id} ratingKey={rating_key}: Plex's poster already carries a Kometa "
+                              "overlay; give the target an `input:` image or set kometa.config so the stored "
+                              "original is used", level=logging.ERROR)
         saved = write_atomic(state.layout.before / f"{rating_key}.{poster.ext}", poster.data)
         self._kept[rating_key] = (saved, poster.source)
-        self.proxy.record(Event.POSTER_SOURCE, f"ratingKey={rating_key} target={target.id} source={poster.source} "
-                          f"bytes={len(poster.data)}", rating_key=rating_key, target=target.id, source=poster.source,
-                          bytes=len(poster.data), ext=poster.ext, saved=str(saved))
+        self.proxy.record(PosterServed(rating_key=rating_key, target=target.id, source=poster.source,
+                                       bytes=len(poster.data), ext=poster.ext, saved=str(saved)),
+                          f"ratingKey={rating_key} target={target.id} source={poster.source} bytes={len(poster.data)}")
         return poster
 
 

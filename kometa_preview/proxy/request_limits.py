@@ -84,11 +84,11 @@ class RequestLimits:
                     continue
                 peer = f"{client.peername[0]}:{client.peername[1]}" if client.peername else "?"
                 if owed[1]:
-                    self.proxy.record(Event.SLOW_REQUEST, level=logging.WARNING, client=peer,
-                                      reason=f"no complete request within {ctx.options.preview_request_timeout} s")
+                    self.proxy.note(Event.SLOW_REQUEST, level=logging.WARNING, client=peer,
+                                    reason=f"no complete request within {ctx.options.preview_request_timeout} s")
                 else:  # a kept-alive connection a client's pool left open: closed, and it reconnects when it needs to
-                    self.proxy.record(Event.IDLE_CLIENT_CLOSED, level=logging.DEBUG, client=peer,
-                                      reason=f"no new request within {ctx.options.preview_request_timeout} s")
+                    self.proxy.note(Event.IDLE_CLIENT_CLOSED, level=logging.DEBUG, client=peer,
+                                    reason=f"no new request within {ctx.options.preview_request_timeout} s")
                 with contextlib.suppress(Exception):
                     await handler.on_timeout()
 
@@ -115,8 +115,8 @@ class RequestLimits:
         reserve = self._reservation(request)
         limit = INFLIGHT_UPLOADS * self._max_upload()
         if reserve and self.inflight + reserve > limit:
-            self.proxy.record(Event.UPLOADS_BUSY, level=logging.WARNING, method=request.method,
-                              path=redact(request.path[:200]), reserve=reserve, inflight=self.inflight, limit=limit)
+            self.proxy.note(Event.UPLOADS_BUSY, level=logging.WARNING, method=request.method,
+                            path=redact(request.path[:200]), reserve=reserve, inflight=self.inflight, limit=limit)
             flow.kill()
             return
         self.inflight += reserve

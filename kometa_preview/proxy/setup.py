@@ -22,7 +22,7 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ProxyMode
 
 from ..common.config import ConfigError, ProxyConfig, load_for_proxy
-from ..common.events import Event
+from ..common.events import Event, Flow, ProxyDone, ProxyStart
 from ..common.job import JobLayout, Ready
 from ..common.limits import MAX_UPLOAD_BYTES, REQUEST_SECONDS
 from ..plex.client import Upstream
@@ -140,14 +140,14 @@ class Setup:
         if ctx.options.preview_client_token:
             state.client_token = ctx.options.preview_client_token
         self.proxy.state = state
-        self.proxy.record(Event.PROXY_START, level=logging.DEBUG, mock_library=state.mock,
-                        targets=[t.id for t in config.targets], allowed_rating_keys=config.rating_keys,
-                        plex=redact(config.plex.url))
+        self.proxy.record(ProxyStart(mock_library=state.mock, targets=[t.id for t in config.targets],
+                                     allowed_rating_keys=config.rating_keys, plex=redact(config.plex.url)),
+                          level=logging.DEBUG)
         try:
-            prefetch(state, self.proxy.record)
+            prefetch(state, self.proxy)
         except StartupError as exc:
             self.proxy.state = None
-            state.journal.write(Event.STARTUP_ERROR, error=str(exc))
+            state.journal.note(Event.STARTUP_ERROR, error=str(exc))
             Ready(ok=False, error=str(exc)).write(layout)
             state.journal.close()
             state.upstream.close()
@@ -175,8 +175,8 @@ class Setup:
               libraries=[state.sections[key].title for key in state.target_sections()],
               missing=sorted(state.missing), client_token=state.client_token, mock_library=state.mock
               ).write(state.layout)
-        self.proxy.record(Event.PROXY_READY, f"listening on {modes.get('reverse', [])}, job folder {state.job}",
-                          modes=modes)
+        self.proxy.note(Event.PROXY_READY, f"listening on {modes.get('reverse', [])}, job folder {state.job}",
+                        modes=modes)
 
     def done(self) -> None:
         state = self.proxy.state
@@ -184,10 +184,10 @@ class Setup:
             return
         counters = dict(state.counters)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        state.journal.write(Event.PROXY_DONE, counters=counters, learned_parent_keys=sorted(state.learned_parents),
-                            upstream_requests=state.upstream.requests, upstream_bytes=state.upstream.bytes,
-                            cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-                            peak_rss_mib=peak_rss_mib(usage))
+        state.journal.write(ProxyDone(counters=counters, learned_parent_keys=sorted(state.learned_parents),
+                                      upstream_requests=state.upstream.requests, upstream_bytes=state.upstream.bytes,
+                                      cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+                                      peak_rss_mib=peak_rss_mib(usage)))
         log.info("Mock list requests: %d", counters.get(Event.MOCK_LIST, 0))
         log.info("Forwarded requests: %d", counters.get("answered_with_plex", 0))
         log.info("Blocked metadata requests: %d", counters.get(Event.BLOCK_METADATA, 0))
@@ -210,12 +210,12 @@ class FlowJournal:
         upstream = flow.metadata.get(UPSTREAM_KEY, 0)
         if upstream:
             state.counters["answered_with_plex"] += 1
-        state.journal.write(Event.FLOW, method=flow.request.method, path=redact(flow.request.path),
-                            verdict=info.get("verdict"), status=flow.response.status_code,
-                            bytes=len(flow.response.raw_content or b""), upstream=upstream)
+        state.journal.write(Flow(method=flow.request.method, path=redact(flow.request.path),
+                                 verdict=info.get("verdict"), status=flow.response.status_code,
+                                 bytes=len(flow.response.raw_content or b""), upstream=upstream))
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.proxy.state
         if state is not None:
-            state.journal.write(Event.FLOW_ERROR, method=flow.request.method, path=redact(flow.request.path),
-                                error=flow.error.msg if flow.error else None)
+            state.journal.note(Event.FLOW_ERROR, method=flow.request.method, path=redact(flow.request.path),
+                               error=flow.error.msg if flow.error else None)

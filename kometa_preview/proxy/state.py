@@ -13,13 +13,13 @@ import sys
 import xml.etree.ElementTree as ET
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from ..common import names
 from ..common.config import ProxyConfig, Shard, Target
-from ..common.events import Event
+from ..common.events import Event, ItemEvent, Record, Resolved, TargetSeen
 from ..common.job import JobLayout
 from ..common.limits import MAX_UPLOAD_BYTES
 from ..plex import client, filters, titles
@@ -28,8 +28,14 @@ from ..plex.client import Upstream, UpstreamError
 from ..plex.routes import Route
 from .journal import Journal
 
-#: `Proxy.record`'s shape: how the state reports what it learned, without writing the journal itself.
-Recorder = Callable[..., None]
+
+class Recorder(Protocol):
+    """How the state reports what it learned without writing the journal itself: `Proxy.record` and `Proxy.note`."""
+
+    def record(self, line: Record, says: str = "", *, level: int = logging.INFO) -> None: ...
+
+    def note(self, event: Event, says: str = "", *, level: int = logging.INFO, **fields: Any) -> None: ...
+
 
 OVERLAY_LABEL = "Overlay"
 #: Up to this many targets, each one's listing form is kept serialized (a dry run of a whole library holds more).
@@ -72,7 +78,7 @@ class PreviewState:
     overlay_label_ids: set[str] = field(default_factory=set)
     _listing_bytes: dict[tuple[str, bool], bytes] = field(default_factory=dict, repr=False)
     #: A dry run's items as Plex listed them, compressed (with and without `<Guid>`s): what listings answer with,
-    #: while `items` keeps only what the filters read (`compact`).
+    #: while `items` keeps only what the filters and the proxy read of them (`compact`).
     _packed: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     counters: Counter = field(default_factory=Counter)
 
@@ -171,19 +177,20 @@ class PreviewState:
                 self._listing_bytes[key] = cached
         return cached
 
-    def learn(self, element: ET.Element, child: str, record: Recorder) -> None:
+    def learn(self, element: ET.Element, child: str, recorder: Recorder) -> None:
         """Remember the season and show of an allowed item: Kometa asks for them (`item.show()`)."""
         for attr in ("parentRatingKey", "grandparentRatingKey"):
             parent = element.get(attr)
             if parent and parent not in self.learned_parents and parent not in self.targets:
                 self.learned_parents[parent] = child
-                record(Event.LEARNED_PARENT, f"ratingKey={parent} child={child}", rating_key=parent, child=child)
+                recorder.record(ItemEvent(event=Event.LEARNED_PARENT, rating_key=parent, child=child),
+                                f"ratingKey={parent} child={child}")
 
-    def remember_packed(self, element: ET.Element, record: Recorder) -> None:
-        """A dry-run item, kept compactly: its listing forms compressed, and for the filters only the fields they
-        read (`compact`) — about a third of the memory of the parsed element (docs/PERFORMANCE.md)."""
+    def remember_packed(self, element: ET.Element, recorder: Recorder) -> None:
+        """A dry-run item, kept compactly: its listing forms compressed, and for the filters and the proxy only what
+        they read of it (`compact`) — about a third of the memory of the parsed element (docs/PERFORMANCE.md)."""
         if plexml.strip_label(element, OVERLAY_LABEL):
-            record(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=element.get("ratingKey"))
+            recorder.note(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=element.get("ratingKey"))
         key = element.get("ratingKey", "")
         with_guids = ET.tostring(element, encoding="utf-8")
         for guid in element.findall("Guid"):
@@ -191,12 +198,12 @@ class PreviewState:
         self._packed[key] = (zlib.compress(with_guids), zlib.compress(ET.tostring(element, encoding="utf-8")))
         self.items[key] = compact(element)
 
-    def remember(self, element: ET.Element, record: Recorder) -> None:
+    def remember(self, element: ET.Element, recorder: Recorder) -> None:
         """Keep an allowed item's metadata, without the label that would make Kometa skip it."""
         self.overlay_label_ids.update(label.get("id", "").lower() for label in element.iter("Label")
                                       if label.get("tag", "").lower() == OVERLAY_LABEL.lower() and label.get("id"))
         if plexml.strip_label(element, OVERLAY_LABEL):
-            record(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=element.get("ratingKey"))
+            recorder.note(Event.STRIPPED_OVERLAY_LABEL, level=logging.DEBUG, rating_key=element.get("ratingKey"))
         self.items[element.get("ratingKey", "")] = element
         self._listing_bytes.clear()
 
@@ -224,43 +231,59 @@ class PreviewState:
         return [e for e in elements if e.get("type") in ("movie", "show")], libtype
 
 
-#: What the filter evaluator, the mock's filter choices and its section bookkeeping read of a listed item.
-COMPACT_ATTRIBUTES = frozenset({
-    "ratingKey", "type", "title", "titleSort", "year", "contentRating", "editionTitle", "addedAt", "viewCount",
-    "lastViewedAt", "viewOffset", "originallyAvailableAt", "librarySectionID", "parentRatingKey",
-    "grandparentRatingKey", "parentTitle", "grandparentTitle", "index", "parentIndex"})
-COMPACT_TAGS = frozenset({"Label", "Genre", "Collection"})
-COMPACT_MEDIA = ("videoResolution", "audioCodec")
+#: What the proxy itself reads of a held item, besides the filter fields: who it is and where it sits (the state's
+#: bookkeeping, the relatives the filters reach, the order of children), the title hub search and `query=` match,
+#: the sort keys of mock listings (mock_library.SORTS) and the section views (`unwatched`, `recentlyViewed`,
+#: `onDeck`: viewCount, lastViewedAt, viewOffset). tests/test_compact_items.py proves each answers the same on a
+#: compact item.
+PROXY_READS = filters.Reads(attributes=frozenset({
+    "ratingKey", "type", "title", "librarySectionID", "parentRatingKey", "grandparentRatingKey", "index",
+    "parentIndex", "titleSort", "originallyAvailableAt", "addedAt", "updatedAt", "year", "viewCount", "duration",
+    "lastViewedAt", "viewOffset"}))
+#: What a dry run's compact item keeps: exactly what is read of it.
+COMPACT_READS = filters.FIELD_READS | PROXY_READS
+
+
+def _kept(element: ET.Element, wanted: frozenset[str]) -> dict[str, str]:
+    """The element's attributes named, interned: a dry run's 100,000 items share their few distinct values."""
+    return {k: sys.intern(v) for k, v in element.attrib.items() if k in wanted}
 
 
 def compact(element: ET.Element) -> ET.Element:
-    """The fields of a listed item that the filters read (plex/filters.FIELDS, mock choices), and nothing else."""
-    small = ET.Element(element.tag, {k: sys.intern(v) for k, v in element.attrib.items() if k in COMPACT_ATTRIBUTES})
+    """A listed item reduced to `COMPACT_READS`: the attributes, tags, media and streams the filters declare
+    (plex/filters.FIELDS) and the proxy reads (`PROXY_READS`), and nothing else."""
+    small = ET.Element(element.tag, _kept(element, COMPACT_READS.attributes))
     for child in element:
-        if child.tag in COMPACT_TAGS:
-            ET.SubElement(small, child.tag, {k: sys.intern(v) for k, v in child.attrib.items() if k in ("id", "tag")})
+        if child.tag in COMPACT_READS.tags:
+            ET.SubElement(small, child.tag, _kept(child, filters.TAG_ATTRIBUTES))
         elif child.tag == "Media":
-            ET.SubElement(small, "Media", {k: sys.intern(v) for k, v in child.attrib.items() if k in COMPACT_MEDIA})
+            media = ET.SubElement(small, "Media", _kept(child, COMPACT_READS.media))
+            for part in child.iterfind("Part"):
+                streams = part.findall("Stream")
+                if streams:
+                    kept = ET.SubElement(media, "Part")
+                    kept.extend(ET.Element("Stream", _kept(s, COMPACT_READS.streams)) for s in streams)
     return small
 
 
-def resolve_title(state: PreviewState, target: Target, record: Recorder) -> Target | None:
+def resolve_title(state: PreviewState, target: Target, recorder: Recorder) -> Target | None:
     """A target named by title, with the ratingKey Plex's search gives it (None: no single match, recorded as
     MISSING_RATINGKEY with the candidates found). Raises `UpstreamError`."""
     sections = [s.directory for s in state.sections.values()]
     found = titles.resolve(state.upstream, sections, target.type, target.title, target.library)
     if found.rating_key is None:
         # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
-        record(Event.MISSING_RATINGKEY, f"target={target.id} title={target.title!r}: {found.reason}",
-               level=logging.WARNING, target=target.id, title=target.title, candidates=found.candidates,
-               reason=found.reason)
+        recorder.record(Resolved(event=Event.MISSING_RATINGKEY, target=target.id, title=target.title,
+                                 candidates=found.candidates, reason=found.reason),
+                        f"target={target.id} title={target.title!r}: {found.reason}", level=logging.WARNING)
         return None
-    record(Event.RESOLVED_RATINGKEY, f"target={target.id} title={target.title!r} ratingKey={found.rating_key}",
-           target=target.id, title=target.title, rating_key=found.rating_key, candidates=found.candidates)
+    recorder.record(Resolved(event=Event.RESOLVED_RATINGKEY, target=target.id, title=target.title,
+                             rating_key=found.rating_key, candidates=found.candidates),
+                    f"target={target.id} title={target.title!r} ratingKey={found.rating_key}")
     return dataclasses.replace(target, rating_key=found.rating_key)
 
 
-def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
+def prefetch_libraries(state: PreviewState, recorder: Recorder) -> None:
     """A dry run: every item of the libraries named becomes a target (id = ratingKey), read with paged listings
     (never one request per item) — movies, or shows with their seasons and episodes. A shard keeps the top-level
     items at its positions, each with its seasons and episodes. Raises `StartupError`, `UpstreamError`.
@@ -293,22 +316,61 @@ def prefetch_libraries(state: PreviewState, record: Recorder) -> None:
                     refused.append(key)
                     continue
                 state.targets[key] = Target(id=key, type=level, rating_key=key, title=element.get("title", ""))
-                state.remember_packed(element, record)
-                record(Event.TARGET, level=logging.DEBUG, target=key, rating_key=key, type=level,
-                       title=element.get("title"), year=element.get("year"),
-                       parent_title=element.get("parentTitle"), grandparent_title=element.get("grandparentTitle"),
-                       index=element.get("index"), parent_index=element.get("parentIndex"), library=title,
-                       thumb=element.get("thumb"))
+                state.remember_packed(element, recorder)
+                recorder.record(target_seen(state.targets[key], element, title), level=logging.DEBUG)
                 kept += 1
         said = f"; {len(refused)} items refused, their ratingKeys are no target ids: " \
                f"{', '.join(repr(k) for k in refused[:5])}{' …' if len(refused) > 5 else ''}" if refused else ""
         # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
-        record(Event.PREFETCH, f"library {title!r}: {kept} items are targets{said}",
-               level=logging.WARNING if refused else logging.INFO, library=title, targets=kept,
-               shard=f"{shard.index + 1}/{shard.count}", skipped=len(shard.skip), refused=len(refused))
+        recorder.note(Event.PREFETCH, f"library {title!r}: {kept} items are targets{said}",
+                      level=logging.WARNING if refused else logging.INFO, library=title, targets=kept,
+                      shard=f"{shard.index + 1}/{shard.count}", skipped=len(shard.skip), refused=len(refused))
 
 
-def prefetch(state: PreviewState, record: Recorder) -> None:
+def target_seen(target: Target, element: ET.Element, library: str | None) -> TargetSeen:
+    """A target's TARGET line: how Plex knows it (its titles, its place, its poster), which the render names it by
+    the way Kometa's log does."""
+    return TargetSeen(target=target.id, rating_key=target.rating_key or "", type=element.get("type") or target.type,
+                      title=element.get("title", ""), year=element.get("year"), parent_title=element.get("parentTitle"),
+                      grandparent_title=element.get("grandparentTitle"), index=element.get("index"),
+                      parent_index=element.get("parentIndex"), library=library, thumb=element.get("thumb"))
+
+
+def _prefetch_target(state: PreviewState, target: Target, recorder: Recorder) -> None:
+    """One target given in preview.yml: its metadata, its season and show, and a target show's or season's
+    descendants. Raises `UpstreamError`."""
+    upstream = state.upstream
+    if target.rating_key is None:
+        target = resolve_title(state, target, recorder)
+        if target is None:
+            return
+    state.targets[target.rating_key] = target
+    element = client.item(upstream, target.rating_key)
+    if element is None:
+        state.missing[target.rating_key] = "not found in Plex"
+        # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
+        recorder.record(ItemEvent(event=Event.MISSING_ITEM, rating_key=target.rating_key, target=target.id),
+                        f"ratingKey={target.rating_key} target={target.id}: Plex has no such item",
+                        level=logging.WARNING)
+        return
+    if element.get("type") != target.type:
+        recorder.note(Event.TYPE_MISMATCH, f"target={target.id} ratingKey={target.rating_key} is a "
+                      f"{element.get('type')}, not a {target.type}", level=logging.WARNING,
+                      rating_key=target.rating_key, target=target.id, expected=target.type, actual=element.get("type"))
+    state.remember(element, recorder)
+    state.learn(element, target.rating_key, recorder)
+    if element.get("type") in ("show", "season"):
+        for sub in ("children", "allLeaves") if element.get("type") == "show" else ("children",):
+            for child in client.children(upstream, target.rating_key, sub):
+                plexml.strip_label(child, OVERLAY_LABEL)
+                child.set("librarySectionID", element.get("librarySectionID", ""))
+                state.descendants.setdefault(child.get("ratingKey", ""), child)
+    section = state.sections.get(element.get("librarySectionID", ""))
+    recorder.record(target_seen(target, element, section.title if section else element.get("librarySectionTitle")),
+                    level=logging.DEBUG)
+
+
+def prefetch(state: PreviewState, recorder: Recorder) -> None:
     """Read sections and every target's metadata (read-only), with `plex.client`'s lookups — the same ones
     `check` makes. Raises `StartupError`."""
     upstream = state.upstream
@@ -318,49 +380,18 @@ def prefetch(state: PreviewState, record: Recorder) -> None:
             state.sections[key] = Section(key, directory.get("title", ""), directory.get("type", ""),
                                           directory.get("uuid", ""), directory)
         for target in state.config.targets:
-            if target.rating_key is None:
-                target = resolve_title(state, target, record)
-                if target is None:
-                    continue
-            state.targets[target.rating_key] = target
-            element = client.item(upstream, target.rating_key)
-            if element is None:
-                state.missing[target.rating_key] = "not found in Plex"
-                # WARNING, not ERROR: mitmdump exits when anything is logged at ERROR during start-up.
-                record(Event.MISSING_ITEM, f"ratingKey={target.rating_key} target={target.id}: Plex has no such item",
-                       level=logging.WARNING, rating_key=target.rating_key, target=target.id)
-                continue
-            if element.get("type") != target.type:
-                record(Event.TYPE_MISMATCH, f"target={target.id} ratingKey={target.rating_key} is a "
-                       f"{element.get('type')}, not a {target.type}", level=logging.WARNING,
-                       rating_key=target.rating_key, target=target.id, expected=target.type,
-                       actual=element.get("type"))
-            state.remember(element, record)
-            state.learn(element, target.rating_key, record)
-            if element.get("type") in ("show", "season"):
-                for sub in ("children", "allLeaves") if element.get("type") == "show" else ("children",):
-                    for child in client.children(upstream, target.rating_key, sub):
-                        plexml.strip_label(child, OVERLAY_LABEL)
-                        child.set("librarySectionID", element.get("librarySectionID", ""))
-                        state.descendants.setdefault(child.get("ratingKey", ""), child)
-            section = state.sections.get(element.get("librarySectionID", ""))
-            record(Event.TARGET, level=logging.DEBUG, target=target.id, rating_key=target.rating_key,
-                   type=element.get("type"), title=element.get("title"), year=element.get("year"),
-                   parent_title=element.get("parentTitle"), grandparent_title=element.get("grandparentTitle"),
-                   index=element.get("index"), parent_index=element.get("parentIndex"),
-                   library=section.title if section else element.get("librarySectionTitle"),
-                   thumb=element.get("thumb"))
+            _prefetch_target(state, target, recorder)
         for parent in list(state.learned_parents):
             if parent not in state.items and (element := client.item(upstream, parent)) is not None:
-                state.remember(element, record)
+                state.remember(element, recorder)
         if state.config.libraries:
-            prefetch_libraries(state, record)
+            prefetch_libraries(state, recorder)
     except UpstreamError as exc:
         raise StartupError(str(exc)) from None
     holding = {state.items[k].get("librarySectionID") for k in state.targets if k in state.items}
     for key in list(state.descendants):
         if key in state.targets:
             del state.descendants[key]  # a target is a target, even when it is also a target show's episode
-    record(Event.PREFETCH, level=logging.DEBUG, targets=len(state.targets), missing=sorted(state.missing),
-           sections=sorted(s for s in holding if s), learned_parents=sorted(state.learned_parents),
-           descendants=len(state.descendants), upstream_requests=upstream.requests)
+    recorder.note(Event.PREFETCH, level=logging.DEBUG, targets=len(state.targets), missing=sorted(state.missing),
+                  sections=sorted(s for s in holding if s), learned_parents=sorted(state.learned_parents),
+                  descendants=len(state.descendants), upstream_requests=upstream.requests)

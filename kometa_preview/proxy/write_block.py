@@ -10,7 +10,7 @@ import logging
 
 from mitmproxy import http
 
-from ..common.events import Event
+from ..common.events import Blocked, Captured, Event
 from ..common.job import CaptureName
 from ..plex import xml as plexml
 from ..plex.routes import Kind, Route
@@ -26,8 +26,11 @@ def _verdict(route: Route) -> Event:
     return Event.BLOCKED_WRITE
 
 
-def _where(route: Route) -> dict[str, object]:
-    return {"method": route.method, "path": redact(route.path), "route": route.kind.value}
+def _blocked(verdict: Event, route: Route, content_length: int, **more: str | None) -> Blocked:
+    """The journal line of a request answered here: what it was (method, redacted path, route, the item and image
+    kind it names) and how big; `more` is a `reason` (undecodable) or the `url` of an upload by URL."""
+    return Blocked(event=verdict, method=route.method, path=redact(route.path), route=route.kind.value,
+                   rating_key=route.rating_key, kind=route.upload_kind, content_length=content_length, **more)
 
 
 class WriteBlock:
@@ -44,11 +47,11 @@ class WriteBlock:
         declared = max((int(v) for v in length.split(",") if v.strip().isdigit()), default=0)
         if declared > state.max_upload:
             route = route_of(flow)
-            self.proxy.decide(flow, Event.UPLOAD_TOO_LARGE, f"{route.method} {redact(route.path)} "
-                              f"ratingKey={route.rating_key} bytes={declared} limit={state.max_upload}",
-                              body=plexml.empty_container(), status=413, level=logging.WARNING,
-                              content_length=declared, rating_key=route.rating_key, kind=route.upload_kind,
-                              journal=_where(route))
+            self.proxy.decide(flow, _blocked(Event.UPLOAD_TOO_LARGE, route, declared),
+                              f"{route.method} {redact(route.path)} ratingKey={route.rating_key} bytes={declared} "
+                              f"limit={state.max_upload}", body=plexml.empty_container(), status=413,
+                              level=logging.WARNING, content_length=declared, rating_key=route.rating_key,
+                              kind=route.upload_kind)
 
     @fail_closed
     def request(self, flow: http.HTTPFlow) -> None:
@@ -66,17 +69,17 @@ class WriteBlock:
             # Judged by the decoded size: a small compressed body that inflates past the limit is refused, and
             # decoding stopped at the limit, so nothing of it is held or kept.
             verdict = Event.UPLOAD_TOO_LARGE if exc.status == 413 else Event.UPLOAD_UNDECODABLE
-            self.proxy.decide(flow, verdict, f"{route.method} {redact(route.path)} ratingKey={route.rating_key} "
-                              f"bytes={len(raw)}: {exc}", body=plexml.empty_container(), status=exc.status,
-                              level=logging.WARNING, reason=str(exc), rating_key=route.rating_key,
-                              kind=route.upload_kind, content_length=len(raw), journal=_where(route))
+            self.proxy.decide(flow, _blocked(verdict, route, len(raw), reason=str(exc)),
+                              f"{route.method} {redact(route.path)} ratingKey={route.rating_key} bytes={len(raw)}: "
+                              f"{exc}", body=plexml.empty_container(), status=exc.status, level=logging.WARNING,
+                              reason=str(exc), rating_key=route.rating_key, kind=route.upload_kind,
+                              content_length=len(raw))
             return
         verdict = _verdict(route)
         says = f"{route.method} {redact(route.path)}" + (f" ratingKey={route.rating_key}" if route.rating_key else "")
-        self.proxy.decide(flow, verdict, (": " if verdict is Event.BLOCKED_WRITE else "") + says,
-                          body=plexml.empty_container(), rating_key=route.rating_key, kind=route.upload_kind,
-                          content_length=len(body),
-                          journal={**_where(route), "url": redact(route.param("url") or "") or None})
+        self.proxy.decide(flow, _blocked(verdict, route, len(body), url=redact(route.param("url") or "") or None),
+                          (": " if verdict is Event.BLOCKED_WRITE else "") + says, body=plexml.empty_container(),
+                          rating_key=route.rating_key, kind=route.upload_kind, content_length=len(body))
         if body:
             self._capture(route, body, flow.request.headers.get("Content-Type", ""))
         elif route.kind is Kind.UPLOAD:
@@ -93,15 +96,15 @@ class WriteBlock:
             saved = capture.save(layout.captured_requests, CaptureName.new(route.rating_key, route.upload_kind, "bin"),
                                  body)
             name = CaptureName.parse(saved.name)
-            self.proxy.record(Event.CAPTURE_PARSE_ERROR, f"ratingKey={name.rating_key} kind={name.kind} "
-                              f"bytes={len(body)} saved={saved}: no complete JPEG/PNG/WebP in the body",
-                              level=logging.WARNING, rating_key=name.rating_key, kind=name.kind, bytes=len(body),
-                              saved=str(saved), **where)
+            self.proxy.note(Event.CAPTURE_PARSE_ERROR, f"ratingKey={name.rating_key} kind={name.kind} "
+                            f"bytes={len(body)} saved={saved}: no complete JPEG/PNG/WebP in the body",
+                            level=logging.WARNING, rating_key=name.rating_key, kind=name.kind, bytes=len(body),
+                            saved=str(saved), **where)
             return
         data, ext = found
         saved = capture.save(layout.by_ratingkey, CaptureName.new(route.rating_key, route.upload_kind, ext), data)
         name = CaptureName.parse(saved.name)
         target = state.targets.get(name.rating_key)
-        self.proxy.record(Event.CAPTURED_UPLOAD, f"ratingKey={name.rating_key} kind={name.kind} bytes={len(data)} "
-                          f"saved={saved}", rating_key=name.rating_key, kind=name.kind, bytes=len(data), ext=ext,
-                          saved=str(saved), target=target.id if target else None, **where)
+        self.proxy.record(Captured(rating_key=name.rating_key, kind=name.kind, bytes=len(data), ext=ext,
+                                   saved=str(saved), target=target.id if target else None, **where),
+                          f"ratingKey={name.rating_key} kind={name.kind} bytes={len(data)} saved={saved}")
