@@ -105,14 +105,28 @@ def test_a_whole_library_dry_run_equals_kometa_run_straight_on_it(library, strai
         assert any(family <= targets for targets in shard_targets)
 
 
-def test_the_library_flag_dry_runs_without_targets_in_preview_yml(library, tmp_path):
-    config = write_preview_yml(tmp_path, library.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
-                               libraries=OVERLAYS)
+def test_the_library_flag_dry_runs_that_library_s_items_each_once(library, tmp_path):
+    """A library dry run previews that library's items, each exactly once (id = ratingKey), in shards too: targets
+    preview.yml also lists — by ratingKey, by title, in another library — are left out, said in one line."""
+    movie = library.library.items[1003]
+    episode = next(k for k, item in library.library.items.items() if item.type == "episode")
+    listed = [{"id": "m", "type": "movie", "ratingKey": "1001"}, {"id": "titled", "type": "movie", "title": movie.title},
+              {"id": "ep", "type": "episode", "ratingKey": str(episode)}]
+    config = write_preview_yml(tmp_path, library.url, listed, libraries=OVERLAYS)
     result = dry_run(config, tmp_path / "job", "--library", "TV Shows")
     assert result.returncode == 0, result.stderr
     targets = summary_of(tmp_path / "job")["targets"]
     tv = {str(k) for k, item in library.library.items.items() if item.section_id == 2}
-    assert set(targets) == tv | {"m"} and targets["m"]["status"] == "exported"
+    assert set(targets) == tv
+    assert result.stderr.count("preview.targets are left out") == 1
+    sharded = dry_run(config, tmp_path / "sharded", "--library", "Movies", "--shards", "2")
+    assert sharded.returncode == 0, sharded.stderr
+    movies = {str(k) for k, item in library.library.items.items() if item.section_id == 1}
+    summary = summary_of(tmp_path / "sharded")
+    assert set(summary["targets"]) == movies and len(summary["targets"]) == SIZE["movies"]
+    assert "TV Shows" not in sharded.stderr  # Kometa ran on Movies only
+    progress = [line for line in sharded.stderr.splitlines() if "captured" in line and " of " in line]
+    assert all(int(line.split(" of ")[1].split()[0]) <= SIZE["movies"] for line in progress), progress
     unknown = dry_run(config, tmp_path / "bad", "--library", "Music")
     assert unknown.returncode == 2 and "no movie or TV library named 'Music'" in unknown.stderr
     no_library = dry_run(config, tmp_path / "none", "--shards", "2")

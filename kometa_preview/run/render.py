@@ -52,6 +52,12 @@ def render(request: RenderRequest, reporter: Reporter) -> export.Outcome:
         config = sampled(config, config.dry_run_libraries, request.sample)
     if (request.shards > 1 or request.resume) and not config.dry_run_libraries:
         raise RenderError("--shards and --resume split a dry run: give --library NAME or preview.libraries")
+    if config.dry_run_libraries and config.targets:
+        # A dry run previews its libraries' items, each once (id = ratingKey): a listed target would be a second
+        # copy of one of them, or an item of another library.
+        reporter.stage(f"! preview.targets are left out: a dry run of {', '.join(config.dry_run_libraries)} "
+                       "previews every item of it once")
+        config = dataclasses.replace(config, targets=())
     one_shot = not config.dry_run_libraries
     kometa = choose_kometa(config, request)
     reporter.kometa_found(kometa)
