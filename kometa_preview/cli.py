@@ -214,8 +214,9 @@ class TerminalReporter:
 
 def _print_outcome(outcome, quiet: bool = False) -> None:
     """The job's lines (results/terminal.py): targets, problems, where the results are, the verdict last."""
+    from .common.job import REPORT
     from .results import terminal
-    where = [f"summary: {outcome.summary_path}", f"report:  {outcome.summary_path.parent / 'report.html'}"]
+    where = [f"summary: {outcome.summary_path}", f"report:  {outcome.summary_path.parent / REPORT}"]
     terminal.show(terminal.outcome_lines(outcome.summary, where, quiet=quiet), click.secho)
 
 
@@ -306,7 +307,8 @@ def render(preview_yml: Path, kometa_path: Path | None, kometa_python: str | Non
         raise UserError(str(exc)) from None
     _print_outcome(outcome, quiet)
     if open_report:
-        _open(outcome.summary_path.parent / "report.html")
+        from .common.job import REPORT
+        _open(outcome.summary_path.parent / REPORT)
     raise SystemExit(outcome.exit_code)
 
 

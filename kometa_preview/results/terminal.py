@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..common.job import REPORT
 from ..common.outside_policy import SERVICES
 from .summary import Summary
 
@@ -84,7 +85,7 @@ def outside_lines(summary: Summary) -> list[Line]:
     if offline(summary):
         overlays = {overlay for names in needed.values() for overlay in names}
         return [Line(f"! --offline: {len(overlays)} overlay{'s' * (len(overlays) != 1)} drawn without outside data "
-                     f"({', '.join(sorted(needed))}); report.html names them", "yellow", problem=True)]
+                     f"({', '.join(sorted(needed))}); {REPORT} names them", "yellow", problem=True)]
     return [Line(f"! {name} could not be read: {', '.join(overlays)} drawn without its data", "yellow", problem=True)
             for name, overlays in needed.items()]
 
