@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -33,6 +34,14 @@ def test_a_movie_sample_covers_every_value_overlays_decide_on(sample_plex_factor
                    lambda i: {i.content_rating}):
         assert set().union(*map(values, picked)) == set().union(*map(values, movies))
     assert any(m.hdr for p in picked for m in p.media) and any(m.dovi for p in picked for m in p.media)
+    # each sampled item says which badges it is there for, and they are its own
+    notes = [line.split("# movie in Movies: ", 1)[1] for line in result.stdout.splitlines() if "# movie in Movies" in line]
+    assert len(notes) == len(picked)
+    for item, note in zip(picked, notes):
+        assert note.startswith("for ") and len(note) > len("for "), note
+        assert ("Dolby Vision" in note) <= any(m.dovi for m in item.media), (item.title, note)
+        for said in re.findall(r"resolution (\w+)", note):
+            assert said.lower() in {m.resolution.lower() for m in item.media}, (item.title, note)
     assert {e.method for e in server.log.snapshot()} == {"GET"} and server.log.changes() == []
 
 

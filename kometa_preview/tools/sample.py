@@ -12,6 +12,7 @@ it from TMDb (`tmdb_status`), so a read-only sample cannot cover it without TMDb
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -28,10 +29,14 @@ FIELDS = {"movie": (("resolution", "movie"), ("audioCodec", "movie"), ("editionT
                    ("audioCodec", "episode"))}
 #: Yes/no fields (`<Field type="boolean">` in Plex's `<Meta>`), and their level.
 FLAGS = {"movie": (("hdr", "movie"), ("dovi", "movie")), "show": (("hdr", "episode"), ("dovi", "episode"))}
+FLAG_NAMES = frozenset(name for flags in FLAGS.values() for name, _ in flags)
 #: How much covering one value of a field is worth: the fields that pick a badge first.
 WEIGHTS = {"resolution": 100, "hdr": 100, "dovi": 100, "editionTitle": 10}
 #: Items read per value: enough to choose from, bounded on a large library.
 PER_VALUE = 200
+#: How a covered value is named in the note `find` prints beside each sampled item.
+WORDS = {"resolution": "resolution", "audioCodec": "audio", "editionTitle": "edition", "contentRating": "rating",
+         "network": "network", "hdr": "HDR", "dovi": "Dolby Vision"}
 
 
 class SampleError(Exception):
@@ -96,13 +101,25 @@ def pick(upstream: Upstream, library: str, count: int) -> tuple[list[Entry], lis
         return (sum(WEIGHTS.get(name.rsplit(".", 1)[-1], 1) for name, _ in gained),
                 -int(candidate.element.get("ratingKey")))
 
-    chosen: list[Candidate] = []
+    chosen: list[tuple[Candidate, set[tuple[str, str]]]] = []
     while len(chosen) < count and wanted:
         best = max(candidates.values(), key=worth, default=None)
         if best is None or not best.covers & wanted:
             break
-        chosen.append(best)
+        chosen.append((best, best.covers & wanted))
         wanted -= best.covers
         del candidates[best.element.get("ratingKey")]
-    entries = unique_ids([describe_element(c.element, library) for c in chosen])
+    entries = unique_ids([dataclasses.replace(describe_element(c.element, library), note=why(gained))
+                          for c, gained in chosen])
     return entries, sorted(wanted)
+
+
+def why(gained: set[tuple[str, str]]) -> str:
+    """The badges an item is in the sample for, in words: `for resolution 4K, HDR, audio TrueHD`."""
+    def word(name: str, title: str) -> str:
+        field_name = name.rsplit(".", 1)[-1]
+        return WORDS[field_name] if field_name in FLAG_NAMES else f"{WORDS.get(field_name, field_name)} {title}"
+    order = list(WORDS)
+    ranked = sorted(gained, key=lambda g: (order.index(g[0].rsplit(".", 1)[-1]) if g[0].rsplit(".", 1)[-1] in order
+                                           else len(order), g[1]))
+    return "for " + ", ".join(word(name, title) for name, title in ranked)
