@@ -32,10 +32,12 @@ def main() -> int:
         targets += [{"id": f"show{n}", "type": "show", "title": library.items[k].title, "ratingKey": str(k)}
                     for n, k in enumerate(shows, 1)]
         kometa = os.environ.get("KOMETA_PATH")
+        # Kometa's defaults that read each item's media: resolution and HDR, the audio track, the release source
+        defaults = ("resolution", "audio_codec", "video_format")
         document = {
             "plex": {"url": server.url, "token": TOKEN},
-            "libraries": {"Movies": {"overlay_files": [{"default": "resolution"}]},
-                          "TV Shows": {"overlay_files": [{"default": "resolution"}]}},
+            "libraries": {name: {"overlay_files": [{"default": default} for default in defaults]}
+                          for name in ("Movies", "TV Shows")},
             "preview": {"mode": "write_blocked", "output": str(folder), "targets": targets},
         }
         config = folder / "preview.yml"

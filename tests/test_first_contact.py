@@ -48,10 +48,10 @@ def test_an_overlay_file_next_to_preview_yml_named_relatively_works(sample_plex,
     result = render_cli(config, "--job", str(tmp_path / "job"))
     assert result.returncode == 0, result.stderr + result.stdout
     entry = summary_of(tmp_path / "job")["targets"]["m"]
-    assert (entry["status"], entry["overlays"]) == ("exported", ["Hello"])
+    assert (entry["status"], entry["overlays"]) == ("exported", ["Overlay File (0) Hello"])  # Kometa's own name
     after = Image.open(tmp_path / "job" / "output" / entry["after"]).convert("RGB")
     assert after.getpixel(HELLO_PIXEL)[0] > 200 and after.getpixel(HELLO_PIXEL)[1] < 60
-    assert "✓ m exported: m_after.jpg (Hello)" in result.stdout
+    assert "✓ m exported: m_after.jpg (Overlay File (0) Hello)" in result.stdout
 
 
 def test_paths_borrowed_from_kometa_config_resolve_in_kometas_folder(sample_plex, tmp_path):
@@ -71,7 +71,7 @@ def test_paths_borrowed_from_kometa_config_resolve_in_kometas_folder(sample_plex
     assert f"{kometa / 'config' / 'overlays' / 'mine.yml'} parses" in check.stdout, check.stdout
     result = render_cli(config, "--job", str(tmp_path / "job"), "--kometa", str(kometa / "kometa.py"))
     assert result.returncode == 0, result.stderr + result.stdout
-    assert summary_of(tmp_path / "job")["targets"]["m"]["overlays"] == ["Hello"]
+    assert summary_of(tmp_path / "job")["targets"]["m"]["overlays"] == ["Overlay File (0) Hello"]
 
 
 def test_a_missing_overlay_file_fails_with_kometas_file_error(sample_plex, tmp_path):

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import sample_badges
+import tv_levels
 from conftest import RESOLUTION_OVERLAYS, TOKEN, write_preview_yml
 from PIL import Image
 
@@ -16,6 +18,7 @@ from kometa_preview.kometa.runner import KometaCommand
 
 CHECKOUT = Path(os.environ.get("KOMETA_PATH", "/nonexistent"))
 CHECKOUT = CHECKOUT.parent if CHECKOUT.name == "kometa.py" else CHECKOUT
+PYTHON = os.environ.get("KOMETA_PYTHON", sys.executable)
 pytestmark = [pytest.mark.real_kometa, pytest.mark.e2e,
               pytest.mark.skipif(not (CHECKOUT / "kometa.py").is_file() or not (CHECKOUT / "modules").is_dir(),
                                  reason="KOMETA_PATH does not point at a real Kometa checkout")]
@@ -41,6 +44,42 @@ def test_real_kometa_renders_movies_and_episodes_without_writing(sample_plex_fac
     assert not any(TOKEN.encode() in p.read_bytes() for p in (tmp_path / "job").rglob("*") if p.is_file())
 
 
+def test_real_kometa_badges_the_sample_items_by_their_media(sample_plex_factory, tmp_path):
+    """Kometa's audio_codec, resolution and video_format defaults on the sample's movies and episodes: it finds the
+    audio formats in the tracks' titles and file names, the release sources and HDR10+/HLG/DV HDR10 in the file
+    names, and chooses by its weights what sample_badges.py works out from the library."""
+    server = sample_plex_factory(movies=60, shows=2, seed=7)
+    targets = sample_badges.media_targets(server.library)
+    items = {t["id"]: server.library.items[int(t["ratingKey"])] for t in targets}
+    assert {sample_badges.audio_codec(item) for item in items.values()} >= {
+        "Dolby-TrueHD-Atmos", "DTS-X", "Dolby-Digital-Plus-Atmos", "DTS-HD-MA", "FLAC", "Dolby-Digital-Plus", "AAC"}
+    assert {sample_badges.video_format(item) for item in items.values()} >= {"REMUX", "BLU-RAY", "WEB", "DVD", None}
+    assert {"DV-HDR", "Plus"} <= {alt for item in items.values() for alt in sample_badges.alternatives(item)}
+    config = write_preview_yml(tmp_path, server.url, targets, libraries=sample_badges.MEDIA_OVERLAYS,
+                               kometa={"path": str(CHECKOUT / "kometa.py"), "python": PYTHON, "timeout": 900})
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "--job",
+                             str(tmp_path / "job")], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())
+    for target_id, item in items.items():
+        entry = summary["targets"][target_id]
+        assert (entry["status"], entry["overlays"]) == ("exported", sample_badges.overlays(item)), target_id
+    assert server.log.changes() == []
+
+
+def test_real_kometa_puts_each_overlay_file_on_its_own_level(sample_plex_factory, tmp_path):
+    """The stand-in's rule of builder_level (test_tv_fidelity has the same test) is real Kometa's."""
+    server = sample_plex_factory(movies=5, shows=3)
+    tv_levels.write_overlay_files(tmp_path)
+    config = write_preview_yml(tmp_path, server.url, tv_levels.targets(server.library), libraries=tv_levels.LIBRARIES,
+                               kometa={"path": str(CHECKOUT / "kometa.py"), "python": PYTHON, "timeout": 900})
+    result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "--job",
+                             str(tmp_path / "job")], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr + result.stdout
+    tv_levels.check(json.loads((tmp_path / "job" / "output" / "summary.json").read_text()), server.library)
+    assert server.log.changes() == []
+
+
 def test_real_kometa_s_start_up_calls_go_through_the_user_s_proxy(sample_plex, tmp_path):
     """Online, behind a TLS-inspecting HTTPS_PROXY with its own CA: real Kometa's start-up calls leave through it."""
     from corporate_proxy import CorporateProxy
@@ -60,9 +99,6 @@ def test_real_kometa_s_start_up_calls_go_through_the_user_s_proxy(sample_plex, t
     assert "api.themoviedb.org/3/configuration" in corp.requests
     assert any(r.endswith("/VERSION") for r in corp.requests)
     assert sample_plex.log.changes() == []
-
-
-PYTHON = os.environ.get("KOMETA_PYTHON", sys.executable)
 
 
 def real_kometa_on_the_whole_library(tmp_path, libraries: dict, size: dict) -> tuple[dict, dict]:
@@ -100,8 +136,9 @@ def real_kometa_on_the_whole_library(tmp_path, libraries: dict, size: dict) -> t
 
 def test_real_kometa_show_targets_get_the_badges_it_draws_on_the_whole_library(sample_plex_factory, tmp_path):
     size = {"movies": 10, "shows": 4, "seasons": 2, "episodes": 3, "seed": 7}
-    tv = {"TV Shows": {"overlay_files": [{"default": "resolution"}]}}
+    tv = {"TV Shows": {"overlay_files": [{"default": "resolution"}, {"default": "audio_codec"}]}}
     applied, uploads = real_kometa_on_the_whole_library(tmp_path, tv, size)
+    assert any(name.startswith("Overlay File (1) ") for names in applied.values() for name in names)  # by episodes
     server = sample_plex_factory(**size)
     shows = sorted(k for k, item in server.library.items.items() if item.type == "show")
     config = write_preview_yml(tmp_path, server.url, [{"id": f"s{k}", "type": "show", "ratingKey": str(k)}

@@ -1,64 +1,42 @@
 """`kometa-preview render` end to end: the sample Plex server, the real proxy, the Kometa stand-in.
 
-The badge each poster must carry is computed here from the generated library, the way Kometa's
-resolution overlay weighs it; the stand-in only learns it through Plex searches answered by the proxy.
+The overlays each poster must carry are computed from the generated library, the way Kometa's resolution overlay
+weighs them (sample_badges.py: resolution, HDR, Dolby Vision, the HDR10+/HLG/DV HDR10 its file names say, the
+edition dovetailed beside it); the stand-in only learns them through Plex searches and reads answered by the
+proxy. The exported poster must be the stand-in's drawing of exactly those badges on the item's own poster.
 """
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import requests
+import sample_badges
 from conftest import RESOLUTION_OVERLAYS, TOKEN, render_cli, write_preview_yml
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).parent / "kometa_standin"))
+import standin_draw  # noqa: E402 - the stand-in's own drawing, beside its kometa.py
+
 pytestmark = pytest.mark.e2e
 
-BADGES = {"4k": ("4K", 130), "1080": ("1080P", 100), "720": ("720P", 70), "576": ("576P", 40),
-          "480": ("480P", 10), "sd": ("480P", 10)}
-COLOURS = {"4K": (220, 20, 60), "1080P": (30, 144, 255), "720P": (50, 205, 50), "576P": (255, 165, 0),
-           "480P": (148, 0, 211), "HDR": (255, 215, 0), "DV": (0, 206, 209)}
 SEED_FIELDS = {"timestamp", "success", "kometa_exit_code", "blocked_write_attempts", "captured_uploads",
                "captured_uploads_count", "successful_captures_count", "exported_files", "missing_targets",
                "output_files", "mock_mode", "filtering"}
 
 
-def expected_badge(item) -> str:
-    hdr, dovi = any(m.hdr for m in item.media), any(m.dovi for m in item.media)
-    options = []
-    for media in item.media:
-        name, weight = BADGES[media.resolution]
-        options.append((weight, name))
-        if hdr:
-            options.append((weight + 10, f"{name}-HDR"))
-        if dovi:
-            options.append((weight + 20, f"{name}-DV"))
-    return max(options)[1]
-
-
-def close(pixel, colour, tolerance=40) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour))
-
-
-def badge_of(path: Path) -> str:
-    image = Image.open(path).convert("RGB")
-    main = next(name for name in ("4K", "1080P", "720P", "576P", "480P") if close(image.getpixel((180, 82)), COLOURS[name]))
-    alt = next((name for name in ("HDR", "DV") if close(image.getpixel((390, 82)), COLOURS[name])), None)
-    return f"{main}-{alt}" if alt else main
-
-
 def varied_targets(server) -> list[dict]:
-    """One movie per badge the library offers, and two episodes."""
+    """One movie per resolution badge the library offers (with or without an edition dovetailed), two episodes."""
     chosen: dict[str, int] = {}
     for key in sorted(server.library.items):
         item = server.library.items[key]
         if item.type == "movie":
-            chosen.setdefault(expected_badge(item), key)
+            chosen.setdefault(sample_badges.resolution(item)[0].removesuffix("-Dovetail"), key)
     episodes = [k for k in sorted(server.library.items) if server.library.items[k].type == "episode"][:2]
-    targets = [{"id": f"movie_{badge.replace('-', '_').lower()}", "type": "movie", "ratingKey": str(key)}
-               for badge, key in sorted(chosen.items())]
+    targets = [{"id": f"movie{n}", "type": "movie", "ratingKey": str(key)} for n, key in enumerate(chosen.values())]
     return targets + [{"id": f"episode{n}", "type": "episode", "ratingKey": str(key)} for n, key in enumerate(episodes)]
 
 
@@ -66,7 +44,8 @@ def varied_targets(server) -> list[dict]:
 def test_render_puts_the_right_badge_on_each_target_and_never_writes(sample_plex_factory, tmp_path, mode):
     server = sample_plex_factory(movies=150, shows=2)
     targets = varied_targets(server)
-    assert len(targets) >= 8
+    editions = {bool(server.library.items[int(t["ratingKey"])].edition) for t in targets if t["type"] == "movie"}
+    assert 12 <= len(targets) <= 20 and editions == {True, False}  # file-named alternatives, dovetails and not
     config = write_preview_yml(tmp_path, server.url, targets, libraries=RESOLUTION_OVERLAYS)
     server.log.clear()
     result = render_cli(config, "--job", str(tmp_path / "job"), *(["--filter-mode"] if mode == "filter" else []))
@@ -76,11 +55,13 @@ def test_render_puts_the_right_badge_on_each_target_and_never_writes(sample_plex
     jsonschema.validate(summary, json.loads((Path(__file__).parents[1] / "docs" / "summary.schema.json").read_text()))
     assert SEED_FIELDS <= set(summary) and summary["success"] and summary["missing_targets"] == []
     for target in targets:
-        item = server.library.items[int(target["ratingKey"])]
-        after = output / summary["targets"][target["id"]]["after"]
-        assert badge_of(after) == expected_badge(item), target["id"]
+        item, entry = server.library.items[int(target["ratingKey"])], summary["targets"][target["id"]]
+        wanted = sample_badges.resolution(item)
+        assert entry["overlays"] == [f"Overlay File (0) {name}" for name in wanted], target["id"]
         real_poster = requests.get(f"{server.url}{item.thumb_path}", headers={"X-Plex-Token": TOKEN}).content
-        assert (output / summary["targets"][target["id"]]["before"]).read_bytes() == real_poster
+        assert (output / entry["before"]).read_bytes() == real_poster
+        drawn = standin_draw.encode(standin_draw.compose(real_poster, item.type, wanted), "jpg")
+        assert (output / entry["after"]).read_bytes() == drawn, target["id"]  # those badges, on its own poster
     assert server.log.changes() == []
     assert summary["captured_uploads_count"] == len(targets)
     writes = summary["blocked_write_attempts"]
@@ -94,12 +75,35 @@ def test_render_puts_the_right_badge_on_each_target_and_never_writes(sample_plex
     for path in (tmp_path / "job").rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
-    assert "✓ movie_" in result.stdout and "summary:" in result.stdout
+    assert "✓ movie0 exported" in result.stdout and "summary:" in result.stdout
     html = (output / "report.html").read_text()
     for target in targets:
         entry = summary["targets"][target["id"]]
         assert f'src="{entry["before"]}"' in html and f'src="{entry["after"]}"' in html
     assert "http://" not in html and "https://" not in html and html.count('class="status exported"') == len(targets)
+
+
+def test_render_badges_audio_codec_and_video_format_by_the_items_media(sample_plex_factory, tmp_path):
+    """Kometa's audio_codec and video_format defaults read the audio tracks' titles and the files' names: through
+    the proxy, the stand-in finds each target's, and draws what Kometa's weights choose."""
+    server = sample_plex_factory(movies=60, shows=2, seed=7)
+    targets = sample_badges.media_targets(server.library)
+    items = {t["id"]: server.library.items[int(t["ratingKey"])] for t in targets}
+    assert len({sample_badges.audio_codec(item) for item in items.values()}) >= 10
+    assert {sample_badges.video_format(item) for item in items.values()} >= {"REMUX", "BLU-RAY", "WEB", "DVD", None}
+    config = write_preview_yml(tmp_path, server.url, targets, libraries=sample_badges.MEDIA_OVERLAYS)
+    result = render_cli(config, "--job", str(tmp_path / "job"))
+    assert result.returncode == 0, result.stderr + result.stdout
+    output = tmp_path / "job" / "output"
+    summary = json.loads((output / "summary.json").read_text())
+    for target_id, item in items.items():
+        entry = summary["targets"][target_id]
+        assert entry["overlays"] == sample_badges.overlays(item), target_id
+        names = [name.split(") ", 1)[1] for name in entry["overlays"]]
+        drawn = standin_draw.encode(standin_draw.compose((output / entry["before"]).read_bytes(), item.type, names),
+                                    "jpg")
+        assert (output / entry["after"]).read_bytes() == drawn, target_id
+    assert server.log.changes() == []
 
 
 def test_input_image_and_output_copy(sample_plex, tmp_path):

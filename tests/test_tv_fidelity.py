@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import tv_levels
 import yaml
 from conftest import STANDIN, TOKEN, render_cli, write_preview_yml
 from PIL import Image
@@ -20,7 +21,9 @@ from kometa_preview.sandbox import SampleServer, generate
 
 pytestmark = pytest.mark.e2e
 SIZE = {"movies": 12, "shows": 5, "seasons": 2, "episodes": 4, "seed": 7}
-TV_DEFAULT = {"TV Shows": {"overlay_files": [{"default": "resolution"}]}}
+#: At show level, Kometa's file and track filters ask the episodes (at least half of them must match).
+TV_DEFAULT = {"TV Shows": {"overlay_files": [{"default": "resolution"}, {"default": "audio_codec"},
+                                             {"default": "video_format"}]}}
 
 
 def direct_run(tmp_path, libraries: dict, size: dict) -> tuple[dict[str, list[str]], dict[int, bytes]]:
@@ -59,6 +62,7 @@ def test_show_targets_get_the_badges_kometa_draws_on_the_whole_library(tv_librar
     applied, uploads = whole_library_run
     titles = {key: tv_library.library.items[key].title for key in shows}
     assert len({applied[title][0] for title in titles.values()}) > 1  # the library offers different answers
+    assert any(name.startswith("Overlay File (1) ") for title in titles.values() for name in applied[title])
     config = write_preview_yml(tmp_path, tv_library.url, [{"id": f"s{key}", "type": "show", "ratingKey": str(key)}
                                                           for key in shows], libraries=TV_DEFAULT)
     tv_library.log.clear()
@@ -94,3 +98,16 @@ def test_episode_targets_match_the_whole_library_run_too(sample_plex_factory, tm
         assert entry["overlays"] == applied[entry["kometa_title"]]
         assert (tmp_path / "job" / "output" / entry["after"]).read_bytes() == uploads[key]
         assert Image.open(tmp_path / "job" / "output" / entry["after"]).size == (1920, 1080)  # 16:9, as Kometa
+
+
+def test_each_overlay_file_works_at_its_own_level(sample_plex_factory, tmp_path):
+    """Kometa's builder_level: a default file's template variable (or the library's), a definition's own attribute;
+    a show, a season and episodes each get the overlays of their level, as real Kometa gives them
+    (test_real_kometa has the same test)."""
+    server = sample_plex_factory(movies=5, shows=3)
+    tv_levels.write_overlay_files(tmp_path)  # beside preview.yml, which names them relatively
+    config = write_preview_yml(tmp_path, server.url, tv_levels.targets(server.library), libraries=tv_levels.LIBRARIES)
+    result = render_cli(config, "--job", str(tmp_path / "job"))
+    assert result.returncode == 0, result.stderr + result.stdout
+    tv_levels.check(json.loads((tmp_path / "job" / "output" / "summary.json").read_text()), server.library)
+    assert server.log.changes() == []

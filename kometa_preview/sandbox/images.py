@@ -25,7 +25,8 @@ def content_type(fmt: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def render_poster(rating_key: int, title: str, kind: str) -> tuple[bytes, str]:
-    """The item's own poster: a colour from its ratingKey, its title and key written on it."""
+    """The item's own poster: a colour from its ratingKey, its title and key written across its middle, where
+    Kometa's badges (in the corners and along the edges) leave them readable."""
     digest = hashlib.sha256(f"{rating_key}:{kind}".encode()).digest()
     size = STILL_SIZE if kind == "episode" else POSTER_SIZE
     image = Image.new("RGB", size, (digest[0], digest[1], digest[2]))
@@ -33,8 +34,9 @@ def render_poster(rating_key: int, title: str, kind: str) -> tuple[bytes, str]:
     stripe = (255 - digest[0], 255 - digest[1], 255 - digest[2])
     draw.rectangle((0, size[1] * 2 // 3, size[0], size[1] * 2 // 3 + 24), fill=stripe)
     font = ImageFont.load_default(size=28)
-    draw.text((20, 20), title, fill=(255, 255, 255), font=font)
-    draw.text((20, 60), f"#{rating_key}", fill=(255, 255, 255), font=font)
+    middle = size[1] * 2 // 5
+    draw.text((size[0] // 2, middle), title, fill=(255, 255, 255), font=font, anchor="mm")
+    draw.text((size[0] // 2, middle + 40), f"#{rating_key}", fill=(255, 255, 255), font=font, anchor="mm")
     fmt = poster_format(rating_key)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt.upper(), **({"quality": 85} if fmt == "jpeg" else {}))

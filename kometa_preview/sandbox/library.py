@@ -1,14 +1,17 @@
 """The sample library: a deterministic, in-memory Plex library generated from a seed and a size.
 
 The tests use it as the oracle of what a Plex Media Server holds, so everything that decides an
-overlay (resolution, HDR/Dolby Vision, audio codec, edition, labels) varies across items, and the
-same seed and size always give the same library.
+overlay (resolution, HDR/Dolby Vision, audio codec, edition, labels, and what Kometa reads with regexes:
+audio track titles and file names, releases.py) varies across items, and the same seed and size always
+give the same library.
 """
 from __future__ import annotations
 
 import random
 import threading
 from dataclasses import dataclass, field
+
+from .releases import Release, draw_release, file_name
 
 MOVIE_SECTION = 1
 SHOW_SECTION = 2
@@ -35,12 +38,14 @@ _BASE_TIME = 1_600_000_000
 
 @dataclass
 class Media:
-    """One media version of a movie or episode; Plex filters on any version."""
+    """One media version of a movie or episode; Plex filters on any version. `release` and `file` are set once
+    the item is known (`_dress`): what the file is, and its path."""
     resolution: str
     audio_codec: str
     hdr: bool
     dovi: bool
-    file: str
+    file: str = ""
+    release: Release | None = None
 
     @property
     def width(self) -> int:
@@ -74,6 +79,8 @@ class Item:
     poster_version: int = 0
     locked_fields: set[str] = field(default_factory=set)
     view_count: int = 0
+    #: A show's folder (Plex's `<Location>`); movies and episodes have their files instead.
+    location: str = ""
 
     @property
     def title_sort(self) -> str:
@@ -154,44 +161,80 @@ def _title(rng: random.Random, used: set[str]) -> str:
             return title
 
 
-def _media(rng: random.Random, path: str) -> Media:
+def _media(rng: random.Random) -> Media:
+    """A media version's resolution, HDR, Dolby Vision and audio codec, drawn from the library's generator (the
+    order of these draws is what keeps a seed's library the same)."""
     resolution = rng.choices(RESOLUTIONS, weights=(3, 5, 3, 1, 2, 1))[0]
     hdr = resolution in ("4k", "1080") and rng.random() < 0.45
     dovi = hdr and rng.random() < 0.5
-    return Media(resolution=resolution, audio_codec=rng.choice(AUDIO_CODECS), hdr=hdr, dovi=dovi, file=path)
+    return Media(resolution=resolution, audio_codec=rng.choice(AUDIO_CODECS), hdr=hdr, dovi=dovi)
 
 
-def generate(seed: int = 1, movies: int = 40, shows: int = 3, seasons: int = 2, episodes: int = 3) -> Library:
-    """Build the library. Sizes must be ≥ 0; the same arguments always give the same library."""
-    for name, value in (("movies", movies), ("shows", shows), ("seasons", seasons), ("episodes", episodes)):
-        if value < 0:
-            raise ValueError(f"{name} must be 0 or more, not {value}")
-    if movies >= SHOW_KEY_BASE - MOVIE_KEY_BASE:
-        raise ValueError(f"movies must be fewer than {SHOW_KEY_BASE - MOVIE_KEY_BASE}, not {movies}")
-    rng = random.Random(seed)
-    sections = [
-        Section(MOVIE_SECTION, "Movies", "movie", f"3d1c5b0e-6a7f-4a55-9b5e-{seed:012d}",
-                "tv.plex.agents.movie", "Plex Movie", "/data/movies"),
-        Section(SHOW_SECTION, "TV Shows", "show", f"7e8f9a0b-1c2d-4e3f-8a9b-{seed:012d}",
-                "tv.plex.agents.series", "Plex TV Series", "/data/tv"),
-    ]
-    items: list[Item] = []
-    used: set[str] = set()
-    for number in range(1, movies + 1):
+@dataclass
+class _Draws:
+    """The library's two generators: `items` draws everything items had before releases existed (the order of its
+    draws is what keeps a seed's library the same), `releases` what each file is (releases.py)."""
+    items: random.Random
+    releases: random.Random
+
+
+def _dress(versions: list[Media], releases: random.Random, folder: str, stem: str, edition: str = "",
+           style: str | None = None) -> list[Media]:
+    """Give each version its release and file (releases.py)."""
+    names: set[str] = set()
+    for media in versions:
+        media.release = draw_release(releases, media.resolution, media.audio_codec, media.hdr, media.dovi, style)
+        name = file_name(stem, edition, media.release, media.resolution, media.dovi)
+        if name in names:  # two versions under one bare name: Plex's `Title (Year) - 2160p.mkv`
+            name = name.removesuffix(".mkv") + f" - {media.width}x{media.height}.mkv"
+        names.add(name)
+        media.file = f"{folder}/{name}"
+    return versions
+
+
+def _movies(draws: _Draws, count: int, used: set[str]) -> list[Item]:
+    rng, items = draws.items, []
+    for number in range(1, count + 1):
         rk = MOVIE_KEY_BASE + number
         title = _title(rng, used)
         year = rng.randint(1975, 2025)
         edition = rng.choice(EDITIONS)
-        path = f"/data/movies/{title} ({year})/{title} ({year}).mkv"
-        versions = [_media(rng, path)]
+        versions = [_media(rng)]
         if rng.random() < 0.1:
-            versions.append(_media(rng, path.replace(".mkv", " - 2160p.mkv")))
+            versions.append(_media(rng))
+        stem = f"{title} ({year})"
+        _dress(versions, draws.releases, f"/data/movies/{stem}", stem, edition)
         items.append(Item(
             rating_key=rk, type="movie", section_id=MOVIE_SECTION, title=title, year=year,
             added_at=_BASE_TIME + number * 3600 + rng.randint(0, 3599),
             content_rating=rng.choice(CONTENT_RATINGS), studio=rng.choice(STUDIOS), edition=edition,
             genres=sorted(rng.sample(sorted(GENRES), rng.randint(1, 3))),
             guids=[f"imdb://tt{7000000 + rk}", f"tmdb://{100000 + rk}"], media=versions))
+    return items
+
+
+def _season(draws: _Draws, show: Item, season: Item, episodes: int, next_key: int) -> list[Item]:
+    """A season's episodes, their files named in one style (a season pack)."""
+    rng, items = draws.items, []
+    style = draws.releases.choice(("trash", "trash", "scene", "plain"))
+    for episode_index in range(1, episodes + 1):
+        title = f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}"
+        episode = Item(
+            rating_key=next_key, type="episode", section_id=SHOW_SECTION, title=title, year=season.year,
+            added_at=season.added_at + episode_index, content_rating=show.content_rating,
+            index=episode_index, parent_key=season.rating_key, grandparent_key=show.rating_key,
+            guids=[f"tvdb://{900000 + next_key}"], media=[_media(rng)])
+        code = f"S{season.index:02d}E{episode_index:02d}"
+        _dress(episode.media, draws.releases, f"{show.location}/Season {season.index:02d}",
+               f"{show.title} ({show.year}) - {code} - {title}", style=style)
+        next_key += 1
+        items.append(episode)
+        season.children.append(episode.rating_key)
+    return items
+
+
+def _shows(draws: _Draws, shows: int, seasons: int, episodes: int, used: set[str]) -> list[Item]:
+    rng, items = draws.items, []
     next_key = SHOW_KEY_BASE + shows + 1
     for number in range(1, shows + 1):
         show_key = SHOW_KEY_BASE + number
@@ -201,25 +244,36 @@ def generate(seed: int = 1, movies: int = 40, shows: int = 3, seasons: int = 2, 
             rating_key=show_key, type="show", section_id=SHOW_SECTION, title=title, year=year,
             added_at=_BASE_TIME + number * 7200, content_rating=rng.choice(TV_RATINGS),
             studio=rng.choice(STUDIOS), genres=sorted(rng.sample(sorted(GENRES), rng.randint(1, 2))),
-            guids=[f"imdb://tt{8000000 + show_key}", f"tmdb://{200000 + number}", f"tvdb://{300000 + number}"])
+            guids=[f"imdb://tt{8000000 + show_key}", f"tmdb://{200000 + number}", f"tvdb://{300000 + number}"],
+            location=f"/data/tv/{title} ({year})")
         items.append(show)
         for season_index in range(1, seasons + 1):
             season = Item(
                 rating_key=next_key, type="season", section_id=SHOW_SECTION, title=f"Season {season_index}",
                 year=year + season_index - 1, added_at=show.added_at + season_index, index=season_index,
                 parent_key=show_key, guids=[f"tvdb://{400000 + next_key}"])
-            next_key += 1
             items.append(season)
             show.children.append(season.rating_key)
-            for episode_index in range(1, episodes + 1):
-                path = f"/data/tv/{title}/Season {season_index:02d}/S{season_index:02d}E{episode_index:02d}.mkv"
-                episode = Item(
-                    rating_key=next_key, type="episode", section_id=SHOW_SECTION,
-                    title=f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}", year=season.year,
-                    added_at=season.added_at + episode_index, content_rating=show.content_rating,
-                    index=episode_index, parent_key=season.rating_key, grandparent_key=show_key,
-                    guids=[f"tvdb://{900000 + next_key}"], media=[_media(rng, path)])
-                next_key += 1
-                items.append(episode)
-                season.children.append(episode.rating_key)
-    return Library(sections, items)
+            season_items = _season(draws, show, season, episodes, next_key + 1)
+            items += season_items
+            next_key += 1 + len(season_items)
+    return items
+
+
+def generate(seed: int = 1, movies: int = 40, shows: int = 3, seasons: int = 2, episodes: int = 3) -> Library:
+    """Build the library. Sizes must be ≥ 0; the same arguments always give the same library."""
+    for name, value in (("movies", movies), ("shows", shows), ("seasons", seasons), ("episodes", episodes)):
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, not {value}")
+    if movies >= SHOW_KEY_BASE - MOVIE_KEY_BASE:
+        raise ValueError(f"movies must be fewer than {SHOW_KEY_BASE - MOVIE_KEY_BASE}, not {movies}")
+    draws = _Draws(random.Random(seed), random.Random(f"releases:{seed}"))
+    sections = [
+        Section(MOVIE_SECTION, "Movies", "movie", f"3d1c5b0e-6a7f-4a55-9b5e-{seed:012d}",
+                "tv.plex.agents.movie", "Plex Movie", "/data/movies"),
+        Section(SHOW_SECTION, "TV Shows", "show", f"7e8f9a0b-1c2d-4e3f-8a9b-{seed:012d}",
+                "tv.plex.agents.series", "Plex TV Series", "/data/tv"),
+    ]
+    used: set[str] = set()
+    items = _movies(draws, movies, used)
+    return Library(sections, items + _shows(draws, shows, seasons, episodes, used))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 
-from .library import GENRES, Item, Library, Section
+from .library import GENRES, Item, Library, Media, Section
+from .releases import Release
 
 MACHINE_ID = "5a3f0c1e9b7d4e2a8c6f1b3d5e7a9c0b2d4f6a81"
 VERSION = "1.41.3.9314-a0bfb8370"
@@ -71,24 +72,7 @@ def item_element(library: Library, item: Item, *, full: bool, guids: bool) -> ET
         attrs.update({"librarySectionKey": f"/library/sections/{section.id}", **_section_attrs(section)})
     element = ET.Element("Video" if item.type in ("movie", "episode") else "Directory", attrs)
     for number, media in enumerate(item.media):
-        media_id = item.rating_key * 10 + number
-        m = ET.SubElement(element, "Media", {
-            "id": str(media_id), "videoResolution": media.resolution, "width": str(media.width),
-            "height": str(media.height), "audioCodec": media.audio_codec, "videoCodec": "hevc" if media.hdr else "h264",
-            "container": "mkv", "duration": "5400000", "audioChannels": "6"})
-        part = ET.SubElement(m, "Part", {"id": str(media_id * 10), "key": f"/library/parts/{media_id * 10}/file.mkv",
-                                         "file": media.file, "size": "4500000000", "container": "mkv"})
-        if full:
-            video = {"id": str(media_id * 100), "streamType": "1", "codec": "hevc" if media.hdr else "h264",
-                     "height": str(media.height), "width": str(media.width),
-                     "displayTitle": f"{media.resolution.upper()} {'HDR10' if media.hdr else 'SDR'}"}
-            if media.hdr:
-                video.update(colorTrc="smpte2084", colorPrimaries="bt2020", bitDepth="10")
-            if media.dovi:
-                video.update(DOVIPresent="1", DOVIProfile="8", DOVIVersion="1.0")
-            ET.SubElement(part, "Stream", video)
-            ET.SubElement(part, "Stream", {"id": str(media_id * 100 + 1), "streamType": "2",
-                                           "codec": media.audio_codec, "channels": "6", "selected": "1"})
+        element.append(media_element(item, number, media, full=full))
     for genre in item.genres:
         ET.SubElement(element, "Genre", {"id": str(GENRES[genre]), "tag": genre, "filter": f"genre={GENRES[genre]}"})
     for label in item.labels:
@@ -97,11 +81,111 @@ def item_element(library: Library, item: Item, *, full: bool, guids: bool) -> ET
     if guids or full:
         for guid in item.guids:
             ET.SubElement(element, "Guid", {"id": guid})
-    if full and item.media:
-        ET.SubElement(element, "Location", {"path": item.media[0].file.rsplit("/", 1)[0]})
+    if full and item.location:
+        ET.SubElement(element, "Location", {"path": item.location})
     for name in sorted(item.locked_fields):
         ET.SubElement(element, "Field", {"name": name, "locked": "1"})
     return element
+
+
+#: What Plex writes for a resolution in a video stream's displayTitle ("4K DoVi/HDR10 (HEVC Main 10)").
+_RESOLUTION_LABEL = {"4k": "4K", "1080": "1080p", "720": "720p", "576": "576p", "480": "480p", "sd": "360p"}
+#: Per video codec: Plex's name of it in a displayTitle, its profile, level and bit depth.
+_VIDEO_CODEC = {"hevc": ("HEVC Main 10", "main 10", "150", "10"), "h264": ("H.264", "high", "41", "8"),
+                "mpeg2video": ("MPEG2VIDEO", "main", "8", "8")}
+#: Video kbps of a 1080p file by source (scaled by resolution), audio kbps by format.
+_VIDEO_KBPS = {"Remux": 30000, "Bluray": 12000, "WEBDL": 8000, "WEBRip": 6000, "HDTV": 7000, "DVD": 5000, "SDTV": 1500}
+_KBPS_SCALE = {"4k": 2.0, "1080": 1.0, "720": 0.5, "576": 0.4, "480": 0.35, "sd": 0.25}
+_AUDIO_KBPS = {"TrueHD Atmos": 4600, "TrueHD": 3600, "DTS-X": 4200, "DTS-HD MA": 3300, "DTS-HD HRA": 2000,
+               "DTS-ES": 1509, "DTS": 1509, "EAC3 Atmos": 768, "EAC3": 640, "AC3": 448, "AAC": 192, "FLAC": 1200}
+_SUBTITLE_CODEC = {"Remux": "pgs", "Bluray": "pgs", "DVD": "vobsub"}
+
+
+def _duration(item: Item) -> int:
+    return 2_700_000 if item.type == "episode" else 5_400_000
+
+
+def media_element(item: Item, number: int, media: Media, *, full: bool) -> ET.Element:
+    """A `<Media>` with its `<Part>` (and, in full metadata, the part's `<Stream>`s), shaped like a real server's
+    (docs/PLEX-PROTOCOL.md): listings carry Media and Part, never Streams."""
+    release = media.release
+    assert release is not None, "the library dresses every media version (library._dress)"
+    media_id = item.rating_key * 10 + number
+    scale = 1.0 if release.source in ("DVD", "SDTV") else _KBPS_SCALE[media.resolution]
+    video_kbps = int(_VIDEO_KBPS[release.source] * scale)
+    kbps = video_kbps + _AUDIO_KBPS[release.audio.format]
+    video_profile = _VIDEO_CODEC[release.video_codec][1]
+    common = {"duration": str(_duration(item)), "container": "mkv", "videoProfile": video_profile}
+    if release.audio.profile:
+        common["audioProfile"] = release.audio.profile
+    element = ET.Element("Media", {
+        "id": str(media_id), "bitrate": str(kbps), "width": str(media.width), "height": str(media.height),
+        "aspectRatio": "1.78", "audioChannels": str(release.audio.channels), "audioCodec": media.audio_codec,
+        "videoCodec": release.video_codec, "videoResolution": media.resolution,
+        "videoFrameRate": {"576": "PAL", "480": "NTSC"}.get(media.resolution, "24p"), **common})
+    part = ET.SubElement(element, "Part", {
+        "id": str(media_id * 10), "key": f"/library/parts/{media_id * 10}/{item.added_at}/file.mkv",
+        "file": media.file, "size": str(kbps * _duration(item) // 8), **common})
+    if full:
+        stream_id = media_id * 100
+        part.append(_video_stream(stream_id, media, release, video_kbps))
+        part.append(_audio_stream(stream_id + 1, release))
+        codec = _SUBTITLE_CODEC.get(release.source, "srt")
+        ET.SubElement(part, "Stream", {
+            "id": str(stream_id + 2), "streamType": "3", "codec": codec, "index": "2", "language": "English",
+            "languageTag": "en", "languageCode": "eng", "displayTitle": f"English ({codec.upper()})",
+            "extendedDisplayTitle": f"English ({codec.upper()})"})
+    return element
+
+
+def _dynamic_range(media: Media, release: Release) -> dict[str, str]:
+    """The colour attributes of a video stream, and the Dolby Vision ones Kometa's `has_dolby_vision` reads
+    (`DOVIPresent`): profile 7 on discs (with an enhancement layer), 8 on encodes and web files."""
+    if not media.hdr:
+        return {"colorPrimaries": "bt709", "colorSpace": "bt709", "colorTrc": "bt709"}
+    attrs = {"colorPrimaries": "bt2020", "colorSpace": "bt2020nc",
+             "colorTrc": "arib-std-b67" if release.hdr_format == "HLG" else "smpte2084"}
+    if media.dovi:
+        disc = release.source == "Remux"
+        attrs.update(DOVIBLCompatID="6" if disc else "1", DOVIBLPresent="1", DOVIELPresent="1" if disc else "0",
+                     DOVILevel="6", DOVIPresent="1", DOVIProfile="7" if disc else "8", DOVIRPUPresent="1",
+                     DOVIVersion="1.0")
+    return attrs
+
+
+def _video_stream(stream_id: int, media: Media, release: Release, kbps: int) -> ET.Element:
+    """The video `<Stream>`, titled as Plex titles it ("4K DoVi/HDR10 (HEVC Main 10)", "1080p (H.264)"); Plex has
+    no name for HDR10+ here (only a file's name says it)."""
+    codec_name, profile, level, depth = _VIDEO_CODEC[release.video_codec]
+    dynamic = ""
+    if media.hdr:
+        dynamic = ("DoVi/" if media.dovi else "") + ("HLG" if release.hdr_format == "HLG" else "HDR10") + " "
+    title = f"{_RESOLUTION_LABEL[media.resolution]} {dynamic}({codec_name})"
+    coded_height = 1088 if media.height == 1080 and release.video_codec == "h264" else media.height
+    return ET.Element("Stream", {
+        "id": str(stream_id), "streamType": "1", "default": "1", "codec": release.video_codec, "index": "0",
+        "bitrate": str(kbps), "bitDepth": depth, "chromaSubsampling": "4:2:0", "codedHeight": str(coded_height),
+        "codedWidth": str(media.width), "colorRange": "tv", **_dynamic_range(media, release),
+        "frameRate": "23.976", "height": str(media.height), "width": str(media.width), "level": level,
+        "profile": profile, "refFrames": "4", "scanType": "progressive", "displayTitle": title,
+        "extendedDisplayTitle": title})
+
+
+def _audio_stream(stream_id: int, release: Release) -> ET.Element:
+    """The audio `<Stream>`: Kometa's `audio_track_title` filter reads its `extendedDisplayTitle`."""
+    audio = release.audio
+    attrs = {"id": str(stream_id), "streamType": "2", "selected": "1", "default": "1", "codec": audio.codec,
+             "index": "1", "channels": str(audio.channels), "bitrate": str(_AUDIO_KBPS[audio.format]),
+             "language": "English", "languageTag": "en", "languageCode": "eng",
+             "audioChannelLayout": audio.layout, "samplingRate": "48000"}
+    if audio.format in ("TrueHD Atmos", "TrueHD", "DTS-X", "DTS-HD MA", "DTS-HD HRA", "FLAC"):
+        attrs["bitDepth"] = "24"
+    if audio.profile:
+        attrs["profile"] = audio.profile
+    if audio.title:
+        attrs["title"] = audio.title
+    attrs.update(displayTitle=audio.display_title, extendedDisplayTitle=audio.extended_display_title)
+    return ET.Element("Stream", attrs)
 
 
 def section_directory(section: Section) -> ET.Element:

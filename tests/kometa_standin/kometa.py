@@ -2,17 +2,18 @@
 """A Kometa stand-in for the test suite: laid out like a Kometa checkout (kometa.py, VERSION, requirements.txt,
 defaults/overlays/), making the requests real Kometa 2.4 makes in an overlays-only run (docs/KOMETA-TRAFFIC.md)
 with the real plexapi client, logging the way Kometa logs (its screen lines, and `<config dir>/logs/meta.log`
-with levels), and drawing a visible overlay with Pillow.
+with levels), and drawing badges that look like Kometa's with Pillow (standin_draw.py).
 
 What it understands of `overlay_files`:
-- `default: resolution`. Which badge an item gets is decided as in Kometa's defaults/overlays/resolution.yml:
-  by advanced-filter listings Plex (here: the proxy) evaluates, the highest weight winning. Movies and episodes
-  (`builder_level: episode`) are searched by `resolution` and `hdr`, Dolby Vision is read from the item's
-  streams. Shows (Kometa's default level for a TV library) are searched by `episode.resolution` and
-  `episode.hdr`, and Dolby Vision is Kometa's `episodes` filter: at least 50 % of the show's episodes, read
-  through `show.episodes()` and each episode's full metadata. The badge is a coloured box (colour =
-  resolution, second box = HDR or Dolby Vision) so a test can check the right badge landed on the right poster.
-- `default: <name>`: a file of defaults/overlays/ the stand-in knows but does not draw applies to nothing (an
+- `default: resolution`, `default: audio_codec`, `default: video_format`: Kometa's definitions of those files
+  (standin_defaults.py) found the way Kometa finds them (standin_gather.py): Plex listings on the resolution
+  choices and `hdr`, which Plex (here: the proxy) evaluates; filters on each reloaded item (Dolby Vision, the
+  audio tracks' titles, the file paths, the edition), asked of the episodes at show and season level; then
+  Kometa's choice per item (suppressions, the highest weight of each group). Overlays are named as Kometa names
+  them: `Overlay File (<n>) <name>`, n counting the library's files that loaded.
+- the level of each file, as Kometa's `builder_level`: a file's own `template_variables`, else the library's,
+  else the library's type (a TV library's overlays go on shows); `season` and `episode` levels in TV libraries.
+- `default: <name>`: a file of defaults/overlays/ the stand-in knows but does not evaluate applies to nothing (an
   item no overlay applies to); an unknown name is Kometa's `File Error: Default does not exist`.
   `default: ribbon` reads its validation file from GitHub first, as Kometa does, and fails as Kometa does
   (`URL Error: No file found at …`) when that call is refused.
@@ -38,16 +39,20 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # its own modules, however it is started (runpy from a wrapper, Kometa's runner)
 try:
     import requests
     import yaml
     from PIL import Image, ImageDraw
     from plexapi.server import PlexServer
+    from standin_defaults import Definition, choose, definitions
+    from standin_draw import OVERLAY_EXIF, compose, encode
+    from standin_gather import RELOAD, Gatherer
     if os.environ.get("STANDIN_REQUIRE"):
         importlib.import_module(os.environ["STANDIN_REQUIRE"])
 except ImportError as ie:  # Kometa's own words and exit code (kometa.py)
@@ -56,19 +61,8 @@ except ImportError as ie:  # Kometa's own words and exit code (kometa.py)
     sys.exit(0)
 
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
-#: Kometa's resolution overlay (defaults/overlays/resolution.yml): regex on filter choices, weight.
-RESOLUTIONS = [("4K", r"(?i)2160|4k", 130), ("1080P", r"(?i)1080|2k", 100), ("720P", r"(?i)720|hd", 70),
-               ("576P", r"(?i)576", 40), ("480P", r"(?i)480|sd", 10)]
-ALTS = [("", 0), ("HDR", 10), ("DV", 20)]
-#: The resolution-less overlays of resolution.yml that shows and episodes can get (weight).
-ALONE = [("DV", 5, "dv"), ("HDR", 1, "hdr")]
-COLOURS = {"4K": (220, 20, 60), "1080P": (30, 144, 255), "720P": (50, 205, 50), "576P": (255, 165, 0),
-           "480P": (148, 0, 211), "HDR": (255, 215, 0), "DV": (0, 206, 209)}
-BADGE_BOX, ALT_BOX = (30, 30, 330, 135), (340, 30, 440, 135)
-OVERLAY_EXIF = 0x04BC
-LIBTYPE_NUMBER = {"movie": 1, "show": 2, "season": 3, "episode": 4}
-#: Kometa's `episodes` filter default (builder.py: default_percent).
-EPISODE_PERCENT = 50
+#: Kometa's builder levels of a TV library (template variable `builder_level`).
+TV_LEVELS = ("show", "season", "episode")
 RIBBON_VALIDATION = "https://raw.githubusercontent.com/Kometa-Team/IMDb-Awards/master/event_validation.yml"
 WIDTH = 100
 
@@ -149,56 +143,17 @@ def display_title(item) -> str:
     return item.title
 
 
-def has_dolby_vision(item) -> bool:
-    return any(getattr(stream, "DOVIPresent", False) for media in item.media for part in media.parts
-               for stream in part.videoStreams())
-
-
-def resolution_definitions(libtype: str, choices: list) -> list[tuple[str, str, int, str | None]]:
-    """(name, query, weight, client-side check) per resolution/alt that has matching choices. On a show library
-    at show level, the search fields are the episodes' (Kometa's plex.py show translation)."""
-    prefix = "episode." if libtype == "show" else ""
-    number = LIBTYPE_NUMBER[libtype]
-    definitions = []
-    for key, pattern, weight in RESOLUTIONS:
-        keys = [c.key for c in choices if re.search(pattern, c.title)]
-        if not keys:
-            continue
-        group = "push=1&" + "&or=1&".join(f"{prefix}resolution={quote(k)}" for k in keys) + "&pop=1"
-        for alt, bonus in ALTS:
-            query = f"type={number}&sort=titleSort&{group}"
-            if alt == "HDR":
-                query += f"&and=1&{prefix}hdr=1"
-            definitions.append((f"{key}{'-' + alt if alt else ''}", query, weight + bonus, "dv" if alt == "DV" else None))
-    if libtype != "movie":
-        for name, weight, kind in ALONE:
-            query = f"type={number}&sort=titleSort" + (f"&{prefix}hdr=1" if kind == "hdr" else "")
-            definitions.append((name, query, weight, "dv" if kind == "dv" else None))
-    return definitions
-
-
-def passes_dv(plex: PlexServer, item, reloaded: dict) -> bool:
-    """Kometa's `has_dolby_vision` filter; on a show it becomes `episodes: {has_dolby_vision, percentage: 50}`."""
-    def full(key: int):
-        if key not in reloaded:
-            reloaded[key] = plex.fetchItem(key)
-        return reloaded[key]
-
-    if item.type != "show":
-        return has_dolby_vision(full(item.ratingKey))
-    episodes = item.episodes()
-    threshold = len(episodes) * ((100 - EPISODE_PERCENT) / 100)
-    failures = 0
-    for episode in episodes:
-        failures += 0 if has_dolby_vision(full(episode.ratingKey)) else 1
-        if failures > threshold:
-            return False
-    return True
-
-
 class TextOverlay:
-    def __init__(self, name: str, spec: dict) -> None:
+    """A `text(…)` overlay of the user's own file. Its level is its own `builder_level` attribute (Kometa reads
+    `overlay_level` and `collection_level` as that too); template variables do not reach a definition that uses no
+    template, so a file's `template_variables: {builder_level: …}` leaves it at the library's level."""
+
+    def __init__(self, name: str, spec: dict, section_type: str = "show") -> None:
         overlay = spec.get("overlay") or {}
+        level = next((spec[key] for key in ("builder_level", "collection_level", "overlay_level") if key in spec), None)
+        self.level = "movie" if section_type == "movie" else str(level or "show").lower()
+        if self.level not in ("movie", *TV_LEVELS):
+            raise ValueError(f"Overlay Error: builder_level '{level}' is invalid. Options: season, episode")
         has_h, has_v = "horizontal_offset" in overlay, "vertical_offset" in overlay
         if has_h != has_v:
             raise ValueError("Overlay Error: Overlay attributes 'horizontal_offset' and 'vertical_offset' must be "
@@ -215,81 +170,198 @@ class TextOverlay:
         self.colour = tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))
 
     def draw(self, pen: ImageDraw.ImageDraw) -> None:
+        """Its back at its offsets, 200 px lower than Kometa would, clear of the resolution badge's corner."""
         pen.rectangle((self.x, self.y + 200, self.x + 300, self.y + 300), fill=self.colour)
         pen.text((self.x + 20, self.y + 230), self.text, fill=(255, 255, 255))
 
 
-def load_overlay_files(entries: list, log: KometaLog) -> tuple[bool, list[TextOverlay], bool]:
-    """(resolution wanted, text overlays, ribbon wanted), logging what Kometa logs for files it cannot load."""
-    resolution, texts, ribbon = False, [], False
-    for entry in entries:
+@dataclass
+class OverlayFile:
+    """One entry of a library's `overlay_files` that loaded: its number (Kometa's `Overlay File (n)`), the level of
+    its default overlays, and what it holds."""
+    number: int
+    level: str
+    definitions: list[Definition] = field(default_factory=list)
+    texts: list[TextOverlay] = field(default_factory=list)
+    ribbon: bool = False
+
+    @property
+    def prefix(self) -> str:
+        return f"Overlay File ({self.number}) "
+
+
+def default_level(entry: dict, library: dict, section_type: str) -> str:
+    """The level of a default file's overlays: its `standard` template sets `builder_level: <<builder_level>>`, so
+    the file's template variable, else the library's, else the library's type. A movie library has one level; a
+    TV library's overlays go on shows unless told otherwise."""
+    if section_type == "movie":
+        return "movie"
+    variables = {**(library.get("template_variables") or {}), **(entry.get("template_variables") or {})}
+    level = str(variables.get("builder_level") or "show")
+    return level if level in TV_LEVELS else "show"
+
+
+def _text_overlays(path: str, section_type: str, log: KometaLog) -> list[TextOverlay]:
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    texts = []
+    for name, spec in (document.get("overlays") or {}).items():
+        try:
+            texts.append(TextOverlay(str(name), spec or {}, section_type))
+        except ValueError as exc:
+            log.error(str(exc))
+    return texts
+
+
+def load_overlay_files(library: dict, section_type: str, log: KometaLog) -> list[OverlayFile]:
+    """The library's overlay files that load, logging what Kometa logs for those that do not (which Kometa does not
+    number: `Overlay File (n)` counts the files that loaded)."""
+    files: list[OverlayFile] = []
+    for entry in library.get("overlay_files") or []:
         if not isinstance(entry, dict):
             continue
+        loaded = OverlayFile(len(files), default_level(entry, library, section_type))
         default = entry.get("default") or entry.get("pmm")
         if default:
             if not (HERE / "defaults" / "overlays" / f"{default}.yml").is_file():
                 log.error(f"File Error: Default does not exist {default}.yml")
                 log.info("Overlay File Failed To Load")
-            resolution |= default == "resolution"
-            ribbon |= default == "ribbon"
+                continue
+            loaded.definitions = [d for d in definitions(default) if section_type == "movie" or not d.movies_only]
+            loaded.ribbon = default == "ribbon"
         elif entry.get("file"):
             path = os.path.abspath(entry["file"])
             if not os.path.exists(path):
                 log.error(f"File Error: File does not exist {path}")
                 log.info("Overlay File Failed To Load")
                 continue
-            with open(path, encoding="utf-8") as handle:
-                document = yaml.safe_load(handle) or {}
-            for name, spec in (document.get("overlays") or {}).items():
-                try:
-                    texts.append(TextOverlay(str(name), spec or {}))
-                except ValueError as exc:
-                    log.error(str(exc))
-    return resolution, texts, ribbon
+            loaded.texts = _text_overlays(path, section_type, log)
+        files.append(loaded)
+    return files
 
 
-def draw(poster: bytes, libtype: str, badge: str | None, texts: list[TextOverlay], filetype: str) -> bytes:
-    size = (1920, 1080) if libtype == "episode" else (1000, 1500)   # Kometa's canvases
-    image = Image.open(io.BytesIO(poster)).convert("RGB").resize(size)
+def draw(poster: bytes, libtype: str, badges: list[str], texts: list[TextOverlay], filetype: str) -> bytes:
+    """The uploaded poster: the default files' badges (standin_draw.py), then the text overlays."""
+    image = compose(poster, libtype, badges)
     pen = ImageDraw.Draw(image)
-    if badge:
-        resolution, _, alt = badge.partition("-")
-        if resolution in COLOURS and resolution not in ("HDR", "DV"):
-            pen.rectangle(BADGE_BOX, fill=COLOURS[resolution])
-            pen.text((BADGE_BOX[0] + 20, BADGE_BOX[1] + 30), resolution, fill=(255, 255, 255))
-        else:
-            alt = resolution
-        if alt:
-            pen.rectangle(ALT_BOX, fill=COLOURS[alt])
     for text in texts:
         text.draw(pen)
-    exif = image.getexif()
-    exif[OVERLAY_EXIF] = "overlay"
-    out = io.BytesIO()
-    fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[filetype]
-    image.save(out, format=fmt, exif=exif, **({"quality": 95} if fmt != "PNG" else {}))
-    return out.getvalue()
+    return encode(image, filetype)
 
 
-def gather_resolution(plex: PlexServer, section, libtype: str, log: KometaLog) -> dict[int, tuple[int, str]]:
-    choice_type = "episode" if libtype == "show" else libtype
-    choices = section.listFilterChoices("resolution", libtype=choice_type)
-    definitions = resolution_definitions(libtype, choices)
-    for name, _, _, _ in definitions:                                     # collection lookups by overlay name
-        plex.query(f"/library/sections/{section.key}/all?includeGuids=1&title={quote(name)}&type=18")
-    best: dict[int, tuple[int, str]] = {}
-    reloaded: dict[int, object] = {}
-    for name, query, weight, check in definitions:
-        log.separator(f"Gathering Items for {name} Overlay", space=False, border=False)
-        found = 0
-        for item in section.fetchItems(f"/library/sections/{section.key}/all?{query}"):
-            if check == "dv" and not passes_dv(plex, item, reloaded):
-                continue
-            found += 1
-            if weight > best.get(item.ratingKey, (-1, ""))[0]:
-                best[item.ratingKey] = (weight, name)
-        log.info(f"{found} Items found for {name}") if found else log.warning(f"No Items found for {name}")
-    return best
+@dataclass
+class Chosen:
+    """An item Kometa will overlay, and the overlays it chose for it (their Kometa names, and what to draw)."""
+    item: object
+    names: list[str] = field(default_factory=list)
+    badges: list[str] = field(default_factory=list)
+    texts: list[TextOverlay] = field(default_factory=list)
+
+
+class Compiler:
+    """Kometa's `compile_overlays` over a library's files: every overlay gathered in file order, then each item's
+    overlays chosen among those that matched it (standin_defaults.choose)."""
+
+    def __init__(self, plex: PlexServer, section, log: KometaLog, items: list) -> None:
+        self.plex, self.section, self.log = plex, section, log
+        self.reloaded: dict[int, object] = {}
+        self.gatherers: dict[str, Gatherer] = {}
+        self.first_items = items
+        self.matched: dict[int, list[str]] = {}
+        self.objects: dict[int, object] = {}
+        self.suppress: dict[str, tuple[str, ...]] = {}
+        self.groups: dict[str, tuple[str, int]] = {}
+        self.drawn: dict[str, str | TextOverlay] = {}
+
+    def gatherer(self, level: str) -> Gatherer:
+        if level not in self.gatherers:
+            known = self.first_items if level == self.section.type else None
+            self.gatherers[level] = Gatherer(self.plex, self.section, level, self.log, self.reloaded, known)
+        return self.gatherers[level]
+
+    def _add(self, mapping: str, items: list, drawn: str | TextOverlay) -> None:
+        self.drawn[mapping] = drawn
+        for item in items:
+            self.objects.setdefault(item.ratingKey, item)
+            self.matched.setdefault(item.ratingKey, []).append(mapping)
+
+    def gather(self, files: list[OverlayFile]) -> None:
+        for loaded in files:
+            gatherer = self.gatherer(loaded.level)
+            for definition in loaded.definitions:
+                mapping = loaded.prefix + definition.name
+                self.suppress[mapping] = tuple(loaded.prefix + name for name in definition.suppress)
+                self.groups[mapping] = (definition.group, definition.weight)
+                self._add(mapping, gatherer.gather(mapping, definition) or [], definition.name)
+            for text in loaded.texts:                                   # plex_all: every item of its level
+                self.log.separator(f"Gathering Items for {text.name} Overlay", space=False, border=False)
+                items = self.gatherer(text.level).everything()
+                self.log.info(f"{len(items)} Items found for {loaded.prefix + text.name}")
+                self._add(loaded.prefix + text.name, items, text)
+
+    def chosen(self) -> dict[int, Chosen]:
+        result = {}
+        for key, matched in self.matched.items():
+            entry = result[key] = Chosen(self.objects[key])
+            for mapping in choose(matched, self.suppress, self.groups):
+                entry.names.append(mapping)
+                drawn = self.drawn[mapping]
+                (entry.badges if isinstance(drawn, str) else entry.texts).append(drawn)
+        return result
+
+
+def sort_title(item, show_sorts: dict[int, str]) -> str:
+    """Kometa's order of the items it overlays (`get_item_display_title(sort=True)`): by the show's sort title."""
+    if item.type == "season":
+        return f"{show_sorts.get(item.parentRatingKey, item.parentTitle)} Season {item.index}"
+    if item.type == "episode":
+        return f"{show_sorts.get(item.grandparentRatingKey, item.grandparentTitle)} {item.seasonEpisode.upper()}"
+    return item.titleSort or item.title
+
+
+def labelled(section) -> set[int]:
+    """The items already labelled Overlay (Kometa restores their posters first), read at every level as Kometa
+    reads them."""
+    if section.type == "movie":
+        return {item.ratingKey for item in section.search(label="Overlay")}
+    return {item.ratingKey for libtype in ("show", "episode", "season")
+            for item in section.search(label="Overlay", libtype=libtype)}
+
+
+def overlay_item(plex: PlexServer, n: int, total: int, entry: Chosen, context: dict, log: KometaLog) -> None:
+    """Kometa's per-item step (modules/overlays.py): reload, read the poster, draw, upload, label."""
+    item, name, names = entry.item, display_title(entry.item), entry.names
+    log.ghost(f"Overlaying: ({n}/{total}) {name}")
+    time.sleep(float(os.environ.get("STANDIN_ITEM_DELAY", "0")))
+    try:
+        item.reload(includeRelatedCount=0, **RELOAD)
+        log.info("")
+        log.info(f"({n}/{total}) {name}")
+        response = requests.get(item.posterUrl, headers={"User-Agent": BROWSER_UA}, timeout=30)
+        if response.headers.get("Content-Type") not in ("image/jpeg", "image/png", "image/webp"):
+            log.error(f"  Overlay Error: Image Not PNG, JPG, or WEBP\n  Overlays Attempted on {name}: "
+                      f"{', '.join(names)}")
+            return
+        if Image.open(io.BytesIO(response.content)).getexif().get(OVERLAY_EXIF) == "overlay":
+            log.error(f"  Overlay Error: This item's poster already has an Overlay. There is no Kometa setting to "
+                      f"change this behavior.\n  Overlays Attempted on {name}: {', '.join(names)}")
+            return
+        if item.ratingKey in context["skip"]:
+            return
+        with tempfile.NamedTemporaryFile(suffix=f".{context['filetype']}", delete=False) as handle:
+            handle.write(draw(response.content, item.type, entry.badges, entry.texts, context["filetype"]))
+        try:
+            item.uploadPoster(filepath=handle.name)                     # raw-body POST
+        finally:
+            os.unlink(handle.name)
+        if item.ratingKey not in context["already"]:
+            item.addLabel("Overlay")                                    # label PUT on the listing path
+        log.info(f"  Overlays Applied: {', '.join(names)}")
+    except Exception as exc:  # noqa: BLE001 - Kometa's generic branch (overlays.py)
+        log.info(str(exc))
+        log.info(str(type(exc)))
+        log.info("")
+        log.error(f"Overlays Attempted on {name}: {', '.join(names)}")
 
 
 def run_library(plex: PlexServer, title: str, library: dict, settings: dict, log: KometaLog) -> None:
@@ -298,63 +370,26 @@ def run_library(plex: PlexServer, title: str, library: dict, settings: dict, log
     section.settings()
     log.info(f"Loading All {section.type.title()}s from Library: {title}")
     items = section.search(libtype=section.type, includeGuids=True)      # Kometa's map of the library
-    libtype = (library.get("template_variables") or {}).get("builder_level") or section.type
-    if libtype != section.type:                                          # overlays at season/episode level
-        items = section.search(libtype=libtype, includeGuids=True)
     if os.environ.get("STANDIN_CRASH"):
         raise RuntimeError("stand-in crash requested")
     if os.environ.get("STANDIN_HANG"):
         time.sleep(float(os.environ["STANDIN_HANG"]))
-    resolution, texts, ribbon = load_overlay_files(library.get("overlay_files", []), log)
-    if ribbon:
+    files = load_overlay_files(library, section.type, log)
+    if any(loaded.ribbon for loaded in files):
         response = requests.get(RIBBON_VALIDATION, timeout=30)
         if response.status_code != 200:
             log.error(f"URL Error: No file found at {RIBBON_VALIDATION}")
-    best = gather_resolution(plex, section, libtype, log) if resolution else {}
-    already = {item.ratingKey for item in section.search(label="Overlay", libtype=libtype)}  # to restore
+    compiler = Compiler(plex, section, log, items)
+    compiler.gather(files)
+    chosen = compiler.chosen()
     filetype = settings.get("overlay_artwork_filetype", "jpg").replace("webp_lossy", "webp").replace("webp_lossless", "webp")
-    skip = {int(k) for k in os.environ.get("STANDIN_SKIP_UPLOAD", "").split(",") if k}
-    chosen = [item for item in items if item.ratingKey in best or texts]
+    context = {"filetype": filetype, "already": labelled(section),
+               "skip": {int(k) for k in os.environ.get("STANDIN_SKIP_UPLOAD", "").split(",") if k}}
+    show_sorts = {item.ratingKey: item.titleSort or item.title for item in items if item.type == "show"}
     log.separator(f"Applying Overlays for the {title} Library")
-    for n, item in enumerate(sorted(chosen, key=display_title), 1):
-        name = display_title(item)
-        names = ([best[item.ratingKey][1]] if item.ratingKey in best else []) + [t.name for t in texts]
-        log.ghost(f"Overlaying: ({n}/{len(chosen)}) {name}")
-        time.sleep(float(os.environ.get("STANDIN_ITEM_DELAY", "0")))
-        try:
-            item.reload(checkFiles=False, includeAllConcerts=False, includeBandwidths=False, includeChapters=False,
-                        includeChildren=False, includeConcerts=False, includeExternalMedia=False, includeExtras=False,
-                        includeFields=False, includeGeolocation=False, includeLoudnessRamps=False,
-                        includeMarkers=False, includeOnDeck=False, includePopularLeaves=False, includeRelated=False,
-                        includeRelatedCount=0, includeReviews=False, includeStations=False)
-            log.info("")
-            log.info(f"({n}/{len(chosen)}) {name}")
-            response = requests.get(item.posterUrl, headers={"User-Agent": BROWSER_UA}, timeout=30)
-            if response.headers.get("Content-Type") not in ("image/jpeg", "image/png", "image/webp"):
-                log.error(f"  Overlay Error: Image Not PNG, JPG, or WEBP\n  Overlays Attempted on {name}: "
-                          f"{', '.join(names)}")
-                continue
-            if Image.open(io.BytesIO(response.content)).getexif().get(OVERLAY_EXIF) == "overlay":
-                log.error(f"  Overlay Error: This item's poster already has an Overlay. There is no Kometa setting to "
-                          f"change this behavior.\n  Overlays Attempted on {name}: {', '.join(names)}")
-                continue
-            if item.ratingKey in skip:
-                continue
-            badge = best[item.ratingKey][1] if item.ratingKey in best else None
-            with tempfile.NamedTemporaryFile(suffix=f".{filetype}", delete=False) as handle:
-                handle.write(draw(response.content, item.type, badge, texts, filetype))
-            try:
-                item.uploadPoster(filepath=handle.name)                     # raw-body POST
-            finally:
-                os.unlink(handle.name)
-            if item.ratingKey not in already:
-                item.addLabel("Overlay")                                    # label PUT on the listing path
-            log.info(f"  Overlays Applied: {', '.join(names)}")
-        except Exception as exc:  # noqa: BLE001 - Kometa's generic branch (overlays.py)
-            log.info(str(exc))
-            log.info(str(type(exc)))
-            log.info("")
-            log.error(f"Overlays Attempted on {name}: {', '.join(names)}")
+    ordered = sorted(chosen.values(), key=lambda entry: sort_title(entry.item, show_sorts))
+    for n, entry in enumerate(ordered, 1):
+        overlay_item(plex, n, len(ordered), entry, context, log)
     log.info("")
     log.separator(f"Finished {title} Library Overlays\nOverlays Run Time: 0:00:00")
 
