@@ -5,7 +5,9 @@ from kometa.config included) or an `input:` image changes — like `mkdocs serve
 The proxy stays up across iterations (its targets are read once; only a change of the targets, Plex or the
 outside allowlist starts a new one, in a new `proxy-<n>/` folder). Each iteration is a job folder of its own,
 `<watch>/iterations/<n>/` (Kometa's fresh config folder, its logs, `output/`), diffed against the previous one.
-The live page (page.py) follows it; a failing iteration shows its error beside the last good images.
+The live page (results/live_page.py) follows it; a failing iteration shows its error beside the last good images.
+Its editor writes a moved overlay's offsets into the user's YAML (run/editor.py); the loop sees that save like
+any other and renders the next iteration.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ..results import export
 from ..results.diff import UNCOMPARED, Decoded, compare, write_html
 from ..results.live_page import LivePage, LiveState
 from ..tools.check import overlay_problems
+from .editor import Editor, Refused, Scene
 from .job_folder import file_logging, prepare_job
 from .kometa_pass import KometaPass, choose_kometa, isolation_warning, kometa_pass, start_kometa
 from .proxy_child import LaunchError, ProxyOptions, ProxyProcess, start_proxy
@@ -193,10 +196,15 @@ class Watch:
         self.warm_for: tuple[int, list[str]] | None = None
         self.warned_isolation = False
         self.kometa_starts = 0
-        self.page = LivePage(self.state, self.iteration_output, port)
+        self.page = LivePage(self.state, self.iteration_output, port, writes=self.write)
         self.decoded = Decoded()
         self.root: Path | None = None
         self.log_handler: logging.Handler | None = None
+        #: What the editor judges a move against: the config and Kometa of the running loop, the files it reads.
+        self.config: PreviewConfig | None = None
+        self.kometa: KometaCommand | None = None
+        self.files: frozenset[Path] = frozenset()
+        self.editor: Editor | None = None
 
     def iteration_output(self, number: int) -> Path | None:
         if 1 <= number <= len(self.iterations):
@@ -359,6 +367,35 @@ class Watch:
         # an image that could not be compared is said above with its reason, never shown as a change
         return {c.target: c.changed_percent for c in changes if c.result not in ("identical", UNCOMPARED)}
 
+    # --- the editor: the page's moves, written into the user's YAML -------------------------------------------
+
+    def scene(self) -> Scene:
+        """The watch as a move sees it: the files it reads now, the page's targets and each one's library."""
+        assert self.config is not None and self.kometa is not None
+        libraries = {str(line.get("target")): str(line.get("library")) for line in
+                     (list(self.journal.state) if self.journal is not None else [])
+                     if line.get("event") == Event.TARGET and line.get("library")}
+        if self.proxy is not None and len(self.proxy.libraries) == 1:
+            libraries = {target: libraries.get(target, self.proxy.libraries[0]) for target in self.state.targets}
+        return Scene(self.config, self.kometa.folder, self.files, dict(self.state.targets), libraries,
+                     self.state.iteration)
+
+    def write(self, action: str, body: Any) -> tuple[int, dict[str, Any]]:
+        """The page's `api/move` or `api/undo` (already judged by the page: its token, its origin): the answer."""
+        if self.editor is None or self.config is None:
+            return 503, {"error": "the first iteration has not started yet"}
+        try:
+            answer = self.editor.move(body) if action == "move" else self.editor.undo()
+        except Refused as exc:
+            self.reporter.stage(f"! {action} refused: {exc}")
+            return exc.status, {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a failed move must not stop the page
+            log.exception("%s failed", action)
+            return 500, {"error": f"{action} failed: {exc.__class__.__name__}: {exc}"}
+        changed = ", ".join(f"{c['key'].rpartition('.')[2]} {c['old']} → {c['new']}" for c in answer.get("changes", []))
+        self.reporter.stage(f"{action}: {Path(answer['file']).name}" + (f": {changed}" if changed else ""))
+        return 200, answer
+
     # --- the loop ----------------------------------------------------------------------------------------------
 
     def run(self, on_page: Callable[[str], None]) -> int:
@@ -379,6 +416,8 @@ class Watch:
         on_page(self.page.url)
         saved_at: float | None = None
         files = watched_files(config, kometa.folder)
+        self.config, self.kometa, self.files = config, kometa, frozenset(files)
+        self.editor = Editor(self.root, self.scene)
         before = snapshot(files)  # as the iteration reads them: a save while it runs starts the next one
         try:
             while not self.stop.is_set():
@@ -400,6 +439,7 @@ class Watch:
                         self.reporter.stage(f"! {exc}")
                         continue
                     files = watched_files(config, kometa.folder)
+                    self.config, self.files = config, frozenset(files)
                     before = {path: before.get(path, state) for path, state in snapshot(files).items()}
                     break
         except KeyboardInterrupt:
