@@ -392,9 +392,10 @@ class PageEvents:
             pass
 
 
-def watch_costs(config: Path, folder: Path, edits: int, isolation: str) -> list[dict]:
+def watch_costs(config: Path, folder: Path, edits: int, isolation: str) -> tuple[list[dict], list[dict]]:
     """`watch`, edited `edits` times: from each save (the file's mtime) to the page learning that the iteration is
-    done (its server-sent event, then /api/state), minus Kometa's run from its cue to its exit."""
+    done (its server-sent event, then /api/state), minus Kometa's run from its cue to its exit. Then `edits` moves
+    made as the page makes them (api/move): from the drop (the POST sent) to the page learning of Kometa's result."""
     process = subprocess.Popen([sys.executable, "-m", "kometa_preview", "watch", str(config), "--offline", "-q",
                                 "--job", str(folder), "--force", "--isolation", isolation],
                                stdout=subprocess.PIPE, text=True)
@@ -422,10 +423,34 @@ def watch_costs(config: Path, folder: Path, edits: int, isolation: str) -> list[
                             "overhead": seen - saved - timings["kometa_run"],
                             "save_to_start": timings["save_to_start"], "exit_to_done": timings["exit_to_done"],
                             "diff": timings.get("diff", 0.0)})
-        return results
+        return results, [move_cost(events, port, token, edits + 2 + n, n) for n in range(edits)]
     finally:
         process.send_signal(2)
         process.wait(timeout=60)
+
+
+def move_cost(events: PageEvents, port: int, token: str, iteration: int, n: int) -> dict:
+    """One drag of the first target's overlay on the page (10 px right, then back): the POST and the write, the
+    next iteration, and the page learning it is done."""
+    time.sleep(1.5)  # the user looks at the page; the next Kometa imports meanwhile
+    state = _state(port, token)
+    target, entry = next(iter(state["targets"].items()))
+    body = json.dumps({"target": target, "overlay": entry["overlays"][-1], "dx": 10 if n % 2 == 0 else -10, "dy": 0})
+    dropped = time.time()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", f"/{token}/api/move", body=body, headers={
+        "Content-Type": "application/json", "Origin": f"http://127.0.0.1:{port}"})
+    answer = connection.getresponse()
+    if answer.status != 200:
+        raise SystemExit(f"api/move answered {answer.status}: {answer.read()[:300]!r}")
+    written = time.time()
+    connection.close()
+    state, seen = wait_done(events, port, token, iteration)
+    if state["status"] != "done":
+        raise SystemExit(f"iteration {iteration} {state['status']}: {state['error']}")
+    kometa = state["timings"]["kometa_run"]
+    return {"move_to_done": seen - dropped, "kometa_run": kometa, "overhead": seen - dropped - kometa,
+            "write": written - dropped}
 
 
 def wait_done(events: PageEvents, port: int, token: str, iteration: int) -> tuple[dict, float]:
@@ -442,7 +467,7 @@ ISOLATIONS = ("box", "none")
 def costs(runs: int, edits: int, kometas: list[tuple[str, Path, str | None]]) -> str:
     """What a preview adds to Kometa's own time: a one-shot render, and a watch iteration; with Kometa in its box and
     without (the box's own cost is the difference)."""
-    shot_rows, watch_rows = [], []
+    shot_rows, watch_rows, move_rows = [], [], []
     for (name, kometa, python), isolation in ((k, i) for k in kometas for i in ISOLATIONS):
         label = f"{name}, {isolation}"
         with SampleServer(generate(seed=1, movies=100, shows=0), TOKEN) as server, \
@@ -453,20 +478,29 @@ def costs(runs: int, edits: int, kometas: list[tuple[str, Path, str | None]]) ->
                 print(f"  one-shot {label}: wall {shot['wall']:.2f}s, Kometa {shot['kometa']:.2f}s", file=sys.stderr)
             shot_rows.append([label, spread([s["wall"] for s in shots]), spread([s["kometa"] for s in shots]),
                               spread([s["overhead"] for s in shots]), spread([s["proxy_start"] for s in shots])])
-            iterations = watch_costs(config, Path(scratch) / "watch", edits, isolation)
+            iterations, moves = watch_costs(config, Path(scratch) / "watch", edits, isolation)
             for it in iterations:
                 print(f"  watch {label}: save→done {it['save_to_done']:.3f}s, Kometa {it['kometa_run']:.3f}s",
+                      file=sys.stderr)
+            for move in moves:
+                print(f"  move {label}: drop→done {move['move_to_done']:.3f}s, Kometa {move['kometa_run']:.3f}s",
                       file=sys.stderr)
             watch_rows.append([label] + [spread([it[k] for it in iterations], 3) for k in
                                          ("save_to_done", "kometa_run", "overhead", "save_to_start",
                                           "exit_to_done", "diff")])
+            move_rows.append([label] + [spread([m[k] for m in moves], 3) for k in
+                                        ("move_to_done", "kometa_run", "overhead", "write")])
     return ("One-shot render (5 targets, one text overlay, --offline; wall time from outside):\n\n" +
             table(shot_rows, ["Kometa, isolation", "render wall s", "Kometa's own s", "added s (target ≤ 0.5)",
                               "proxy start s"]) +
             f"\n\nWatch iteration ({edits} edits of the overlay file; the page's event stream, as a browser gets "
             f"it):\n\n" +
             table(watch_rows, ["Kometa, isolation", "save → done s", "Kometa cue → exit s", "added s (target ≤ 0.3)",
-                               "save → Kometa's cue s", "Kometa's exit → done s", "of which diff s"]))
+                               "save → Kometa's cue s", "Kometa's exit → done s", "of which diff s"]) +
+            f"\n\nMove on the watch page ({edits} drags of the overlay, 10 px, as the page sends them to api/move; "
+            f"from the drop to the page learning of Kometa's result):\n\n" +
+            table(move_rows, ["Kometa, isolation", "drop → result s", "Kometa cue → exit s",
+                              "added s (target ≤ 0.5)", "drop → file written s"]))
 
 
 def machine() -> str:

@@ -224,3 +224,45 @@ def test_real_kometa_watch_renders_an_edited_overlay_file_like_a_one_shot_render
     same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out", str(tmp_path / "d"))
     assert same.returncode == 0 and same.stdout.splitlines()[0] == "m identical", same.stdout + same.stderr
     assert sample_plex.log.changes() == []
+
+
+def test_real_kometa_watch_move_writes_the_default_s_template_variables_like_kometa_s_own_run(sample_plex, tmp_path):
+    """`watch` on `default: resolution`: a move through api/move writes the offsets into the default's
+    template_variables with preview.yml's comments kept, and the next iteration is byte-identical to a one-shot render
+    of the moved preview.yml."""
+    from test_placement import inserted_only
+    from watching import Watching, diff_cli, one_shot
+    config = tmp_path / "preview.yml"
+    text = (f"# my preview: the editor keeps this comment\nplex:\n  url: {sample_plex.url}   # the sample server\n"
+            f"  token: {TOKEN}\nlibraries:\n  Movies:\n    overlay_files:\n      - default: resolution   # the badges\n"
+            f"kometa:\n  timeout: 900\npreview:\n  output: {tmp_path / 'out'}\n  targets:\n"
+            "    - id: m\n      type: movie\n      ratingKey: '1001'\n")
+    config.write_text(text)
+    kometa = CHECKOUT / "kometa.py"
+    watch = Watching(config, kometa, "--job", str(tmp_path / "watch"), python=PYTHON, startup_timeout=300)
+    try:
+        first = watch.wait_for(1, timeout=900)
+        assert first["status"] == "done" and first["targets"]["m"]["status"] == "exported", first
+        badge = first["targets"]["m"]["overlays"][0]
+        assert badge.startswith("Overlay File (0) "), first["targets"]["m"]["overlays"]
+        assert watch.post("/api/move", {"target": "m", "overlay": badge, "dx": 40, "dy": 20},
+                          origin="http://attacker.example")[0] == 403
+        assert config.read_text() == text
+        status, answer = watch.post("/api/move", {"target": "m", "overlay": badge, "dx": 40, "dy": 20})
+        assert status == 200, answer
+        assert answer["file"] == str(config.resolve()) and [(c["old"], c["new"]) for c in answer["changes"]] == \
+            [(15, 55), (15, 35)]                         # resolution.yml: 15 from the top left, left/top aligned
+        assert inserted_only(text, config.read_text()) == ["        template_variables:",
+                                                           "          horizontal_offset: 55",
+                                                           "          vertical_offset: 35"]
+        second = watch.wait_for(2, timeout=900)
+        assert second["status"] == "done" and set(second["changed"]) == {"m"}, second
+    finally:
+        assert watch.interrupt() == 130
+    assert one_shot(config, kometa, tmp_path / "oneshot", python=PYTHON).returncode == 0
+    same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out", str(tmp_path / "d"))
+    assert same.returncode == 0 and same.stdout.splitlines()[0] == "m identical", same.stdout + same.stderr
+    oneshot = json.loads((tmp_path / "oneshot" / "output" / "summary.json").read_text())["targets"]["m"]
+    assert (tmp_path / "oneshot" / "output" / oneshot["after"]).read_bytes() == \
+        (Path(second["output_dir"]) / second["targets"]["m"]["after"]).read_bytes()   # byte for byte
+    assert sample_plex.log.changes() == []

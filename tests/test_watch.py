@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -218,6 +220,112 @@ def test_in_chromium_the_image_changes_after_an_edit_without_a_reload(sample_ple
     # The overlay's box (at 30,230 of the poster) went from red to green on the page itself.
     assert first_pixel[0] > 200 > first_pixel[1] and second_pixel[1] > 200 > second_pixel[0], (first_pixel,
                                                                                                 second_pixel)
+
+
+EDITABLE = ("# my overlays: the preview moves them, and keeps this comment\noverlays:\n  Hello:   # a red banner\n"
+            "    overlay:\n      name: text(Hello)\n      back_color: '#FF0000'\n      font_color: '#FFFFFF'\n"
+            "      horizontal_offset: 30   # px from the left\n      vertical_offset: 30\n"
+            "      horizontal_align: left\n      vertical_align: top\n    plex_all: true\n")
+
+
+def _editable(folder: Path, server) -> Path:
+    (folder / "overlays.yml").write_text(EDITABLE)
+    return write_preview_yml(folder, server.url, [{"id": "m1001", "type": "movie", "ratingKey": "1001"}],
+                             libraries={"Movies": {"overlay_files": [{"file": "overlays.yml"}]}})
+
+
+def test_a_move_writes_the_overlay_file_and_the_next_iteration_is_a_one_shot_render_of_it(sample_plex, tmp_path):
+    config = _editable(tmp_path, sample_plex)
+    watch = Watching(config, STANDIN, "--job", str(tmp_path / "watch"))
+    try:
+        first = watch.wait_for(1)
+        hello = "Overlay File (0) Hello"
+        assert first["targets"]["m1001"]["overlays"] == [hello], first
+        move = {"target": "m1001", "overlay": hello, "dx": 40, "dy": 25}
+        # Without the page's credential, or from another site: refused, nothing written, no iteration.
+        request = urllib.request.Request(f"http://127.0.0.1:{watch.port}/api/move", data=json.dumps(move).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as no_token:
+            urllib.request.urlopen(request, timeout=10)
+        assert no_token.value.code == 403
+        assert watch.post("/api/move", move, origin="http://attacker.example")[0] == 403
+        assert watch.post("/api/move", move, origin="null")[0] == 403
+        assert watch.post("/api/move", {**move, "target": "nobody"})[0] == 404
+        time.sleep(0.5)
+        assert (tmp_path / "overlays.yml").read_text() == EDITABLE and watch.state()["iteration"] == 1
+
+        status, answer = watch.post("/api/move", move)
+        assert status == 200, answer
+        assert answer["file"] == str((tmp_path / "overlays.yml").resolve()) and answer["applies_from"] == 2
+        assert answer["changes"] == [{"key": "overlays.Hello.overlay.horizontal_offset", "old": 30, "new": 70},
+                                     {"key": "overlays.Hello.overlay.vertical_offset", "old": 30, "new": 55}]
+        assert (tmp_path / "overlays.yml").read_text() == EDITABLE.replace("offset: 30   #", "offset: 70   #") \
+            .replace("vertical_offset: 30", "vertical_offset: 55")             # comments and layout kept
+        second = watch.wait_for(2)                                               # started by itself
+        assert second["status"] == "done" and set(second["changed"]) == {"m1001"}, second
+        assert one_shot(config, STANDIN, tmp_path / "oneshot").returncode == 0
+        same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out",
+                        str(tmp_path / "d1"))
+        assert same.returncode == 0 and same.stdout.splitlines()[0] == "m1001 identical", same.stdout
+
+        status, undone = watch.post("/api/undo", {})
+        assert status == 200 and (tmp_path / "overlays.yml").read_text() == EDITABLE, undone
+        third = watch.wait_for(3)
+        assert third["status"] == "done"
+        iterations = tmp_path / "watch" / "iterations"
+        back = diff_cli(iterations / "1", iterations / "3", "--fail-on-change", "--out", str(tmp_path / "d2"))
+        assert back.returncode == 0, back.stdout                                  # undo: iteration 1's poster again
+        kept = sorted((tmp_path / "watch" / "edits").iterdir())                  # each write kept what it replaced
+        assert [p.read_text() for p in kept] == [EDITABLE, EDITABLE.replace("offset: 30   #", "offset: 70   #")
+                                                 .replace("vertical_offset: 30", "vertical_offset: 55")]
+    finally:
+        watch.interrupt()
+    assert sample_plex.log.changes() == []
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+def test_in_chromium_a_badge_dragged_with_the_mouse_lands_where_it_was_dropped(sample_plex, tmp_path):
+    from playwright.sync_api import sync_playwright
+    _editable(tmp_path, sample_plex)
+    watch = Watching(tmp_path / "preview.yml", STANDIN, "--job", str(tmp_path / "watch"), boxes=True)
+    try:
+        watch.wait_for(1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(watch.url)
+            box = "#t-m1001 .box"
+            page.wait_for_function(f"document.querySelector('{box}') && "
+                                   "document.querySelector('#t-m1001 img[data-side=after]').complete")
+            assert page.inner_text("#t-m1001 figure:first-child figcaption") == "BEFORE"   # shown upper-case
+            page.hover("#t-m1001 .stage")
+            where = page.locator(box).bounding_box()
+            shown = page.locator("#t-m1001 img[data-side=after]").bounding_box()
+            scale = shown["width"] / 1000                                # display pixels per canvas pixel
+            page.mouse.move(where["x"] + 20, where["y"] + 20)
+            page.mouse.down()
+            page.mouse.move(where["x"] + 20 + 60 * scale, where["y"] + 20 + 30 * scale, steps=8)
+            page.mouse.up()
+            page.wait_for_selector("#t-m1001 .ghost", timeout=10_000)    # where it was dropped, until Kometa's
+            page.wait_for_function("document.getElementById('edit').textContent.includes('Kometa put')",
+                                   timeout=60_000)
+            told = page.inner_text("#edit")
+            src = page.get_attribute("#t-m1001 img[data-side=after]", "src")
+            assert page.locator("#t-m1001 .ghost").count() == 0
+            page.screenshot(path=str(tmp_path / "editor.png"))
+            browser.close()
+    finally:
+        watch.interrupt()
+    assert src.startswith("files/2/"), src
+    moved = yaml.safe_load((tmp_path / "overlays.yml").read_text())["overlays"]["Hello"]["overlay"]
+    assert abs(moved["horizontal_offset"] - 90) <= 2 and abs(moved["vertical_offset"] - 60) <= 2, moved
+    assert "where you dropped it" in told, told
+    assert (tmp_path / "overlays.yml").read_text().startswith("# my overlays: the preview moves them")
+    assert not [e for e in errors if "favicon" in e or "404" in e], errors
 
 
 _PIXEL = """selector => { const img = document.querySelector(selector); const canvas = document.createElement('canvas');

@@ -33,11 +33,13 @@ class Watching:
     """A running `kometa-preview watch`; stopped with Ctrl-C (SIGINT) by `interrupt`."""
 
     def __init__(self, config: Path, kometa: Path, *args: str, python: str | None = None,
-                 startup_timeout: float = 120) -> None:
+                 startup_timeout: float = 120, boxes: bool = False) -> None:
+        """`boxes`: with the stand-in's overlay boxes in the page's state (watch_with_boxes.py)."""
         extra = ["--kometa-python", python] if python else []
+        command = [str(Path(__file__).parent / "watch_with_boxes.py")] if boxes else ["-m", "kometa_preview", "watch"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kometa_preview", "watch", str(config), "--kometa", str(kometa), "--offline",
-             *extra, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            [sys.executable, *command, str(config), "--kometa", str(kometa), "--offline", *extra, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
@@ -68,6 +70,18 @@ class Watching:
                 return response.status, response.read(), dict(response.headers)
         except urllib.error.HTTPError as error:
             return error.code, error.read(), dict(error.headers)
+
+    def post(self, path: str, body: dict[str, Any], origin: str | None = "") -> tuple[int, dict[str, Any]]:
+        """A POST as the page sends it (its Origin, JSON), with the token in the path like the page's own."""
+        origin = f"http://127.0.0.1:{self.port}" if origin == "" else origin
+        headers = {"Content-Type": "application/json", **({"Origin": origin} if origin else {})}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/{self.token}{path}", method="POST",
+                                         data=json.dumps(body).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
 
     def state(self) -> dict[str, Any]:
         status, body, _ = self.get("/api/state")
