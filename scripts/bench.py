@@ -365,7 +365,7 @@ def one_shot_cost(config: Path, folder: Path, isolation: str) -> dict:
                              "--job", str(folder), "--force", "--isolation", isolation], capture_output=True, text=True)
     wall = time.monotonic() - started
     if result.returncode != 0:
-        raise SystemExit(f"render failed: {result.stderr.strip()[-500:]}")
+        raise SystemExit(f"render failed ({result.returncode}): {(result.stdout + result.stderr).strip()[-800:]}")
     timings = json.loads((folder / "output" / "summary.json").read_text())["timings_seconds"]
     return {"wall": wall, "kometa": timings["kometa"], "overhead": wall - timings["kometa"],
             "proxy_start": timings["proxy_start"]}

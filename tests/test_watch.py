@@ -289,7 +289,9 @@ def test_in_chromium_a_badge_dragged_with_the_mouse_lands_where_it_was_dropped(s
     _editable(tmp_path, sample_plex)
     watch = Watching(tmp_path / "preview.yml", STANDIN, "--job", str(tmp_path / "watch"), boxes=True)
     try:
-        watch.wait_for(1)
+        first = watch.wait_for(1)["targets"]["m1001"]
+        title = first["title"] or first["kometa_title"]     # given by ratingKey: titled as the report titles it
+        assert title and title != "m1001"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -302,6 +304,7 @@ def test_in_chromium_a_badge_dragged_with_the_mouse_lands_where_it_was_dropped(s
             page.wait_for_function(f"document.querySelector('{box}') && "
                                    "document.querySelector('#t-m1001 img[data-side=after]').complete")
             assert page.inner_text("#t-m1001 figure:first-child figcaption") == "BEFORE"   # shown upper-case
+            assert page.inner_text("#t-m1001 > b") == title and page.inner_text("#t-m1001 small.id") == "m1001"
             page.hover("#t-m1001 .stage")
             where = page.locator(box).bounding_box()
             shown = page.locator("#t-m1001 img[data-side=after]").bounding_box()

@@ -3,8 +3,8 @@ tests until summary.json carries the boxes of Kometa's own overlays (issue 23 it
 already keeps them.
 
 The stand-in draws a text overlay's back from (horizontal_offset, vertical_offset + 200) to 300 × 100 pixels further
-(tests/kometa_standin/kometa.py, `TextOverlay.draw`), reading the offsets of the user's own overlay file: so does
-this, from the file the iteration read (the tests save nothing else while an iteration runs).
+(tests/kometa_standin/kometa.py, `TextOverlay.draw`), reading the offsets of `overlays.yml` beside preview.yml: so
+does this, when the iteration's targets reach the page (the tests save nothing else while an iteration runs).
 
 Run as `python tests/watch_with_boxes.py preview.yml --kometa …` (the same arguments as `kometa-preview watch`).
 """
@@ -18,7 +18,7 @@ import yaml
 
 from kometa_preview import cli
 from kometa_preview.kometa import overlay_names
-from kometa_preview.run import watch
+from kometa_preview.results.live_page import LiveState
 
 
 def stand_in_boxes(entry: dict[str, Any], overlay_file: Path) -> list[dict[str, Any]]:
@@ -35,17 +35,16 @@ def stand_in_boxes(entry: dict[str, Any], overlay_file: Path) -> list[dict[str, 
     return boxes
 
 
-def with_boxes(publish):
-    def publish_with_boxes(self: watch.Watch, iteration: watch.Iteration, exited_wall: float | None) -> None:
-        if iteration.outcome is not None and self.config is not None:
-            overlay_file = self.config.source.parent / "overlays.yml"
-            for entry in iteration.outcome.summary.targets.values():
-                if not getattr(entry, "boxes", None) and overlay_file.is_file():
-                    entry.boxes = stand_in_boxes(vars(entry), overlay_file)
-        publish(self, iteration, exited_wall)
-    return publish_with_boxes
+def with_boxes(update, overlay_file: Path):
+    """LiveState.update, with the stand-in's boxes added to each target that has none."""
+    def update_with_boxes(self: LiveState, **values: Any) -> None:
+        if "targets" in values and overlay_file.is_file():
+            values["targets"] = {target: {**entry, "boxes": entry.get("boxes") or stand_in_boxes(entry, overlay_file)}
+                                 for target, entry in values["targets"].items()}
+        update(self, **values)
+    return update_with_boxes
 
 
 if __name__ == "__main__":
-    watch.Watch.publish = with_boxes(watch.Watch.publish)
+    LiveState.update = with_boxes(LiveState.update, Path(sys.argv[1]).resolve().parent / "overlays.yml")
     sys.exit(cli.main(["watch", *sys.argv[1:]]))

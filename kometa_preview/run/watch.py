@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ class Watch:
         one shows its error (Kometa's whole reason, or the overlay check's) beside the last good iteration's images
         (`shown_iteration`), never its own posters drawn without the overlay that failed."""
         summary = iteration.outcome.summary if iteration.outcome else None
-        targets = {tid: vars(entry) for tid, entry in summary.targets.items()} if summary else {}
+        targets = {tid: asdict(entry) for tid, entry in summary.targets.items()} if summary else {}  # as summary.json
         shown = iteration if iteration.good else self.last_good(before=iteration.number)
         changed = self.changes(iteration) if iteration.good else {}
         if exited_wall is not None:
