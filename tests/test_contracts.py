@@ -149,7 +149,7 @@ def test_summary_schema_names_exactly_the_summary_dataclasses_fields():
     """docs/summary.schema.json is the contract other tools read: it cannot drift from `Summary`."""
     import dataclasses
 
-    from kometa_preview.results.outcomes import OutsideData
+    from kometa_preview.results.outcomes import Consideration, OutsideData, OverlayBox, OverlayLabel
     from kometa_preview.results.summary import (
         Filtering,
         IsolationUsed,
@@ -161,7 +161,8 @@ def test_summary_schema_names_exactly_the_summary_dataclasses_fields():
     )
     for name, kind in (("", Summary), ("TargetResult", TargetResult), ("MockMode", MockMode),
                        ("Filtering", Filtering), ("ProxyFigures", ProxyFigures), ("SideDoors", SideDoors),
-                       ("OutsideData", OutsideData), ("IsolationUsed", IsolationUsed)):
+                       ("OutsideData", OutsideData), ("IsolationUsed", IsolationUsed), ("OverlayLabel", OverlayLabel),
+                       ("OverlayBox", OverlayBox), ("Consideration", Consideration)):
         block = SCHEMA if not name else SCHEMA["$defs"][name]
         fields = [f.name for f in dataclasses.fields(kind)]
         assert list(block["properties"]) == fields, name
@@ -202,3 +203,18 @@ def test_every_log_event_name_lives_in_the_events_module():
     sources = "".join(p.read_text(encoding="utf-8") for p in (Path(__file__).parents[1] / "kometa_preview").rglob("*.py"))
     for event in RenderEvent:
         assert f"RenderEvent.{event.name}" in sources, f"{event} is never logged"
+
+
+def test_every_function_fits_on_a_screen():
+    """60 lines at most (STYLE.md): a longer one is a value object or a helper waiting to be named."""
+    package = Path(kometa_preview.__file__).parent
+    long = [f"{path.relative_to(package)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path in package.rglob("*.py") for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60]
+    assert long == []
+
+
+def test_the_package_s_top_level_holds_its_entry_points_only():
+    """Roles live in folders (common, kometa, run, results, tools, proxy, plex, sandbox): at most 8 modules at top."""
+    package = Path(kometa_preview.__file__).parent
+    assert len(list(package.glob("*.py"))) <= 8
