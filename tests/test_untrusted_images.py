@@ -228,3 +228,25 @@ def test_a_bomb_poster_from_plex_fails_only_its_target_and_summary_json_is_writt
     assert "✗ m1002 failed: DecompressionBombError: " in result.stdout
     assert "EXPORT_ERROR target=m1002: the poster served to Kometa (plex) is a decompression bomb" in \
         (tmp_path / "job" / "logs" / "render.log").read_text()
+
+
+def test_the_proxy_s_poster_transcode_never_decodes_a_bomb(tmp_path):
+    """Kometa's `/photo/:/transcode?width=&height=` of a target's poster: a bomb is served as it is (Kometa fails on
+    it as on Plex's), never decoded; a real poster is scaled down."""
+    from kometa_preview.plex.routes import classify
+    from kometa_preview.proxy.poster_source import _resize
+    route = classify("GET", "/photo/:/transcode?width=100&height=150&url=%2Flibrary%2Fmetadata%2F1001%2Fthumb%2F1")
+    bomb = png_bomb()
+    assert _resize(bomb, route) == (bomb, "image/png")
+    scaled, content_type = _resize(poster(tmp_path / "p.png").read_bytes(), route)
+    assert content_type == "image/jpeg" and images.probe(scaled)[0] <= 100
+
+
+def test_check_names_a_bomb_input_as_unreadable(sample_plex, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001",
+                                                             "input": str(bomb)}])
+    result = cli("check", str(config), "--offline")
+    assert "✗ input m: " in result.stdout and "is not a readable image" in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr

@@ -42,3 +42,7 @@ GATE_SECONDS = 120
 RELAY_CONNECTIONS = 256
 #: What one relay read carries.
 RELAY_CHUNK_BYTES = 256 * KiB
+#: A poster transcode the proxy answers (Kometa asks poster sizes) is decoded at most this big.
+TRANSCODE_PIXELS = 4_000_000
+#: `check` decodes an input image this small to prove it reads to its end.
+CHECK_PIXELS = 1_000_000

@@ -13,10 +13,11 @@ import logging
 from pathlib import Path
 
 from mitmproxy import http
-from PIL import Image
 
+from ..common import images
 from ..common.events import Event, ItemEvent, PosterServed
 from ..common.files import write_atomic
+from ..common.limits import TRANSCODE_PIXELS
 from ..common.posters import Poster, from_bytes, has_overlay_mark, local_original
 from ..plex.routes import Kind, Route, image_path_of
 from .flows import Proxy, answer, fail_closed
@@ -88,10 +89,16 @@ class PosterSource:
 
 
 def _resize(data: bytes, route: Route) -> tuple[bytes, str]:
+    """A transcode of a target's poster, as Plex answers `/photo/:/transcode?width=&height=`. The poster is untrusted
+    (Plex's, or a file): decoded by the one bounded opener; one that cannot be is served as it is, and Kometa fails
+    on it the way it fails on Plex's."""
     width = int(route.param("width") or 0) if (route.param("width") or "0").isdigit() else 0
     height = int(route.param("height") or 0) if (route.param("height") or "0").isdigit() else 0
-    with Image.open(io.BytesIO(data)) as image:
-        copy = image.convert("RGB")
+    try:
+        copy = images.decode(data, budget=max(width * height * 4, TRANSCODE_PIXELS))
+    except images.Unreadable:
+        fmt = images.sniff(data)
+        return data, fmt.content_type if fmt else "application/octet-stream"
     if width and height:
         copy.thumbnail((width, height))
     out = io.BytesIO()

@@ -8,7 +8,6 @@ and `render` cannot disagree about a path, a default or an interpreter.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -17,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PIL import Image
 
+from ..common import images
 from ..common.config import PreviewConfig
+from ..common.limits import CHECK_PIXELS
 from ..kometa import run_config
 from ..kometa.box import Isolation
 from ..kometa.runner import KometaCommand, KometaNotFound, find_kometa, requirements_problem
@@ -260,13 +260,13 @@ def _inputs(config: PreviewConfig) -> Iterator[Result]:
     for target in config.targets:
         if target.input is None:
             continue
-        try:
-            with Image.open(io.BytesIO(target.input.read_bytes())) as image:
-                image.load()
-                size, fmt = image.size, image.format
-        except Exception as exc:  # noqa: BLE001 - any unreadable image is one failed check
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            yield Result(False, f"input {target.id}", f"{target.input} is not a readable image ({detail})",
+        try:  # untrusted like every image: the one opener, bounded (a bomb or a truncated file is a reason)
+            data = target.input.read_bytes()
+            size = images.probe(data)
+            images.decode(data, budget=CHECK_PIXELS)  # decoded (reduced): a truncated file fails here
+            fmt = images.sniff(data).name  # type: ignore[union-attr] - decode accepted one of its formats
+        except (images.Unreadable, OSError) as exc:
+            yield Result(False, f"input {target.id}", f"{target.input} is not a readable image ({exc})",
                          "replace the file or remove input:")
             continue
         yield Result(True, f"input {target.id}", f"{target.input.name} is a {size[0]}×{size[1]} {fmt}")
