@@ -319,13 +319,21 @@ def test_in_chromium_a_badge_dragged_with_the_mouse_lands_where_it_was_dropped(s
             told = page.inner_text("#edit")
             src = page.get_attribute("#t-m1001 img[data-side=after]", "src")
             assert page.locator("#t-m1001 .ghost").count() == 0
-            page.screenshot(path=str(tmp_path / "editor.png"))
+            moved = yaml.safe_load((tmp_path / "overlays.yml").read_text())["overlays"]["Hello"]["overlay"]
+            # The arrow keys nudge the selected badge (Shift: 10 px); the nudge is sent once the keys rest.
+            for _ in range(3):
+                page.keyboard.press("Shift+ArrowLeft")
+            page.keyboard.press("ArrowDown")
+            page.wait_for_function("document.getElementById('edit').textContent.startsWith('iteration 3: Kometa put')",
+                                   timeout=60_000)
+            nudged = yaml.safe_load((tmp_path / "overlays.yml").read_text())["overlays"]["Hello"]["overlay"]
             browser.close()
     finally:
         watch.interrupt()
     assert src.startswith("files/2/"), src
-    moved = yaml.safe_load((tmp_path / "overlays.yml").read_text())["overlays"]["Hello"]["overlay"]
     assert abs(moved["horizontal_offset"] - 90) <= 2 and abs(moved["vertical_offset"] - 60) <= 2, moved
+    assert (nudged["horizontal_offset"], nudged["vertical_offset"]) == (moved["horizontal_offset"] - 30,
+                                                                        moved["vertical_offset"] + 1)
     assert "where you dropped it" in told, told
     assert (tmp_path / "overlays.yml").read_text().startswith("# my overlays: the preview moves them")
     assert not [e for e in errors if "favicon" in e or "404" in e], errors

@@ -346,7 +346,9 @@ function place(t, b) { const [W, H] = canvasOf(t);
 function stage(id, t, shown, name) {
   const img = '<img src="files/' + shown.iteration + '/' + esc(name) + '" alt="after" data-side="after"' +
     (shown.iteration !== state.iteration ? ' class="stale"' : '') + '>';
-  const fresh = shown.iteration === state.iteration;
+  // the targets' boxes are of the last iteration that ended (the running one has none yet): drawn on its images only
+  const ended = state.status === 'running' ? state.iteration - 1 : state.iteration;
+  const fresh = shown.iteration === ended;
   const boxes = fresh ? boxesOf(id).map(b => { const on = selected && selected.target === id &&
     selected.overlay === b.overlay; const label = b.display_name || short(b.overlay);
     return '<div class="box' + (on ? ' sel' : '') + '" tabindex="0" role="button" data-target="' + esc(id) +
