@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import sample_badges
 import tv_levels
+import yaml
 from conftest import RESOLUTION_OVERLAYS, TOKEN, write_preview_yml
 from PIL import Image
 
@@ -265,4 +267,53 @@ def test_real_kometa_watch_move_writes_the_default_s_template_variables_like_kom
     oneshot = json.loads((tmp_path / "oneshot" / "output" / "summary.json").read_text())["targets"]["m"]
     assert (tmp_path / "oneshot" / "output" / oneshot["after"]).read_bytes() == \
         (Path(second["output_dir"]) / second["targets"]["m"]["after"]).read_bytes()   # byte for byte
+    assert sample_plex.log.changes() == []
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_real_kometa_in_chromium_a_resolution_badge_dragged_lands_where_it_was_dropped(sample_plex, tmp_path):
+    """The editor as a user drives it, on real Kometa's own boxes (summary.json's `boxes`): the badge dragged with the
+    mouse, its drop outlined, then Kometa's next iteration puts it there."""
+    from playwright.sync_api import sync_playwright
+    from watching import Watching
+    config = tmp_path / "preview.yml"
+    config.write_text(f"plex:\n  url: {sample_plex.url}\n  token: {TOKEN}\nlibraries:\n  Movies:\n    overlay_files:\n"
+                      "      - default: resolution   # badges top left\nkometa:\n  timeout: 900\npreview:\n"
+                      f"  output: {tmp_path / 'out'}\n  targets:\n    - id: m\n      type: movie\n      ratingKey: '1001'\n")
+    watch = Watching(config, CHECKOUT / "kometa.py", "--job", str(tmp_path / "watch"), python=PYTHON,
+                     startup_timeout=300)
+    try:
+        first = watch.wait_for(1, timeout=900)["targets"]["m"]
+        if not first.get("boxes"):
+            pytest.skip("summary.json carries no boxes for real Kometa's overlays yet (issue 23 item 1)")
+        badge = first["boxes"][0]
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(watch.url)
+            page.wait_for_function("document.querySelector('#t-m .box') && "
+                                   "document.querySelector('#t-m img[data-side=after]').complete")
+            page.hover("#t-m .stage")
+            box = page.locator(f"#t-m .box[data-overlay='{badge['overlay']}']").bounding_box()
+            scale = page.locator("#t-m img[data-side=after]").bounding_box()["width"] / 1000
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2 + 60 * scale, box["y"] + box["height"] / 2 + 40 * scale,
+                            steps=8)
+            page.mouse.up()
+            page.wait_for_selector("#t-m .ghost", timeout=10_000)
+            page.wait_for_function("document.getElementById('edit').textContent.includes('Kometa put')",
+                                   timeout=900_000)
+            told = page.inner_text("#edit")
+            src = page.get_attribute("#t-m img[data-side=after]", "src")
+            browser.close()
+    finally:
+        watch.interrupt()
+    assert src.startswith("files/2/") and "where you dropped it" in told, told
+    variables = yaml.safe_load(config.read_text())["libraries"]["Movies"]["overlay_files"][0]["template_variables"]
+    assert abs(variables["horizontal_offset"] - 75) <= 2 and abs(variables["vertical_offset"] - 55) <= 2, variables
+    assert "# badges top left" in config.read_text()
     assert sample_plex.log.changes() == []
