@@ -122,6 +122,16 @@ def test_a_flow_style_entry_gets_its_variables_inside_its_braces():
                          "template_variables: {vertical_offset: 20}}]  # two\n")
 
 
+def test_a_file_with_windows_line_breaks_keeps_them():
+    text = "# saved on Windows\r\nlibraries:\r\n  Movies:\r\n    overlay_files:\r\n      - default: resolution\r\n" \
+           "      - file: mine.yml   # last\r\n"
+    edit = move_default(text, ("libraries", "Movies", "overlay_files", 0), DEFAULT, "4K", (5, 0), POSTER)
+    assert edit.text == text.replace("resolution\r\n", "resolution\r\n        template_variables:\r\n"
+                                     "          horizontal_offset: 5\r\n")
+    again = move_default(edit.text, ("libraries", "Movies", "overlay_files", 0), DEFAULT, "4K", (0, 7), POSTER)
+    assert again.text == edit.text.replace("offset: 5\r\n", "offset: 5\r\n          vertical_offset: 22\r\n")
+
+
 def test_library_variables_are_the_starting_point_and_the_entry_s_own_win():
     text = "libraries:\n  Movies:\n    overlay_files:\n      - default: resolution\n"
     edit = move_default(text, ("libraries", "Movies", "overlay_files", 0), DEFAULT, "4K", (5, 0), POSTER,

@@ -128,8 +128,13 @@ def _at(document: Any, path: Path) -> Any:
     return node
 
 
+def _lines(text: str) -> list[str]:
+    """The lines as YAML counts them (`\n`, `\r\n`, `\r`), each with its own line break."""
+    return [line for line in re.split(r"(?<=\r\n)|(?<=\n)|(?<=\r)(?!\n)", text) if line]
+
+
 def _index(text: str, line: int, col: int) -> int:
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     return sum(len(lines[n]) for n in range(min(line, len(lines)))) + col
 
 
@@ -182,7 +187,8 @@ def _add(text: str, mapping: CommentedMap, start: tuple[int, int], values: dict[
             text[:opening + 1] + inner + text[closing:]
     first = next(iter(mapping))
     line, col = mapping.lc.key(first)
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
+    newline = "\r\n" if "\r\n" in text else "\n"
     last = line
     for n in range(line + 1, len(lines)):
         stripped = lines[n].strip()
@@ -191,9 +197,9 @@ def _add(text: str, mapping: CommentedMap, start: tuple[int, int], values: dict[
         if len(lines[n]) - len(lines[n].lstrip(" ")) < col or stripped in ("---", "..."):
             break
         last = n
-    if not lines[last].endswith("\n"):
-        lines[last] += "\n"
-    lines.insert(last + 1, _block(values, col))
+    if not lines[last].endswith(("\n", "\r")):
+        lines[last] += newline
+    lines.insert(last + 1, _block(values, col).replace("\n", newline))
     return "".join(lines)
 
 
