@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..common.files import Tail
+from . import overlay_boxes, overlay_log
 
 _FILE_LINE = re.compile(r"^\[(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[[^\]]*\]\s+\[(?P<level>[A-Z]+)\]\s*"
                         r"\|(?P<body>.*)\|\s*$")
@@ -99,6 +100,11 @@ class KometaRun:
     errors: list[str] = field(default_factory=list)
     #: Whether a log was found at all (no log: Kometa did not get as far as starting its logger).
     found: bool = False
+    #: Every overlay definition Kometa built, with its attributes and what it found (overlay_log.py).
+    overlays: overlay_log.OverlayLog = field(default_factory=overlay_log.OverlayLog)
+    #: Where each overlay that found items is drawn, by (library, Kometa's name): its box, or why it has none
+    #: (overlay_boxes.py; measured by `read`, which can read Kometa's images and fonts).
+    placements: dict[tuple[str, str], overlay_boxes.Box | str] = field(default_factory=dict)
 
     def error_summary(self) -> list[tuple[str, int]]:
         """Kometa's own errors, de-duplicated and counted, in the order first seen (like Kometa's "Error Summary",
@@ -348,6 +354,7 @@ def read_lines(lines: list[Line]) -> KometaRun:
         reader.feed(line)
     run = reader.run
     run.overlay_errors = {name: e for name, e in run.overlay_errors.items() if e.errors}
+    run.overlays = overlay_log.read(lines)
     return run
 
 
@@ -406,6 +413,10 @@ def read(meta_log: Path, screen_log: Path | None = None, followed: MetaLogFollow
         if problem and problem not in run.critical:
             run.critical.insert(0, problem)
             run.errors.insert(0, problem)
+    if run.found and run.overlays.kometa_folder:
+        # Kometa's config folder holds meta.log in logs/ and the images it downloads in overlays/
+        files = overlay_boxes.KometaFiles(Path(run.overlays.kometa_folder), meta_log.parent.parent / "overlays")
+        run.placements = overlay_boxes.placements(run.overlays, files)
     return run
 
 

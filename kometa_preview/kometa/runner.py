@@ -79,9 +79,11 @@ class KometaCommand:
                        cwd=self.folder, capture_output=True, timeout=300, env=child_environment([]))
 
     def arguments(self, run_config: Path, libraries: list[str]) -> list[str]:
-        """kometa.py's command line for a preview (docs/PREVIEW-MODE.md)."""
+        """kometa.py's command line for a preview (docs/PREVIEW-MODE.md). `--trace` makes Kometa log which items each
+        overlay's search returned and which its filters kept (`IDs: …`, `Titles Found: …`), what a target's "why
+        not" is read from (kometa/overlay_log.py); it changes no image Kometa makes (docs/BOXES.md, measured)."""
         return ["--config", str(run_config), "--run", "--overlays-only", "--run-libraries", "|".join(libraries),
-                "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing"]
+                "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing", "--trace"]
 
     def start(self, handoff: Path, secrets: list[str], *, home: Path, isolation: Isolation = Isolation.AUTO,
               hidden: tuple[Path, ...] = ()) -> KometaProcess:

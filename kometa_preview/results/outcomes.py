@@ -6,6 +6,11 @@ file did not load, a critical error), or been unable to gather an overlay's item
 refused (`--offline`, the allowlist) or unreachable (no internet). Pure functions: summary.py calls them with
 records already read.
 
+Where each applied overlay is and why each other one is not (`overlaid`): its box on Kometa's canvas
+(kometa/overlay_boxes.py), every definition of the target's library and level with Kometa's verdict on it
+(kometa/overlay_choice.py), each named for people (kometa/overlay_names.py), and one warning when two applied
+overlays' boxes overlap.
+
 The statuses (summary.json `targets.<id>.status`):
 - `exported`: Kometa uploaded a new poster for it;
 - `unchanged`: Kometa finished that library's overlays cleanly and applied none to it;
@@ -18,7 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..common.events import OUTSIDE_DENIED, Refused, TargetSeen
+from ..kometa import overlay_choice
 from ..kometa.log import KometaRun, OverlayErrors
+from ..kometa.overlay_boxes import Box
+from ..kometa.overlay_names import labelled
 
 EXPORTED, UNCHANGED, FAILED, MISSING = "exported", "unchanged", "failed", "missing"
 #: Seconds around a gathering section in which a refused outside call is taken to be that overlay's.
@@ -178,3 +186,96 @@ def error_counts(run: KometaRun) -> list[dict[str, object]]:
 
 def unreachable_hosts(refusals: list[Refused]) -> dict[str, int]:
     return dict(Counter(r.host for r in refusals if r.host and r.event.value == "OUTSIDE_UNREACHABLE"))
+
+
+# --- where each overlay is, and why (not) ----------------------------------------------------------------------------
+
+@dataclass
+class OverlayLabel:
+    """An overlay as summary.json names it: Kometa's name (the contract with its log), the overlay's own name, and the
+    `overlay_files` entry it comes from (`default: resolution`; None: unknown)."""
+    overlay: str
+    display_name: str
+    file: str | None
+
+
+@dataclass
+class OverlayBox:
+    """Where Kometa drew an applied overlay, in its canvas pixels (1000×1500 posters, 1920×1080 title cards)."""
+    overlay: str
+    display_name: str
+    file: str | None
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass
+class Consideration:
+    """One overlay definition of the target's library and level: whether it matched the target, whether Kometa
+    applied it, and why not (or, applied through a queue, its position)."""
+    overlay: str
+    display_name: str
+    file: str | None
+    matched: bool
+    applied: bool
+    reason: str | None
+
+
+@dataclass
+class Overlaid:
+    """A target's overlays, placed and explained."""
+    labels: list[OverlayLabel] = field(default_factory=list)
+    boxes: list[OverlayBox] = field(default_factory=list)
+    #: Applied overlays without a box, and why (a queue places them, their words come from the item…).
+    unplaced: dict[str, str] = field(default_factory=dict)
+    considered: list[Consideration] = field(default_factory=list)
+    overlap_warning: str | None = None
+
+
+def _label(name: str, files) -> OverlayLabel:
+    return OverlayLabel(**labelled(name, files))  # type: ignore[arg-type]
+
+
+def overlap_warning(boxes: list[OverlayBox]) -> str | None:
+    """One warning naming every pair of boxes that intersect. Kometa's dovetail badges of one file are drawn to fit
+    together (the resolution badge's back holds the edition's), so they are no overlap."""
+    pairs = []
+    for n, first in enumerate(boxes):
+        for second in boxes[n + 1:]:
+            dovetail = first.file == second.file and all(b.display_name.endswith("-Dovetail") for b in (first, second))
+            if not dovetail and Box(first.x, first.y, first.w, first.h).intersects(
+                    Box(second.x, second.y, second.w, second.h)):
+                pairs.append(f"{_named(first)} and {_named(second)}")
+    return f"Overlays overlap: {'; '.join(pairs)}" if pairs else None
+
+
+def _named(label: OverlayBox | OverlayLabel) -> str:
+    return f"{label.display_name} ({label.file})" if label.file else label.display_name
+
+
+def overlaid(run: KometaRun, seen: TargetSeen | None, verdict: TargetVerdict) -> Overlaid:
+    """The target's overlays as Kometa's log and placements tell them: labels for those it applied (or attempted),
+    their boxes when it exported the target, and every definition of its library and level judged for it."""
+    if seen is None or seen.library is None:
+        return Overlaid(labels=[_label(name, []) for name in verdict.overlays])
+    files = run.overlays.files.get(seen.library, [])
+    result = Overlaid(labels=[_label(name, files) for name in verdict.overlays])
+    for label in result.labels if verdict.status == EXPORTED else []:
+        placed = run.placements.get((seen.library, label.overlay), "Kometa's log does not say where it draws it")
+        if isinstance(placed, Box):
+            result.boxes.append(OverlayBox(label.overlay, label.display_name, label.file, placed.x, placed.y,
+                                           placed.w, placed.h))
+        else:
+            result.unplaced[label.overlay] = placed
+    result.overlap_warning = overlap_warning(result.boxes)
+    item = run.item(seen.kometa_title)
+    chosen = (item.applied or item.attempted) if item is not None else []
+    verdicts = overlay_choice.considered(run.overlays.of_library(seen.library), overlay_choice.Item(
+        seen.type, seen.kometa_title, seen.rating_key or None, tuple(chosen) if chosen else None))
+    for verdict_of in verdicts:
+        label = _label(verdict_of.overlay, files)
+        result.considered.append(Consideration(label.overlay, label.display_name, label.file, verdict_of.matched,
+                                               verdict_of.applied, verdict_of.reason))
+    return result

@@ -54,13 +54,17 @@ from .outcomes import (
     EXPORTED,
     FAILED,
     MISSING,
+    Consideration,
     ExportResult,
     KometaOutcome,
     OutsideData,
+    OverlayBox,
+    OverlayLabel,
     denied_calls,
     error_counts,
     judge_kometa,
     judge_target,
+    overlaid,
     unreachable_hosts,
 )
 
@@ -102,6 +106,15 @@ class TargetResult:
     kind: str | None = None              # the upload kind exported (poster…)
     bytes: int | None = None
     output: str | None = None            # the target's own `output:` copy
+    #: `overlays`, each also by its own name and file (pages show these; `overlays` keeps Kometa's names).
+    overlay_labels: list[OverlayLabel] = field(default_factory=list)
+    #: Where each applied overlay is on Kometa's canvas (docs/BOXES.md), and the applied ones without a box, and why.
+    boxes: list[OverlayBox] = field(default_factory=list)
+    unplaced: dict[str, str] = field(default_factory=dict)
+    #: Every overlay definition of the target's library and level, matched or not, applied or not, and why.
+    considered: list[Consideration] = field(default_factory=list)
+    #: One warning naming the applied overlays whose boxes intersect.
+    overlap_warning: str | None = None
 
 
 @dataclass
@@ -522,12 +535,15 @@ def _target(target: Target, exported: Exported, journal: Records, seen: TargetSe
                            export=ExportResult(bool(exported.after), exported.error, exported.refused),
                            overlaid_poster=rating_key in {r.rating_key for r in journal[Event.OVERLAID_POSTER]},
                            run=run, outcome=outcome)
+    placed = overlaid(run, seen, verdict)
     return TargetResult(rating_key, target.type, target.title, status=verdict.status, overlays=list(verdict.overlays),
                         candidates=list(unresolved.candidates) if unresolved is not None else [],
                         kometa_title=seen.kometa_title if seen is not None else None, before=exported.before,
                         poster_source=exported.poster_source,
                         after=exported.after if verdict.status == EXPORTED else None, error=verdict.error,
-                        kind=exported.kind, bytes=exported.bytes, output=exported.output)
+                        kind=exported.kind, bytes=exported.bytes, output=exported.output,
+                        overlay_labels=placed.labels, boxes=placed.boxes, unplaced=placed.unplaced,
+                        considered=placed.considered, overlap_warning=placed.overlap_warning)
 
 
 def preview_targets(config: PreviewConfig, journal: Records) -> list[Target]:

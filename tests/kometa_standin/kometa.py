@@ -89,6 +89,12 @@ class KometaLog:
     def warning(self, text: str) -> None:
         self._emit("WARNING", text)
 
+    def debug(self, text: str) -> None:
+        self._emit("DEBUG", text)
+
+    def trace(self, text: str) -> None:
+        self._emit("TRACE", text)
+
     def error(self, text: str) -> None:
         self._emit("ERROR", text)
 
@@ -164,7 +170,7 @@ class TextOverlay:
         match = re.fullmatch(r"text\((.*)\)", str(overlay.get("name", "")))
         if match is None:
             raise ValueError(f"Overlay Error: stand-in overlays are text(…), not {overlay.get('name')!r}")
-        self.name, self.text = name, match[1]
+        self.name, self.text, self.attributes = name, match[1], dict(overlay)
         self.x, self.y = int(overlay.get("horizontal_offset", 30)), int(overlay.get("vertical_offset", 30))
         colour = str(overlay.get("back_color", "#000000")).lstrip("#")[:6]
         self.colour = tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))
@@ -222,6 +228,9 @@ def load_overlay_files(library: dict, section_type: str, log: KometaLog) -> list
             continue
         loaded = OverlayFile(len(files), default_level(entry, library, section_type))
         default = entry.get("default") or entry.get("pmm")
+        if default or entry.get("file"):  # meta.py's DataFile
+            log.separator(f"Loading Overlay File {loaded.number} "
+                          + (f"Default: {default}" if default else f"File: {os.path.abspath(entry['file'])}"))
         if default:
             if not (HERE / "defaults" / "overlays" / f"{default}.yml").is_file():
                 log.error(f"File Error: Default does not exist {default}.yml")
@@ -262,8 +271,8 @@ class Compiler:
     """Kometa's `compile_overlays` over a library's files: every overlay gathered in file order, then each item's
     overlays chosen among those that matched it (standin_defaults.choose)."""
 
-    def __init__(self, plex: PlexServer, section, log: KometaLog, items: list) -> None:
-        self.plex, self.section, self.log = plex, section, log
+    def __init__(self, plex: PlexServer, section, log: KometaLog, items: list, trace: bool = False) -> None:
+        self.plex, self.section, self.log, self.trace = plex, section, log, trace
         self.reloaded: dict[int, object] = {}
         self.gatherers: dict[str, Gatherer] = {}
         self.first_items = items
@@ -285,6 +294,21 @@ class Compiler:
             self.objects.setdefault(item.ratingKey, item)
             self.matched.setdefault(item.ratingKey, []).append(mapping)
 
+    def validating(self, name: str, level: str, suppress: tuple[str, ...], attributes: dict) -> None:
+        """What Kometa logs while it builds a definition (builder.py, overlay.py): its heading, its level, its
+        suppressions, and its attributes after templates."""
+        self.log.separator(f"{name} Overlay in {self.section.title}")
+        for method, value in (("builder_level", level if self.section.type != "movie" else None),
+                              ("suppress_overlays", list(suppress) or None), ("overlay", attributes)):
+            if value is not None:
+                self.log.debug(f"Validating Method: {method}")
+                self.log.debug(f"Value: {value}")
+
+    def found(self, items: list) -> None:
+        """`--trace`'s `Titles Found`, after Kometa's `N Items found for …`."""
+        if items and self.trace:
+            self.log.trace(f"Titles Found: {[display_title(item) for item in items]}")
+
     def gather(self, files: list[OverlayFile]) -> None:
         for loaded in files:
             gatherer = self.gatherer(loaded.level)
@@ -292,11 +316,17 @@ class Compiler:
                 mapping = loaded.prefix + definition.name
                 self.suppress[mapping] = tuple(loaded.prefix + name for name in definition.suppress)
                 self.groups[mapping] = (definition.group, definition.weight)
-                self._add(mapping, gatherer.gather(mapping, definition) or [], definition.name)
+                self.validating(definition.name, loaded.level, definition.suppress,
+                                {"name": definition.name, "group": definition.group, "weight": definition.weight})
+                items = gatherer.gather(mapping, definition) or []
+                self.found(items)
+                self._add(mapping, items, definition.name)
             for text in loaded.texts:                                   # plex_all: every item of its level
+                self.validating(text.name, text.level, (), text.attributes)
                 self.log.separator(f"Gathering Items for {text.name} Overlay", space=False, border=False)
                 items = self.gatherer(text.level).everything()
                 self.log.info(f"{len(items)} Items found for {loaded.prefix + text.name}")
+                self.found(items)
                 self._add(loaded.prefix + text.name, items, text)
 
     def chosen(self) -> dict[int, Chosen]:
@@ -364,7 +394,8 @@ def overlay_item(plex: PlexServer, n: int, total: int, entry: Chosen, context: d
         log.error(f"Overlays Attempted on {name}: {', '.join(names)}")
 
 
-def run_library(plex: PlexServer, title: str, library: dict, settings: dict, log: KometaLog) -> None:
+def run_library(plex: PlexServer, title: str, library: dict, settings: dict, log: KometaLog,
+                trace: bool = False) -> None:
     log.separator(f"{title} Library Overlays")
     section = plex.library.section(title)
     section.settings()
@@ -379,7 +410,7 @@ def run_library(plex: PlexServer, title: str, library: dict, settings: dict, log
         response = requests.get(RIBBON_VALIDATION, timeout=30)
         if response.status_code != 200:
             log.error(f"URL Error: No file found at {RIBBON_VALIDATION}")
-    compiler = Compiler(plex, section, log, items)
+    compiler = Compiler(plex, section, log, items, trace)
     compiler.gather(files)
     chosen = compiler.chosen()
     filetype = settings.get("overlay_artwork_filetype", "jpg").replace("webp_lossy", "webp").replace("webp_lossless", "webp")
@@ -400,7 +431,7 @@ def main() -> int:
     parser.add_argument("--run", action="store_true")
     parser.add_argument("--overlays-only", action="store_true")
     parser.add_argument("--run-libraries", default="")
-    for flag in ("--ignore-schedules", "--read-only-config", "--no-report", "--no-missing"):
+    for flag in ("--ignore-schedules", "--read-only-config", "--no-report", "--no-missing", "--trace"):
         parser.add_argument(flag, action="store_true")
     args = parser.parse_args()
     for name in ("KOMETA_RUN", "KOMETA_CONFIG", "PMM_CONFIG"):
@@ -422,7 +453,7 @@ def main() -> int:
     plex.settings  # noqa: B018 - GET /:/prefs, as Kometa does at start-up
     for title in args.run_libraries.split("|"):
         if title in config["libraries"]:
-            run_library(plex, title, config["libraries"][title], config.get("settings") or {}, log)
+            run_library(plex, title, config["libraries"][title], config.get("settings") or {}, log, args.trace)
     log.separator("Finished Libraries Run")
     return 0
 
