@@ -188,9 +188,13 @@ def test_the_contact_sheet_shows_every_item_and_the_counts_of_summary_json(libra
     assert unchanged_cards == statuses.count("unchanged")
     expected = {}
     for entry in targets.values():
-        for name in entry["overlays"] if entry["status"] == "exported" else ["no overlay"]:
+        labels = [f"{label['display_name']} {label['file']}" for label in entry["overlay_labels"]]
+        for name in labels if entry["status"] == "exported" else ["no overlay"]:
             expected[name] = expected.get(name, 0) + 1
-    assert sorted(counts) == sorted(f"{name}: {count:,} items" for name, count in expected.items())
+    # one row per overlay, by its own name and its file (never "Overlay File (n) …"), and "1 item"
+    assert sorted(counts) == sorted(f"{name} · {count:,} item{'' if count == 1 else 's'}"
+                                    for name, count in expected.items())
+    assert not any("Overlay File (" in row for row in counts)
     assert full and all((tmp_path / "job" / "output" / src).is_file() for src in full)
 
 

@@ -87,7 +87,7 @@ def test_pages_link_only_names_of_the_grammar(merged):
     summary.targets["t3"] = TargetResult("3", "movie", "x", status="exported", before=str(merged / "t1_before.png"),
                                          after="t3_after.png")
     pages = report.render_html(merged, summary) + contact.render_html(merged, summary)
-    links = set(re.findall(r'(?:href|src)="([^"]*)"', pages)) - {href for _, href in report.LINKS}  # the job's logs
+    links = set(re.findall(r'(?:href|src)="([^"]*)"', pages)) - {href for _, href in report.job_links(merged)}
     assert not [link for link in links if re.match(r"[a-z]+:|/|\.\.", link)], links
     assert "javascript:alert(1)" in pages and 'href="javascript' not in pages  # named as text, never linked
     assert '"after":null' in pages and '"before":null' in pages

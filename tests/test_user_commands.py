@@ -147,9 +147,12 @@ def test_report_shows_every_image_and_the_statuses_of_summary_json(sample_plex, 
         title = page.title()
         texts = page.eval_on_selector_all("section.target", "els => els.map(e => e.innerText)")
         slider = page.locator("section#m1 input[type=range]")
-        before_width = page.eval_on_selector("section#m1 .after", "e => e.getBoundingClientRect().width")
+        divider = "e => e.getBoundingClientRect().left - e.parentElement.getBoundingClientRect().left"
+        before_width = page.eval_on_selector("section#m1 .divider", divider)
         slider.fill("90")
-        after_width = page.eval_on_selector("section#m1 .after", "e => e.getBoundingClientRect().width")
+        after_width = page.eval_on_selector("section#m1 .divider", divider)
+        sides = page.eval_on_selector_all("section#m1 .tag", "els => els.map(e => [e.textContent, "
+                                                             "e.getBoundingClientRect().left])")
         page.screenshot(path=os.environ.get("REPORT_SCREENSHOT", str(tmp_path / "report.png")), full_page=True)
         browser.close()
     assert len(images) == 5 and all(width > 0 for _, width in images)  # 2 × (before + after) + 1 before
@@ -157,9 +160,12 @@ def test_report_shows_every_image_and_the_statuses_of_summary_json(sample_plex, 
     assert all(url.startswith("file://") for url in requests_made)
     assert title.startswith("kometa-preview · ") and str(config) in title
     first = summary["targets"]["m1"]
-    assert f"Overlays applied: {', '.join(first['overlays'])}" in texts[0] and first["overlays"]
+    shown = [f"{label['display_name']} {label['file']}" for label in first["overlay_labels"]]
+    assert "Overlays applied:" in texts[0] and shown and all(label in texts[0] for label in shown)
+    assert "Overlay File (" not in "".join(texts)                             # the overlays' own names
     assert summary["targets"]["m3"]["error"] in texts[2]
-    assert after_width > before_width * 1.5  # the before/after slider moves
+    assert after_width > before_width * 1.5  # the divider moves right: more of the before image
+    assert [side for side, _ in sorted(sides, key=lambda s: s[1])] == ["before", "after"]  # before left of after
 
 
 def test_check_runs_kometa_without_the_plex_token_in_its_environment(sample_plex, tmp_path):
