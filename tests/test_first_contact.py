@@ -51,7 +51,7 @@ def test_an_overlay_file_next_to_preview_yml_named_relatively_works(sample_plex,
     assert (entry["status"], entry["overlays"]) == ("exported", ["Overlay File (0) Hello"])  # Kometa's own name
     after = Image.open(tmp_path / "job" / "output" / entry["after"]).convert("RGB")
     assert after.getpixel(HELLO_PIXEL)[0] > 200 and after.getpixel(HELLO_PIXEL)[1] < 60
-    assert "✓ m exported: m_after.jpg (Overlay File (0) Hello)" in result.stdout
+    assert "✓ m exported: m_after.jpg (Hello)" in result.stdout  # the overlay by its own name
 
 
 def test_paths_borrowed_from_kometa_config_resolve_in_kometas_folder(sample_plex, tmp_path):

@@ -58,3 +58,14 @@ def test_the_verdict_is_the_last_line_and_says_why():
     assert lines[-1].bold and lines[-1].colour == "red"
     assert [line.text for line in outcome_lines(failed, [], quiet=True)] == [lines[-1].text]
     assert verdict(_summary(success=True, targets={})).text == "✓ done: no target"
+
+
+def test_targets_name_their_overlays_by_their_own_names():
+    from kometa_preview.results.outcomes import OverlayLabel
+    from kometa_preview.results.summary import TargetResult
+    from kometa_preview.results.terminal import target_lines
+    entry = TargetResult("1001", "movie", "Cobalt River", overlays=["Overlay File (0) 480P-Dovetail"], after="m_after.jpg",
+                         overlay_labels=[OverlayLabel("Overlay File (0) 480P-Dovetail", "480P-Dovetail",
+                                                      "default: resolution")])
+    summary = _summary(targets={"m": entry})
+    assert [line.text for line in target_lines(summary)] == ["✓ m exported: m_after.jpg (480P-Dovetail)"]

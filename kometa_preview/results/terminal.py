@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..common.job import REPORT
 from ..common.outside_policy import SERVICES
-from .summary import Summary
+from .summary import Summary, TargetResult
 
 #: status → (mark, colour)
 STATUS_MARKS = {"exported": ("✓", "green"), "unchanged": ("–", None), "failed": ("✗", "red"), "missing": ("?", "red")}
@@ -45,7 +45,7 @@ def target_lines(summary: Summary) -> list[Line]:
     if len(entries) > LISTED_TARGETS:
         counts = Counter(entry.status for _, entry in entries)
         lines.append(Line(" · ".join(f"{counts[s]} {s}" for s in STATUS_MARKS if counts[s]) + f" (of {len(entries)})"))
-        overlays = Counter(name for _, entry in entries if entry.status == "exported" for name in entry.overlays)
+        overlays = Counter(name for _, entry in entries if entry.status == "exported" for name in shown_names(entry))
         if overlays:
             lines.append(Line("overlays: " + ", ".join(f"{name} {n}" for name, n in overlays.most_common(12))))
         failures = [(target_id, entry) for target_id, entry in entries if entry.status in ("failed", "missing")]
@@ -55,7 +55,7 @@ def target_lines(summary: Summary) -> list[Line]:
     for target_id, entry in entries:
         mark, colour = STATUS_MARKS.get(entry.status, ("?", "red"))
         if entry.status == "exported":
-            applied = f" ({', '.join(entry.overlays)})" if entry.overlays else ""
+            applied = f" ({', '.join(shown_names(entry))})" if entry.overlays else ""
             text = f"{mark} {target_id} exported: {entry.after}{applied}"
         elif entry.status == "unchanged":
             text = f"{mark} {target_id} unchanged: no overlay applies (before image: {entry.before or 'none'})"
@@ -63,6 +63,12 @@ def target_lines(summary: Summary) -> list[Line]:
             text = f"{mark} {target_id} {entry.status}: {entry.error}"
         lines.append(Line(text, colour))
     return lines
+
+
+def shown_names(entry: TargetResult) -> list[str]:
+    """The target's applied overlays by their own names (`480P-Dovetail`), not Kometa's (`Overlay File (0) …`)."""
+    labels = {label.overlay: label.display_name for label in entry.overlay_labels}
+    return [labels.get(name, name) for name in entry.overlays]
 
 
 def offline(summary: Summary) -> bool:
