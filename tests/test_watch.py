@@ -327,6 +327,9 @@ def test_in_chromium_a_badge_dragged_with_the_mouse_lands_where_it_was_dropped(s
             page.wait_for_function("document.getElementById('edit').textContent.startsWith('iteration 3: Kometa put')",
                                    timeout=60_000)
             nudged = yaml.safe_load((tmp_path / "overlays.yml").read_text())["overlays"]["Hello"]["overlay"]
+            page.set_viewport_size({"width": 390, "height": 844})          # a phone: nothing wider than the window
+            page.wait_for_timeout(200)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
             browser.close()
     finally:
         watch.interrupt()

@@ -329,6 +329,7 @@ border:2px dashed #ffd54f;pointer-events:none}.exported{background:#1b5e20}.unch
 .failed,.missing{background:#b71c1c}.o{color:#c5e1a5}.stale{opacity:.55}.running{color:#ffd54f}
 #edit{color:#ffd54f;min-height:1.4em;margin-bottom:.6rem}#edit button{margin-left:.6rem}
 .hint{color:#888;font-size:.85rem}
+@media (max-width:700px){body{margin:.8rem}.pair img{max-width:calc(50vw - 1.9rem)}.target{padding:.4rem}}
 </style></head><body><h1>kometa-preview · watch</h1><div class="bar" id="bar">waiting for the first render…</div>
 <div class="hint">Hover a poster to see its overlays; drag one, or select it and use the arrow keys (Shift: 10 px),
 to write its offsets into your YAML.</div><div id="edit"></div>
