@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,11 @@ class _Server(ThreadingHTTPServer):
         except BaseException:
             self.slots.release()
             raise
+
+    def handle_error(self, request, client_address) -> None:
+        """A reader that left (a tab closed, a page reloaded mid-image) is no error to print in the user's terminal."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def process_request_thread(self, request, client_address) -> None:
         try:
