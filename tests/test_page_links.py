@@ -152,6 +152,8 @@ def test_in_chromium_the_pages_fit_the_window_load_every_image_and_show_boxes(jo
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
         tab = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
         for page in (render / "output" / "report.html", sharded / "output" / "report.html",
                      sharded / "output" / "contact.html"):
             tab.goto(page.as_uri())
@@ -162,6 +164,8 @@ def test_in_chromium_the_pages_fit_the_window_load_every_image_and_show_boxes(jo
             broken = tab.eval_on_selector_all("img", "els => els.filter(e => !e.naturalWidth).map(e => e.src)")
             assert broken == [], (page, broken)
             tab.screenshot(path=str(tmp_path / f"{page.parent.parent.name}-{page.stem}.png"))
+            tab.locator(".grid .frame, .card").first.click()       # the full view opens without a script error
+            assert tab.locator("#full").is_visible() and errors == [], (page, errors)
         filtered = contact_filters(tab, sharded / "output")
         boxed = with_a_box(render, tmp_path / "boxed")
         tab.goto((boxed / "report.html").as_uri())
@@ -176,7 +180,7 @@ def test_in_chromium_the_pages_fit_the_window_load_every_image_and_show_boxes(jo
         frame.click()
         opened = tab.eval_on_selector("#full", "e => getComputedStyle(e).display")
         browser.close()
-    assert (hidden, shown, opened) == ("0", "1", "block")
+    assert (hidden, shown, opened) == ("0", "1", "block") and errors == []
     assert boxes == ["Hello"]
     assert filtered["lost"] == filtered["expected lost"] > 0 and filtered["none"] == filtered["expected none"]
     assert [tag for tag, _ in sorted(tags, key=lambda t: t[1])] == ["before", "after"]

@@ -137,7 +137,8 @@ a{color:#8ab4f8}h1{font-size:1.3rem;margin:0 0 .4rem;overflow-wrap:anywhere}
 #full .close{float:right;font-size:1.5rem;cursor:pointer;background:none;color:#fff;border:0}
 .pair{display:flex;gap:1rem;flex-wrap:wrap;align-items:flex-start}.pair figure{margin:0;flex:1 1 260px;max-width:520px}
 .pair figcaption{color:#aaa;font-size:.85rem;margin-top:.3rem}.full li{overflow-wrap:anywhere;margin:.15rem 0}
-@media (max-width:600px){body{margin:.7rem}.grid{grid-template-columns:repeat(2,minmax(0,1fr))}}
+@media (max-width:600px){body{margin:.7rem}.grid{grid-template-columns:repeat(2,minmax(0,1fr))}
+ .counts{max-height:30vh;overflow:auto}}
 """
 
 SCRIPT = """
@@ -173,18 +174,20 @@ function filter(){
 status.onchange = overlay.onchange = why.onchange = filter;
 document.getElementById('prev').onclick = () => { if (page > 0) { page--; draw(); } };
 document.getElementById('next').onclick = () => { if ((page + 1) * PAGE < shown.length) { page++; draw(); } };
-function list(rows){return rows.length ? '<ul>' + rows.join('') + '</ul>' : ''}
+function list(rows){return rows.length ? '<ul>' + rows.map(r => '<li>' + r + '</li>').join('') + '</ul>' : ''}
+function named(key){const o = key.split(' · ');
+  return '<b>' + esc(o[0]) + '</b>' + (o[1] ? ' <small>' + esc(o[1]) + '</small>' : '')}
 grid.onclick = e => {
   const card = e.target.closest('.card'); if (!card) return;
-  const it = shown[+card.dataset.n], named = it.overlays.map(o => o.split(' · '));
+  const it = shown[+card.dataset.n];
   full.querySelector('.body').innerHTML = '<h2>' + esc(it.title) + ' <small>' + esc(it.id) + ' · ' +
     esc(it.status) + '</small></h2>' + (it.error ? '<p class="warn">' + esc(it.error) + '</p>' : '') +
-    (named.length ? '<p>' + named.map(o => '<b>' + esc(o[0]) + '</b>' + (o[1] ? ' <small>' + esc(o[1]) + '</small>'
-      : '')).join(' · ') + '</p>' : '') + (it.warn ? '<p class="warn">⚠ ' + esc(it.warn) + '</p>' : '') +
-    (it.lost.length ? '<p>why not …?</p>' + list(it.lost.map(l => '<li><b>' + esc(l[0]) + '</b>: ' + esc(l[1]) +
-      '</li>')) : '') +
-    (it.missed.length ? '<p>why no overlay?</p>' + list(it.missed.map(m => '<li>' + esc(m[0]) + ': ' +
-      esc(m[1].join(', ')) + '</li>')) : '') +
+    (it.overlays.length ? '<p>' + it.overlays.map(named).join(' · ') + '</p>' : '') +
+    (it.warn ? '<p class="warn">⚠ ' + esc(it.warn) + '</p>' : '') +
+    (it.lost.length ? '<p>matched, not applied — why not:</p>' + list(it.lost.map(l => named(l[0]) + ': ' +
+      esc(l[1]))) : '') +
+    (it.missed.length ? '<p>why no overlay?</p>' + list(it.missed.map(m => esc(m[1].join(', ')) + ' <small>— ' +
+      esc(m[0]) + '</small>')) : '') +
     '<div class="pair">' + (it.before ? '<figure><a href="' + esc(it.before) + '"><img src="' + esc(it.before) +
       '" alt="before" style="width:100%%"></a><figcaption>before</figcaption></figure>' : '') +
     (it.after ? '<figure><div class="frame show-boxes"><a href="' + esc(it.after) + '"><img src="' + esc(it.after) +
