@@ -292,6 +292,7 @@ def differing(before: Any, after: Any, where: str = "") -> list[str]:
 
 
 def dotted(path: Path) -> str:
+    """A place in a document as the answer to a move names it: `libraries.Movies.overlay_files[0]`."""
     return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
 
 
