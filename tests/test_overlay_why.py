@@ -120,6 +120,11 @@ def test_attributes_place_an_overlay_as_kometa_places_it(attributes, canvas, box
     assert place(attributes, canvas, sizes) == box
 
 
+def test_kometa_2_0_draws_an_image_at_its_own_size():
+    attributes = {"name": "B", "file": "b.png", "scale_height": 20, "horizontal_offset": 5, "vertical_offset": 5}
+    assert place(attributes, PORTRAIT, Sizes({"b.png": (120, 80)}), scales=False) == Box(5, 5, 120, 80)
+
+
 @pytest.mark.parametrize("attributes, why", [
     ({"name": "Q", "file": "b.png", "queue": "ratings", "weight": 10}, "queue"),
     ({"name": "text(<<runtime>>)", "horizontal_offset": 0, "vertical_offset": 0}, "words come from the item"),

@@ -416,7 +416,7 @@ def read(meta_log: Path, screen_log: Path | None = None, followed: MetaLogFollow
     if run.found and run.overlays.kometa_folder:
         # Kometa's config folder holds meta.log in logs/ and the images it downloads in overlays/
         files = overlay_boxes.KometaFiles(Path(run.overlays.kometa_folder), meta_log.parent.parent / "overlays")
-        run.placements = overlay_boxes.placements(run.overlays, files)
+        run.placements = overlay_boxes.placements(run.overlays, files, run.version)
     return run
 
 

@@ -309,16 +309,17 @@ def drawn(overlay: Overlay, canvas: tuple[int, int], image: tuple[int, int] | No
     return box
 
 
-def place(attributes: dict[str, Any], canvas: tuple[int, int], measure: Measure) -> Box:
+def place(attributes: dict[str, Any], canvas: tuple[int, int], measure: Measure, *, scales: bool = True) -> Box:
     """The box of the overlay with these attributes (Kometa's `Value:` of `Validating Method: overlay`) on a canvas
-    of this size, the part on the canvas. Raises `Unplaced` with the reason when it cannot be known."""
-    box = _unclipped(attributes, canvas, measure).clipped(canvas)
+    of this size, the part on the canvas (`scales`: this Kometa reads `scale_width`/`scale_height`; 2.0 did not).
+    Raises `Unplaced` with the reason when it cannot be known."""
+    box = _unclipped(attributes, canvas, measure, scales).clipped(canvas)
     if not box.w or not box.h:
         raise Unplaced("it draws nothing on the canvas")
     return box
 
 
-def _unclipped(attributes: dict[str, Any], canvas: tuple[int, int], measure: Measure) -> Box:
+def _unclipped(attributes: dict[str, Any], canvas: tuple[int, int], measure: Measure, scales: bool) -> Box:
     if attributes.get("queue"):
         raise Unplaced("a queue places it, and Kometa does not log the queue's positions")
     overlay = Overlay.of(attributes)
@@ -333,7 +334,7 @@ def _unclipped(attributes: dict[str, Any], canvas: tuple[int, int], measure: Mea
         found = measure.image(overlay.image)
         if found is None:
             raise Unplaced(f"its image ({overlay.image.kind}: {overlay.image.value}) cannot be read here")
-        image = _scaled(found, attributes)
+        image = _scaled(found, attributes) if scales else found
     words = overlay.text
     if words is None:
         return drawn(overlay, canvas, image, None) if overlay.has_coordinates else whole
@@ -403,15 +404,17 @@ def canvas_of(level: str | None) -> tuple[int, int]:
     return CANVAS.get(level or "movie", PORTRAIT)
 
 
-def placements(log: OverlayLog, measure: Measure) -> dict[tuple[str, str], Box | str]:
-    """Each definition that found items, by (library, Kometa's name): its box, or why it has none."""
+def placements(log: OverlayLog, measure: Measure, version: str | None = None) -> dict[tuple[str, str], Box | str]:
+    """Each definition that found items, by (library, Kometa's name): its box, or why it has none. `version`:
+    Kometa's (2.0 scaled no image)."""
+    scales = not (version or "").startswith("2.0.")
     placed: dict[tuple[str, str], Box | str] = {}
     for definition in log.definitions:
         if not definition.found or not definition.kometa_name or definition.attributes is None:
             continue
         try:
             placed[(definition.library, definition.kometa_name)] = place(
-                definition.attributes, canvas_of(definition.level), measure)
+                definition.attributes, canvas_of(definition.level), measure, scales=scales)
         except Unplaced as exc:
             placed[(definition.library, definition.kometa_name)] = str(exc)
     return placed
