@@ -260,3 +260,16 @@ def test_a_target_s_overlays_are_labelled_placed_and_explained(run):
     assert len(result.considered) == len(overlay_choice.relevant(run.overlays.of_library("Movies"), "movie"))
     failed = overlaid(run, seen, TargetVerdict("failed", "x", tuple(run.item("Winter Orbit").applied)))
     assert failed.boxes == [] and failed.labels == result.labels                  # nothing was drawn
+
+
+def test_a_summary_can_be_written_without_its_why_not_lists_for_a_full_disk():
+    """export writes summary.json without `considered` when the disk cannot hold it whole (about 25 KB a target)."""
+    from crafted import summary_document, target_entry
+
+    from kometa_preview.results.outcomes import Consideration
+    from kometa_preview.results.summary import load
+    summary = load(summary_document({"t": target_entry()}))
+    summary.targets["t"].considered = [Consideration("Overlay File (0) 4K", "4K", None, False, False, "why")]
+    assert summary.to_json()["targets"]["t"]["considered"][0]["reason"] == "why"
+    assert summary.to_json(considered=False)["targets"]["t"]["considered"] == []
+    assert summary.targets["t"].considered                                       # the summary itself keeps them

@@ -217,5 +217,13 @@ def write_summary(layout: JobLayout, summary: Summary) -> Outcome:
     the images and pages are there."""
     files = sorted(p.name for p in layout.output.iterdir() if p.is_file() and not p.name.startswith("."))
     summary.output_files = files + ([] if layout.summary.name in files else [layout.summary.name])
-    write_json(layout.summary, summary.to_json())
+    try:
+        write_json(layout.summary, summary.to_json())
+    except OSError as exc:
+        if not any(entry.considered for entry in summary.targets.values()):
+            raise
+        # the targets' "why not" lists are most of a summary: a disk filled by captures still gets the rest
+        log.error("%s summary.json could not be written whole (%s): written without the targets' considered lists",
+                  RenderEvent.REPORT_ERROR, exc.strerror or exc)
+        write_json(layout.summary, summary.to_json(considered=False))
     return Outcome(summary, summary.exit_code, layout.summary)

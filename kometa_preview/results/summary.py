@@ -501,8 +501,14 @@ class Summary:
     def exit_code(self) -> int:
         return 130 if self.interrupted else (0 if self.success else 1)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self, *, considered: bool = True) -> dict[str, Any]:
+        """summary.json's document; `considered=False`: without the targets' `considered` lists (about 25 KB a target
+        of `default: resolution`), for a disk too full to hold them."""
+        document = asdict(self)
+        if not considered:
+            for entry in document["targets"].values():
+                entry["considered"] = []
+        return document
 
 
 #: The sections `Summary` takes its top-level fields from.
