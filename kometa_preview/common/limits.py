@@ -35,13 +35,6 @@ HANDOVER_BYTES = 64 * MiB
 LIFELINE_GRACE_SECONDS = 5
 #: Seconds the box takes at most to report that it is ready (it takes a few hundredths).
 BOX_START_SECONDS = 10
-#: Seconds a connection Kometa opens before the proxy listens waits for it (the render stops Kometa long before).
-GATE_SECONDS = 120
-#: Connections Kometa may have open through the box's relay at once; more are closed at once (Kometa's pools hold
-#: about ten).
-RELAY_CONNECTIONS = 256
-#: What one relay read carries.
-RELAY_CHUNK_BYTES = 256 * KiB
 #: A poster transcode the proxy answers (Kometa asks poster sizes) is decoded at most this big.
 TRANSCODE_PIXELS = 4_000_000
 #: `check` decodes an input image this small to prove it reads to its end.

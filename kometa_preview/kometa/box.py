@@ -16,18 +16,17 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from ..common.limits import BOX_START_SECONDS, GATE_SECONDS, RELAY_CHUNK_BYTES, RELAY_CONNECTIONS
+from ..common.limits import BOX_START_SECONDS
 
 log = logging.getLogger("kometa_preview.kometa.box")
 
 #: Run by this tool's interpreter, by path (standard library only; `-I -S`: no site, no user paths, no environment).
 BOX_INIT = Path(__file__).parent / "box_init.py"
+RELAY = Path(__file__).parent / "relay.py"
 #: What is not guaranteed without the box (the one warning `auto` prints, and README's safety section).
 WITHOUT_BOX = ("Kometa is not isolated: it runs as you, can reach the network and local services directly and see "
                "your other processes; the proxy's doors and the secrets kept out of its reach still hold")
@@ -118,96 +117,69 @@ def start(spec: BoxSpec, **popen) -> Box:
 
 
 class Relay:
-    """Carries each connection Kometa opens to a box port to the proxy's port outside, byte for byte. Until `open`
-    (the proxy is ready), connections wait: Kometa started early never finds its proxy closed, and how long its
-    first connection waited is `waited` (not Kometa's own time). The targets can change before `open` (the proxy
-    bound other ports than planned): Kometa's config names box ports, which never change."""
+    """The render's handle on the relay (kometa/relay.py), the process that carries each connection Kometa opens to
+    a box port to the proxy's port outside, and holds them until `open` (the proxy is ready): Kometa started early
+    never finds its proxy closed, and how long its first connection waited is `waited` (not Kometa's own time). The
+    targets can change before `open` (the proxy bound other ports than planned): Kometa's config names box ports,
+    which never change."""
 
     def __init__(self, listeners: list[tuple[socket.socket, int]], count: int) -> None:
-        self._targets: list[int | None] = [None] * count
-        self._opened = threading.Event()
-        self._closed = False
-        self._lock = threading.Lock()
-        self._live: set[socket.socket] = set()
-        self._listeners = [listener for listener, _ in listeners]
+        ours, theirs = socket.socketpair()
+        fds = [theirs.fileno(), *(listener.fileno() for listener, _ in listeners)]
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(RELAY), str(theirs.fileno()),
+                 *(f"{listener.fileno()}:{index}" for listener, index in listeners)],
+                pass_fds=fds, start_new_session=True, env={}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+            for listener, _ in listeners:
+                listener.close()  # the relay holds them now
+        self.control = ours
+        self.count = count
         self.waited = 0.0
         self.connections = 0
-        for listener, index in listeners:
-            threading.Thread(target=self._accept, args=(listener, index), name="box-relay", daemon=True).start()
+        self._pending = b""
+
+    def _say(self, line: str) -> None:
+        try:
+            self.control.sendall(line.encode() + b"\n")
+        except OSError:
+            pass  # the relay is gone: so is every connection through it
 
     def point(self, ports: list[int | None]) -> None:
         """The proxy's ports (outside the box), in the box's port order."""
-        self._targets = list(ports)
+        self._say("point " + " ".join("-" if port is None else str(port) for port in ports))
 
     def open(self) -> None:
-        self._opened.set()
+        self._say("open")
+
+    def read_reports(self, timeout: float = 0.0) -> None:
+        """What the relay said so far (`waited`, `carried`); with `timeout`, until it closes its end or that long."""
+        if self.control.fileno() == -1:
+            return  # closed: what it said was read then
+        self.control.settimeout(timeout)
+        try:
+            while chunk := self.control.recv(4096):
+                self._pending += chunk
+        except (BlockingIOError, TimeoutError, OSError):
+            pass
+        while b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            word, _, value = line.decode().partition(" ")
+            if word == "waited":
+                self.waited = float(value)
+            elif word == "carried":
+                self.connections = int(value)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            sockets = [*self._listeners, *self._live]
-            self._live.clear()
-        self._opened.set()
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def _accept(self, listener: socket.socket, index: int) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # closed
-            with self._lock:
-                if self._closed or len(self._live) >= RELAY_CONNECTIONS:
-                    client.close()
-                    continue
-                self._live.add(client)
-                self.connections += 1
-            threading.Thread(target=self._carry, args=(client, index), name="box-relay", daemon=True).start()
-
-    def _carry(self, client: socket.socket, index: int) -> None:
-        arrived = time.monotonic()
-        if not self._opened.is_set():
-            self._opened.wait(GATE_SECONDS)
-            self.waited = max(self.waited, time.monotonic() - arrived)
-        target = self._targets[index]
+        self.read_reports()
+        self._say("close")
+        self.read_reports(timeout=0.5)
+        self.control.close()
         try:
-            upstream = socket.create_connection(("127.0.0.1", target), timeout=10) if target and not self._closed \
-                else None
-        except OSError:
-            upstream = None
-        if upstream is None:
-            self._forget(client)
-            return
-        upstream.settimeout(None)
-        with self._lock:
-            self._live.add(upstream)
-        back = threading.Thread(target=self._pump, args=(upstream, client), name="box-relay", daemon=True)
-        back.start()
-        self._pump(client, upstream)
-        back.join()
-        self._forget(client, upstream)
-
-    @staticmethod
-    def _pump(source: socket.socket, destination: socket.socket) -> None:
-        try:
-            while chunk := source.recv(RELAY_CHUNK_BYTES):
-                destination.sendall(chunk)
-            destination.shutdown(socket.SHUT_WR)
-        except OSError:
-            for sock in (source, destination):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def _forget(self, *sockets: socket.socket) -> None:
-        with self._lock:
-            for sock in sockets:
-                self._live.discard(sock)
-        for sock in sockets:
-            sock.close()
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

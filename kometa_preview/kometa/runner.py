@@ -316,6 +316,7 @@ class KometaProcess:
     def gate_seconds(self) -> float:
         """How long Kometa's first connection waited for the proxy (not Kometa's own time)."""
         if self.box is not None:
+            self.box.relay.read_reports()
             return self.box.relay.waited
         waited = 0.0
         for record in self.handoff.glob("gate-*.json"):
