@@ -31,7 +31,7 @@ from ..kometa.runner import (
 )
 from ..results.summary import IsolationUsed, RunFacts
 from .proxy_child import LaunchError, ProxyProcess
-from .request import RenderError, RenderRequest, Reporter
+from .request import RenderError, RenderRequest, Reporter, raise_if_interrupted
 
 log = logging.getLogger("kometa_preview.run")
 
@@ -168,6 +168,7 @@ def kometa_pass(request: RenderRequest, config: PreviewConfig, kometa: KometaCom
     captured: set[str] = set()
 
     def tick() -> None:
+        raise_if_interrupted()
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt
         meta_log.poll()

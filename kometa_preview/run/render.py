@@ -29,7 +29,7 @@ from . import plan as run_plan
 from .job_folder import Job, abandon, file_logging, prepare_job
 from .kometa_pass import KometaPass, choose_kometa, cue_kometa, isolation_warning, kometa_pass, start_kometa
 from .proxy_child import LaunchError, ProxyOptions, start_proxy
-from .request import RenderError, RenderRequest, Reporter, interrupt_on_sigterm
+from .request import RenderError, RenderRequest, Reporter, interrupt_on_sigterm, raise_if_interrupted
 
 if TYPE_CHECKING:
     from ..results import export
@@ -179,6 +179,7 @@ def _start_together(request: RenderRequest, config: PreviewConfig, kometa: Komet
             except RenderError:
                 pass  # said again, and properly, once the proxy is up
         job.proxy = starting.result()
+        raise_if_interrupted()
     except LaunchError as exc:
         if early is not None:
             early.cancel()

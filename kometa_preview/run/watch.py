@@ -34,7 +34,7 @@ from .editor import Editor, Refused, Scene
 from .job_folder import file_logging, prepare_job
 from .kometa_pass import KometaPass, choose_kometa, isolation_warning, kometa_pass, start_kometa
 from .proxy_child import LaunchError, ProxyOptions, ProxyProcess, start_proxy
-from .request import RenderError, RenderRequest, Reporter, interrupt_on_sigterm
+from .request import RenderError, RenderRequest, Reporter, interrupt_on_sigterm, raise_if_interrupted
 
 log = logging.getLogger("kometa_preview.run.watch")
 #: How often files are looked at, and how long they must stay unchanged before an iteration starts (editors save
@@ -132,6 +132,7 @@ def wait_for_change(files: set[Path], stop: threading.Event,
             return None
         if stop.wait(POLL_SECONDS):
             return None
+        raise_if_interrupted()
 
 
 @dataclass
