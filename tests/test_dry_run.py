@@ -243,3 +243,20 @@ def test_shards_rendered_apart_and_merged_equal_the_straight_run(library, straig
     assert (job / "output" / "contact.html").is_file()
     bad = dry_run(config, tmp_path / "other", "--shards", "2", "--shard", "3")
     assert bad.returncode == 2 and "--shard K needs --shards N with 1 ≤ K ≤ N" in bad.stderr
+
+
+def test_a_dry_run_keeps_an_item_s_matched_definitions_only(library, tmp_path):
+    """`considered` costs about 25 KB an item for `default: resolution`: in a dry run an item keeps the definitions
+    that matched it (applied or not); one no overlay applies to keeps them all, to say why none matched."""
+    config = write_preview_yml(tmp_path, library.url, [], libraries=OVERLAYS)
+    result = dry_run(config, tmp_path / "job", "--library", "Movies")
+    assert result.returncode == 0, result.stderr
+    targets = summary_of(tmp_path / "job")["targets"]
+    exported = [entry for entry in targets.values() if entry["status"] == "exported"]
+    assert exported and all(entry["considered"] and all(c["matched"] for c in entry["considered"])
+                            for entry in exported)
+    assert all(any(c["applied"] for c in entry["considered"]) for entry in exported)
+    unchanged = [entry for entry in targets.values() if entry["status"] == "unchanged"]
+    assert all(entry["considered"] and not any(c["matched"] for c in entry["considered"]) for entry in unchanged)
+    size = (tmp_path / "job" / "output" / "summary.json").stat().st_size
+    assert size < 4_000 * len(targets), size  # was about 36 KB an item as summary.json indents it

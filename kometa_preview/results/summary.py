@@ -54,6 +54,7 @@ from .outcomes import (
     EXPORTED,
     FAILED,
     MISSING,
+    UNCHANGED,
     Consideration,
     ExportResult,
     KometaOutcome,
@@ -442,8 +443,12 @@ class Targets(Flat):
            outcome: KometaOutcome, output_prefix: str) -> Targets:
         """Each target (`preview_targets`) judged from what the proxy saw, what Kometa said and what export made."""
         seen: dict[str, TargetSeen] = {r.target: r for r in journal[Event.TARGET]}
-        return cls.listing({t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
-                            for t in preview_targets(config, journal)}, output_prefix)
+        targets = {t.id: _target(t, exported.get(t.id, Exported()), journal, seen.get(t.id), run, outcome)
+                   for t in preview_targets(config, journal)}
+        if config.dry_run_libraries:
+            for entry in targets.values():
+                entry.considered = dry_run_considered(entry)
+        return cls.listing(targets, output_prefix)
 
     @classmethod
     def merged(cls, parts: list[Targets], output_prefix: str) -> Targets:
@@ -523,6 +528,16 @@ def choose_capture(captures: list[Captured]) -> Captured | None:
     best = min(rank.get(c.kind, len(rank)) for c in captures)
     same_kind = [c for c in captures if rank.get(c.kind, len(rank)) == best]
     return max(same_kind, key=lambda c: (c.t, c.saved.rsplit("/", 1)[-1]))
+
+
+def dry_run_considered(entry: TargetResult) -> list[Consideration]:
+    """In a dry run, an item's `considered` keeps the definitions that matched it (applied or not, with why not): the
+    full list, about 25 KB an item for `default: resolution`, would make a 100,000-item library's summary.json
+    gigabytes. An item no overlay applies to keeps every definition, so why none matched stays answerable; one
+    item's whole list is a preview of that item away (docs/BOXES.md)."""
+    if entry.status == UNCHANGED:
+        return entry.considered
+    return [c for c in entry.considered if c.matched]
 
 
 def _target(target: Target, exported: Exported, journal: Records, seen: TargetSeen | None, run: KometaRun,
