@@ -196,6 +196,7 @@ def exhaustion(proxy: tuple[str, int], token: str, bulk: bool) -> list[dict]:
             head = (f"POST /library/metadata/1001/posters HTTP/1.1\r\nHost: plex\r\nX-Plex-Token: {token}\r\n"
                     f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode()
             result: dict = {"status": None}
+            began = time.monotonic()
             try:
                 with socket.create_connection(proxy, timeout=60) as sock:
                     sock.sendall(head)
@@ -205,6 +206,7 @@ def exhaustion(proxy: tuple[str, int], token: str, bulk: bool) -> list[dict]:
                     result["status"] = _status(_read_head(sock))
             except OSError as exc:
                 result["error"] = type(exc).__name__
+            result["seconds"] = round(time.monotonic() - began, 2)
             results.append(result)
 
         threads = [threading.Thread(target=upload) for _ in range(20)]
@@ -215,7 +217,8 @@ def exhaustion(proxy: tuple[str, int], token: str, bulk: bool) -> list[dict]:
         statuses: dict[str, int] = {}
         for result in results:
             statuses[str(result["status"])] = statuses.get(str(result["status"]), 0) + 1
-        attempts.append({"door": "reverse", "what": "20 concurrent 63 MiB uploads", "statuses": statuses})
+        attempts.append({"door": "reverse", "what": "20 concurrent 63 MiB uploads", "statuses": statuses,
+                         "each": results})
     half_open = socket.create_connection(proxy)  # held open with nothing sent
     time.sleep(0.5)
     stop.set()
@@ -352,15 +355,29 @@ def main() -> int:
     plex = urlsplit(os.environ["HOSTILE_PLEX_URL"])
     job = Path(args.config).resolve().parent.parent
     extra = [name for name in os.environ.get("HOSTILE_FILES", "").split(":") if name]
+    phases: dict[str, float] = {}
+    started = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal started
+        phases[name] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+
     harvested = harvest(job, extra, 1.5)
     report = {"environment": dict(os.environ), "cmdlines": cmdlines(), "harvest": harvested,
-              "pids": sorted(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())}
-    report["attempts"] = escape((plex.hostname, plex.port), candidate_tokens(harvested), reverse.port)
+              "pids": sorted(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()), "seconds": phases}
+    phase("harvest")
+    tokens = candidate_tokens(harvested)
+    report["attempts"] = escape((plex.hostname, plex.port), tokens, reverse.port)
+    phase(f"escape ({len(tokens)} candidate tokens)")
     report["attempts"] += outside_door((outside.hostname, outside.port), (plex.hostname, plex.port))
+    phase("outside door")
     attempts, keys = reverse_door((reverse.hostname, reverse.port), token)
     report["attempts"] += attempts
     report["rating_keys_seen"] = sorted(keys)
+    phase("reverse door")
     report["attempts"] += exhaustion((reverse.hostname, reverse.port), token, os.environ.get("HOSTILE_BULK") != "0")
+    phase("exhaustion")
     (Path(args.config).parent / "hostile.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     print("| hostile stand-in: every door tried", flush=True)
     if os.environ.get("HOSTILE_THEN_KOMETA") == "1":

@@ -65,6 +65,7 @@ class RequestLimits:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.owed.pop(client.id, None)
+        _close_left_open(client)
 
     def request(self, flow: http.HTTPFlow) -> None:
         self.owed.pop(flow.client_conn.id, None)  # the whole request, body included, has arrived
@@ -140,3 +141,21 @@ class RequestLimits:
 
     def _release(self, flow: http.HTTPFlow) -> None:
         self.inflight -= flow.metadata.pop(RESERVED_KEY, 0)
+
+
+def _close_left_open(client: connection.Client) -> None:
+    """Close the socket of a connection mitmproxy has finished with but left open.
+
+    A flow killed at `requestheaders` while its client is still sending (an upload over the in-flight budget) is
+    closed by cancelling its connection's handler; mitmproxy 12 skips the handler's `writer.close()` when that
+    cancel lands while the handler waits for its event lock, so the socket stayed open with nobody reading it: the
+    client's upload hung until its own timeout (60 s in test_reliability_doors) and the proxy kept the descriptor
+    for good, one more for every busy upload. At `client_disconnected` the handler is still registered; a
+    transport it still holds is closed here (unread data, so the client gets a reset at once)."""
+    server = ctx.master.addons.get("proxyserver")
+    for handler in list(getattr(server, "connections", {}).values()):
+        if handler.client is client:
+            io = handler.transports.get(client)
+            if io is not None and io.writer is not None and not io.writer.is_closing():
+                io.writer.close()
+            return
