@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..common.files import Tail
 from . import overlay_boxes, overlay_log
+from .log_line import Line
 
 _FILE_LINE = re.compile(r"^\[(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[[^\]]*\]\s+\[(?P<level>[A-Z]+)\]\s*"
                         r"\|(?P<body>.*)\|\s*$")
@@ -47,20 +48,6 @@ _CLASS = re.compile(r"^<class '(?:[\w.]+\.)?(?P<name>\w+)'>$")
 #: SUPPRESS_STACKTRACE_PATTERNS in modules/logs.py). Not failures.
 NOTHING_MATCHED = (re.compile(r"No matches found with regex pattern"), re.compile(r"No Items found"),
                    re.compile(r"Plex Error: .* not found"))
-ERROR_LEVELS = ("ERROR", "CRITICAL")
-
-
-@dataclass(frozen=True)
-class Line:
-    level: str            # DEBUG/INFO/WARNING/ERROR/CRITICAL, or "" for Kometa's screen output
-    text: str
-    when: float | None = None
-    #: A later line of a message logged as several (its level and time are the first line's).
-    continued: bool = False
-
-    @property
-    def is_error(self) -> bool:
-        return self.level in ERROR_LEVELS
 
 
 @dataclass

@@ -13,19 +13,17 @@ Kometa (2.0 to nightly) builds each definition of a library's overlay files in o
   search returned) and, after `N Items found for Overlay File (n) <key>`, `Titles Found: [...]` (what the filters
   kept, by the title Kometa gives items in its log);
 - `Loading Overlay File <n> <Kind>: <value>` after `Connecting to <Library> Library...`: which file is `(n)`.
-Pure: `Line`s in (log.py), definitions out.
+Pure: `Line`s in (log_line.py, made by log.py), definitions out.
 """
 from __future__ import annotations
 
 import ast
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .log_line import Line
 from .run_config import OverlaySource
-
-if TYPE_CHECKING:
-    from .log import Line
 
 _DEFINITION = re.compile(r"^(?P<key>.+) Overlay in (?P<library>.+)$")
 _LIBRARY_OVERLAYS = re.compile(r"^(?P<library>.+) Library Overlays$")
