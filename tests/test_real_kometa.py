@@ -15,15 +15,11 @@ import tv_levels
 import yaml
 from conftest import RESOLUTION_OVERLAYS, TOKEN, write_preview_yml
 from PIL import Image
+from real_kometa import CHECKOUT, MARKS, PYTHON
 
 from kometa_preview.kometa.runner import KometaCommand
 
-CHECKOUT = Path(os.environ.get("KOMETA_PATH", "/nonexistent"))
-CHECKOUT = CHECKOUT.parent if CHECKOUT.name == "kometa.py" else CHECKOUT
-PYTHON = os.environ.get("KOMETA_PYTHON", sys.executable)
-pytestmark = [pytest.mark.real_kometa, pytest.mark.e2e,
-              pytest.mark.skipif(not (CHECKOUT / "kometa.py").is_file() or not (CHECKOUT / "modules").is_dir(),
-                                 reason="KOMETA_PATH does not point at a real Kometa checkout")]
+pytestmark = MARKS
 
 
 def test_real_kometa_renders_movies_and_episodes_without_writing(sample_plex_factory, tmp_path):
@@ -32,7 +28,7 @@ def test_real_kometa_renders_movies_and_episodes_without_writing(sample_plex_fac
                {"id": "e1", "type": "episode", "ratingKey": "500004"}]
     config = write_preview_yml(tmp_path, server.url, targets, libraries=RESOLUTION_OVERLAYS,
                                kometa={"path": str(CHECKOUT / "kometa.py"),
-                                       "python": os.environ.get("KOMETA_PYTHON", sys.executable), "timeout": 900})
+                                       "python": PYTHON, "timeout": 900})
     server.log.clear()
     result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--offline", "--job",
                              str(tmp_path / "job")], capture_output=True, text=True, timeout=1200)
@@ -90,7 +86,7 @@ def test_real_kometa_s_start_up_calls_go_through_the_user_s_proxy(sample_plex, t
     config = write_preview_yml(tmp_path, sample_plex.url, targets, libraries=RESOLUTION_OVERLAYS,
                                tmdb={"apikey": "0123456789abcdef0123456789abcdef"},
                                kometa={"path": str(CHECKOUT / "kometa.py"),
-                                       "python": os.environ.get("KOMETA_PYTHON", sys.executable), "timeout": 900})
+                                       "python": PYTHON, "timeout": 900})
     try:
         result = subprocess.run([sys.executable, "-m", "kometa_preview", "render", str(config), "--job",
                                  str(tmp_path / "job")], capture_output=True, text=True, timeout=1200,
@@ -207,7 +203,7 @@ def test_real_kometa_dry_run_of_a_movies_library_equals_its_own_run(sample_plex_
 
 
 def test_real_kometa_watch_renders_an_edited_overlay_file_like_a_one_shot_render(sample_plex, tmp_path):
-    from watching import Watching, diff_cli, one_shot, write_overlays
+    from watching import Watching, assert_same_as_one_shot, write_overlays
     write_overlays(tmp_path / "overlays.yml", "#FF0000")
     config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
                                libraries={"Movies": {"overlay_files": [{"file": "overlays.yml"}]}},
@@ -222,9 +218,7 @@ def test_real_kometa_watch_renders_an_edited_overlay_file_like_a_one_shot_render
         assert second["status"] == "done" and set(second["changed"]) == {"m"}, second
     finally:
         assert watch.interrupt() == 130
-    assert one_shot(config, kometa, tmp_path / "oneshot", python=PYTHON).returncode == 0
-    same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out", str(tmp_path / "d"))
-    assert same.returncode == 0 and same.stdout.splitlines()[0] == "m identical", same.stdout + same.stderr
+    assert_same_as_one_shot(config, kometa, tmp_path, second, ["m"], python=PYTHON)
     assert sample_plex.log.changes() == []
 
 
@@ -233,7 +227,7 @@ def test_real_kometa_watch_move_writes_the_default_s_template_variables_like_kom
     template_variables with preview.yml's comments kept, and the next iteration is byte-identical to a one-shot render
     of the moved preview.yml."""
     from test_placement import inserted_only
-    from watching import Watching, diff_cli, one_shot
+    from watching import Watching, assert_same_as_one_shot
     config = tmp_path / "preview.yml"
     text = (f"# my preview: the editor keeps this comment\nplex:\n  url: {sample_plex.url}   # the sample server\n"
             f"  token: {TOKEN}\nlibraries:\n  Movies:\n    overlay_files:\n      - default: resolution   # the badges\n"
@@ -261,11 +255,9 @@ def test_real_kometa_watch_move_writes_the_default_s_template_variables_like_kom
         assert second["status"] == "done" and set(second["changed"]) == {"m"}, second
     finally:
         assert watch.interrupt() == 130
-    assert one_shot(config, kometa, tmp_path / "oneshot", python=PYTHON).returncode == 0
-    same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out", str(tmp_path / "d"))
-    assert same.returncode == 0 and same.stdout.splitlines()[0] == "m identical", same.stdout + same.stderr
-    oneshot = json.loads((tmp_path / "oneshot" / "output" / "summary.json").read_text())["targets"]["m"]
-    assert (tmp_path / "oneshot" / "output" / oneshot["after"]).read_bytes() == \
+    oneshot_output = assert_same_as_one_shot(config, kometa, tmp_path, second, ["m"], python=PYTHON)
+    oneshot = json.loads((oneshot_output / "summary.json").read_text())["targets"]["m"]
+    assert (oneshot_output / oneshot["after"]).read_bytes() == \
         (Path(second["output_dir"]) / second["targets"]["m"]["after"]).read_bytes()   # byte for byte
     assert sample_plex.log.changes() == []
 

@@ -7,7 +7,6 @@ and every box holds changed pixels."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,15 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import write_preview_yml
 from PIL import Image, ImageChops
+from real_kometa import CHECKOUT, MARKS, PYTHON
 
 from kometa_preview.kometa.overlay_boxes import CANVAS
 
-CHECKOUT = Path(os.environ.get("KOMETA_PATH", "/nonexistent"))
-CHECKOUT = CHECKOUT.parent if CHECKOUT.name == "kometa.py" else CHECKOUT
-PYTHON = os.environ.get("KOMETA_PYTHON", sys.executable)
-pytestmark = [pytest.mark.real_kometa, pytest.mark.e2e,
-              pytest.mark.skipif(not (CHECKOUT / "kometa.py").is_file() or not (CHECKOUT / "modules").is_dir(),
-                                 reason="KOMETA_PATH does not point at a real Kometa checkout")]
+pytestmark = MARKS
 #: Text, image, addon and backdrop overlays in every alignment, one of them over the resolution badge.
 MOVIE_OVERLAYS = """overlays:
   Centre:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import STANDIN, gone, standin_for, write_preview_yml
 from PIL import Image
-from watching import Watching, diff_cli, one_shot, write_overlays
+from watching import Watching, assert_same_as_one_shot, diff_cli, write_overlays
 
 from kometa_preview.common.config import load
 from kometa_preview.run.watch import wait_for_change, watched_files
@@ -66,11 +66,7 @@ def test_an_edited_overlay_file_renders_the_next_iteration_like_a_one_shot_rende
         assert not gone(proxy_pid) and not (job / "proxy-2").exists()  # the proxy stayed up: no new prefetch
 
         # The iteration's images are what a one-shot render of the edited config makes.
-        assert one_shot(config, STANDIN, tmp_path / "oneshot").returncode == 0
-        same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change",
-                        "--out", str(tmp_path / "d1"))
-        assert same.returncode == 0, same.stdout + same.stderr
-        assert same.stdout.splitlines()[:2] == ["m1001 identical", "m1002 identical"]
+        assert_same_as_one_shot(config, STANDIN, tmp_path, second, ["m1001", "m1002"])
         # diff names every changed target, and reports none for a folder compared with itself.
         changed = diff_cli(job / "iterations" / "1", job / "iterations" / "2", "--fail-on-change",
                            "--out", str(tmp_path / "d2"))
@@ -263,10 +259,7 @@ def test_a_move_writes_the_overlay_file_and_the_next_iteration_is_a_one_shot_ren
             .replace("vertical_offset: 30", "vertical_offset: 55")             # comments and layout kept
         second = watch.wait_for(2)                                               # started by itself
         assert second["status"] == "done" and set(second["changed"]) == {"m1001"}, second
-        assert one_shot(config, STANDIN, tmp_path / "oneshot").returncode == 0
-        same = diff_cli(tmp_path / "oneshot", Path(second["output_dir"]), "--fail-on-change", "--out",
-                        str(tmp_path / "d1"))
-        assert same.returncode == 0 and same.stdout.splitlines()[0] == "m1001 identical", same.stdout
+        assert_same_as_one_shot(config, STANDIN, tmp_path, second, ["m1001"])
 
         status, undone = watch.post("/api/undo", {})
         assert status == 200 and (tmp_path / "overlays.yml").read_text() == EDITABLE, undone

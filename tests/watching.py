@@ -123,3 +123,16 @@ def one_shot(config: Path, kometa: Path, job: Path, python: str | None = None,
 def diff_cli(a: Path, b: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kometa_preview", "diff", str(a), str(b), *args],
                           capture_output=True, text=True, timeout=120)
+
+
+def assert_same_as_one_shot(config: Path, kometa: Path, scratch: Path, iteration: dict[str, Any],
+                            targets: list[str], python: str | None = None) -> Path:
+    """What a watch iteration showed for `targets` is what a one-shot render of the same preview.yml gives:
+    `diff --fail-on-change` finds each identical. Returns the one-shot job's output folder."""
+    result = one_shot(config, kometa, scratch / "oneshot", python=python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    same = diff_cli(scratch / "oneshot", Path(iteration["output_dir"]), "--fail-on-change", "--out",
+                    str(scratch / "diff"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.splitlines()[:len(targets)] == [f"{target} identical" for target in targets], same.stdout
+    return scratch / "oneshot" / "output"
