@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import HOSTILE, RESOLUTION_OVERLAYS, TOKEN, movie_targets, standin_for, write_preview_yml
 
+from kometa_preview.kometa import box
 from kometa_preview.kometa.box_init import ALLOWED_FAMILIES, ARCHES, assemble, socket_filter
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +63,8 @@ def hostile_render(tmp_path: Path, server, *args: str, token_in_file: bool) -> t
     if not token_in_file:  # as the README recommends: the token comes from the environment
         config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, "${PLEX_TOKEN}"), encoding="utf-8")
     listeners = Listeners(tmp_path)
-    outside_file = tmp_path / "left-behind.txt"
+    (tmp_path / "elsewhere").mkdir()
+    outside_file = tmp_path / "elsewhere" / "left-behind.txt"  # a folder beside preview.yml: shown, read-only
     kometa = standin_for(tmp_path, {"HOSTILE_PLEX_URL": server.url, "HOSTILE_THEN_KOMETA": "1", "HOSTILE_BULK": "0",
                                     "HOSTILE_FILES": str(config), "HOSTILE_OUTSIDE_FILE": str(outside_file),
                                     "HOSTILE_UDP_PORT": str(listeners.udp.getsockname()[1]),
@@ -288,3 +290,78 @@ def test_kometa_s_modules_are_compiled_once_outside_the_box(tmp_path):
     stamp = compiled[0].stat().st_mtime_ns
     kometa.compile_once()  # compiled already: nothing is run again
     assert compiled[0].stat().st_mtime_ns == stamp
+
+
+PEEK = r"""
+import json, os, sys
+print("ready", flush=True)
+cue = json.loads(sys.stdin.readline())
+folder = cue["folder"]
+seen = {"dev": sorted(os.listdir("/dev")), "folder": sorted(os.listdir(folder)), "read": {}, "opened": {}}
+for path in cue["read"]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            seen["read"][path] = handle.read()
+    except OSError as exc:
+        seen["read"][path] = type(exc).__name__
+for path, mode in (("/dev/null", "w"), ("/dev/urandom", "rb"), ("/dev/kmsg", "w"), ("/dev/console", "w")):
+    try:
+        with open(path, mode) as handle:
+            handle.write("x") if mode == "w" else handle.read(4)
+        seen["opened"][path] = "ok"
+    except OSError as exc:
+        seen["opened"][path] = type(exc).__name__
+print(json.dumps(seen), flush=True)
+"""
+
+
+def test_the_box_shows_no_device_no_secret_file_and_no_copy_of_one(tmp_path):
+    """Kometa's view of the folder holding preview.yml: a save of preview.yml by rename while Kometa runs, an
+    editor's backup and swap file of it, and the watch's copies in edits/ all stay out of sight; the overlay file
+    and the image beside it are there as they are at the cue (saved after Kometa started); its folders are there; /dev holds only
+    null, zero, full, random, urandom (a read-only mount does not stop a write to a device node)."""
+    secret = "secret-token-in-preview-yml"
+    config = tmp_path / "preview.yml"
+    config.write_text(f"plex: {{token: {secret}}}\n")
+    overlays = tmp_path / "overlays.yml"
+    overlays.write_text("overlays: {}  # before\n")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "logo.txt").write_text("an asset")
+    (tmp_path / "badge.png").write_text("the image before")
+    edits = tmp_path / "out" / "watch" / "edits"
+    edits.mkdir(parents=True)
+    (edits / "0001-preview.yml").write_text(f"plex: {{token: {secret}}}\n")
+    scratch = tmp_path / "out" / "scratch"
+    scratch.mkdir()
+    spec = box.BoxSpec([sys.executable, "-I", "-c", PEEK], scratch, {"PATH": os.environ["PATH"]},
+                       writable=(scratch,), hidden=(config,), veiled=(edits,))
+    boxed = box.start(spec, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert boxed.process.stdout.readline().strip() == b"ready"
+        # While Kometa runs, the user saves preview.yml (by rename, as editors do) and the overlay file; an editor
+        # leaves a backup and a swap file.
+        replacement = tmp_path / ".preview.yml.tmp"
+        replacement.write_text(f"plex: {{token: {secret}}}  # saved\n")
+        os.replace(replacement, config)
+        for name in ("preview.yml~", ".preview.yml.swp", "preview.yml.bak"):
+            (tmp_path / name).write_text(secret)
+        overlays.write_text("overlays: {}  # after\n")
+        (tmp_path / "badge.png").write_text("the image after")
+        paths = [config, tmp_path / "preview.yml~", tmp_path / ".preview.yml.swp", tmp_path / "preview.yml.bak",
+                 edits / "0001-preview.yml", overlays, tmp_path / "assets" / "logo.txt", tmp_path / "badge.png"]
+        cue = {"folder": str(tmp_path), "read": [str(p) for p in paths], "shown": [str(overlays)]}
+        boxed.process.stdin.write(json.dumps(cue).encode() + b"\n")
+        boxed.process.stdin.flush()
+        seen = json.loads(boxed.process.stdout.readline())
+    finally:
+        boxed.process.kill()
+        boxed.close()
+    assert not [path for path, text in seen["read"].items() if secret in text], seen["read"]
+    assert seen["read"][str(overlays)] == "overlays: {}  # after\n"         # as it is at the cue
+    assert seen["read"][str(tmp_path / "assets" / "logo.txt")] == "an asset"  # folders beside it stay
+    assert seen["read"][str(tmp_path / "badge.png")] == "the image after"     # and images an overlay may name
+    assert seen["folder"] == ["assets", "badge.png", "out", "overlays.yml"], seen["folder"]
+    assert seen["dev"] == ["fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "urandom", "zero"]
+    # /dev/kmsg and /dev/console are not there, and /dev is read-only: opening them for writing cannot create them.
+    assert seen["opened"] == {"/dev/null": "ok", "/dev/urandom": "ok", "/dev/kmsg": "OSError",
+                              "/dev/console": "OSError"}, seen["opened"]

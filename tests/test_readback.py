@@ -223,6 +223,21 @@ def test_merge_of_good_shards_links_only_their_own_names(tmp_path, outside):
     assert "<b>First</b>" not in report and "&lt;b&gt;First&lt;/b&gt;" in report
 
 
+def test_merge_never_shares_an_inode_with_a_file_outside_the_job(tmp_path, outside):
+    """A shard image that is a hard link to a file elsewhere is copied into the merged output, never linked: writing
+    the output can then never reach that file."""
+    job = tmp_path / "job"
+    output = shard(job, "1-1", {"t1": target_entry(after="t1_after.png")})
+    (output / "t1_after.png").unlink()
+    os.link(outside / "t1_after.png", output / "t1_after.png")
+    result = cli("merge", str(job))
+    assert result.returncode == 0, result.stderr
+    merged = job / "output" / "t1_after.png"
+    assert merged.read_bytes() == (outside / "t1_after.png").read_bytes()
+    assert merged.stat().st_ino != (outside / "t1_after.png").stat().st_ino
+    assert (outside / "t1_after.png").stat().st_nlink == 2  # its own name and the shard's: none added by merge
+
+
 # --- render --resume JOB -----------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -50,16 +51,36 @@ class BoxSpec:
     env: dict[str, str] = field(repr=False)
     #: Folders the program may write (everything else is read-only).
     writable: tuple[Path, ...] = ()
-    #: Files the program must not read (preview.yml, the user's Kometa config: they hold the Plex token).
+    #: Files the program must not read (preview.yml, the user's Kometa config: they hold the Plex token). Their
+    #: folders are covered (`covered`), so a save by rename, a backup or an editor's swap file never shows them.
     hidden: tuple[Path, ...] = ()
+    #: Folders the program must not see into at all (the watch's edits/: copies of preview.yml).
+    veiled: tuple[Path, ...] = ()
     #: An empty folder for a private tmpfs holding the run config (box_init.cue).
     secret_folder: Path | None = None
     #: Loopback ports to open in the box (the Relay carries them out).
     listen: int = 0
 
+    def covered(self) -> tuple[list[dict], list[str]]:
+        """The folders box_init covers (shallowest first), each with the names of its secret files and whether its
+        other files stay (Kometa's own folder); and the secret files no folder can be covered for (directly in /),
+        hidden by their path instead."""
+        folders: dict[Path, list[str]] = {}
+        by_path = []
+        for path in (Path(os.path.realpath(p)) for p in self.hidden):
+            if path.parent == Path(path.anchor):
+                by_path.append(str(path))
+            else:
+                folders.setdefault(path.parent, []).append(path.name)
+        cwd = Path(os.path.realpath(self.cwd))
+        return ([{"path": str(folder), "secret_names": sorted(names), "files": folder == cwd}
+                 for folder, names in sorted(folders.items(), key=lambda item: len(item[0].parts))], by_path)
+
     def message(self) -> bytes:
+        covered, by_path = self.covered()
         return json.dumps({"program": {"argv": self.argv, "cwd": str(self.cwd), "env": self.env},
-                           "writable": [str(p) for p in self.writable], "hidden": [str(p) for p in self.hidden],
+                           "writable": [str(p) for p in self.writable], "hidden": by_path, "covered": covered,
+                           "veiled": [str(p) for p in self.veiled],
                            "secret_folder": str(self.secret_folder) if self.secret_folder else None,
                            "listen": self.listen}).encode() + b"\n"
 

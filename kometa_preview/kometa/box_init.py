@@ -6,19 +6,23 @@ The render sends the box's spec (one JSON message) on the control socket, an end
 lifeline: when the render is gone, so is the box. This process enters new user, network, mount, PID, IPC and UTS
 namespaces and forks the box's init (PID 1 of the new PID namespace), which
 
-1. mounts a new /proc (only the box's own processes are visible), makes every mount read-only and no-setuid, then
-   binds back writable only what Kometa must write (its config folder, its start-up folder), mounts a private
-   tmpfs on /dev/shm and on a folder for the secret-holding run config, and hides the files that hold secrets
-   (preview.yml, the user's Kometa config) behind /dev/null;
+1. mounts a new /proc (only the box's own processes are visible), makes every mount read-only, no-setuid and
+   no-dev, gives the box a /dev of five harmless devices (`minimal_dev`), covers the folders of the files that hold
+   secrets (preview.yml, the user's Kometa config) with a view that shows their folders and only the overlay files
+   Kometa reads there (`cover`: no path-bound hiding a save by rename would undo), veils the watch's edits/, then
+   binds back writable only what Kometa must write (its config folder, its start-up folder), and mounts a private
+   tmpfs on a folder for the secret-holding run config;
 2. brings up loopback — the network namespace has nothing else: no route to Plex, the LAN, or the host's own
    loopback services — and listens on one loopback port per proxy port, handing the listening sockets to the
    render, which carries each connection to the proxy outside (box.Relay): the box's only exits;
 3. enters a nested user and mount namespace, so every mount above is locked (a Kometa running as root inside can
-   neither unmount the new /proc to reveal the host's, nor make a read-only mount writable again);
+   neither unmount the new /proc to reveal the host's, nor make a read-only mount writable again), and makes itself
+   not dumpable (Kometa can neither trace it nor open the covered folders it holds open);
 4. starts the program (kometa_start.py in Kometa's interpreter) with no_new_privs and a seccomp filter that allows
    only IPv4, IPv6 and netlink sockets (no Unix sockets to D-Bus, Docker or other local services, no vsock, no
    raw packets) and no io_uring (whose operations seccomp cannot see);
-5. reads the cue the render writes on stdin: the run config is written into the private tmpfs and bound over its
+5. reads the cue the render writes on stdin: the overlay files it names are copied into the covered folders'
+   views as they are now (`refresh`), the run config is written into the private tmpfs and bound over its
    placeholder in Kometa's config folder, so the file holding service keys never reaches the disk, and the rest
    of the cue goes to the program's stdin;
 6. reaps every process of the box, and ends when the program ends — the kernel then kills everything else in the
@@ -34,21 +38,32 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
-MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, AT_RECURSIVE, AT_FDCWD = 0x1, 0x2, 0x8000, -100
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, AT_RECURSIVE, AT_FDCWD = 0x1, 0x2, 0x4, 0x8000, -100
 SYS_MOUNT_SETATTR, SYS_IO_URING_SETUP = 442, 425  # the same number on every architecture (asm-generic)
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 4, 38, 22, 2
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 #: Per architecture: seccomp's AUDIT_ARCH value, and the numbers of socket(2) and socketpair(2).
 ARCHES = {"x86_64": (0xC000003E, 41, 53), "aarch64": (0xC00000B7, 198, 199)}
 X32_SYSCALL_BIT = 0x40000000
 ALLOWED_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK)
 SECRET_MOUNT_BYTES = 4 << 20
+#: The device nodes the box has (its /dev is a tmpfs holding only these, /dev/shm and the fd links): no disk, no
+#: kernel log, no console, no kvm, whatever the host's /dev holds.
+DEVICES = ("null", "zero", "full", "random", "urandom")
+#: The most a covered folder's view may hold (the overlay files copied into it at each cue).
+VIEW_BYTES = 64 << 20
+#: The most one file copied into a covered folder's view may be.
+SHOWN_FILE_BYTES = 8 << 20
+#: Files an overlay may name beside preview.yml (its images and fonts): shown in a covered folder's view, as they are
+#: at the cue. They hold pictures and glyphs, never the token.
+ASSET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ttf", ".otf", ".ttc")
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -96,21 +111,133 @@ def enter_user_namespace(flags: int) -> None:
             handle.write(text)
 
 
-def prepare_mounts(spec: dict) -> None:
+def prepare_mounts(spec: dict) -> dict[str, int]:
+    """The box's file system. Returns the covered folders' real directories (open, for `refresh`)."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates to the host
-    set_attributes("/", set_=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, recursive=True)
+    covered = {folder["path"]: _listing(folder) for folder in spec.get("covered", ())}
+    set_attributes("/", set_=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, recursive=True)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if os.path.isdir("/dev/shm"):  # POSIX semaphores (multiprocessing) need a writable one
-        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    minimal_dev()
+    real = {}
+    for folder in spec.get("covered", ()):
+        real[folder["path"]] = cover(folder, covered[folder["path"]])
     for path in spec["writable"]:
         mount(path, path, None, MS_BIND | MS_REC)
         set_attributes(path, clear=MOUNT_ATTR_RDONLY, recursive=True)
     if spec.get("secret_folder"):
         mount("tmpfs", spec["secret_folder"], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
               f"mode=0700,size={SECRET_MOUNT_BYTES}")
-    for path in spec.get("hidden", ()):
+    for path in spec.get("hidden", ()):  # a secret file no folder could be covered for (one directly in /)
         if os.path.isfile(path):
             mount("/dev/null", path, None, MS_BIND)
+    for path in spec.get("veiled", ()):
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=4k")
+            set_attributes(path, set_=MOUNT_ATTR_RDONLY)
+    return real
+
+
+def minimal_dev() -> None:
+    """A /dev of `DEVICES` only: the host's nodes (a disk, /dev/kmsg, /dev/kvm…) are device files a read-only mount
+    does not stop, so every mount is no-dev and these few are bound back, each allowed devices again."""
+    held = {name: os.open(f"/dev/{name}", os.O_PATH) for name in DEVICES if os.path.exists(f"/dev/{name}")}
+    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+    for name, descriptor in held.items():
+        os.close(os.open(f"/dev/{name}", os.O_WRONLY | os.O_CREAT, 0o666))
+        mount(f"/proc/self/fd/{descriptor}", f"/dev/{name}", None, MS_BIND)
+        set_attributes(f"/dev/{name}", clear=MOUNT_ATTR_NODEV)
+        os.close(descriptor)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+    os.mkdir("/dev/shm")
+    set_attributes("/dev", set_=MOUNT_ATTR_RDONLY)
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")  # POSIX semaphores (multiprocessing)
+
+
+def _listing(folder: dict) -> list[tuple[str, str, object]]:
+    """What of a folder to cover is shown again, read before it is covered: (name, kind, a descriptor or a link)."""
+    secret = tuple(folder["secret_names"])
+    entries = []
+    for entry in os.scandir(folder["path"]):
+        if entry.is_symlink():
+            entries.append((entry.name, "link", os.readlink(entry.path)))
+        elif entry.is_dir(follow_symlinks=False):
+            entries.append((entry.name, "dir", os.open(entry.path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)))
+        elif entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, folder["files"]):
+            entries.append((entry.name, "file", os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)))
+    return entries
+
+
+def _shown(name: str, secret: tuple[str, ...], every_file: bool) -> bool:
+    """Whether a file of a covered folder is in its view: never a secret file, a backup of one or a dot file; an
+    image or a font; in Kometa's own folder, every file."""
+    if name.startswith(".") or name.startswith(secret):
+        return False
+    return every_file or name.lower().endswith(ASSET_SUFFIXES)
+
+
+def _copy(source: int, target: str) -> None:
+    """A plain file of at most `SHOWN_FILE_BYTES`, copied into a view (its mode kept); anything else is left out."""
+    status = os.fstat(source)
+    if not stat.S_ISREG(status.st_mode) or status.st_size > SHOWN_FILE_BYTES:
+        return
+    if os.path.islink(target):  # the view is Kometa's to write: never write through a link it left there
+        os.unlink(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    with os.fdopen(os.open(target, flags, stat.S_IMODE(status.st_mode) & 0o755 | 0o600), "wb") as handle:
+        handle.write(os.pread(source, SHOWN_FILE_BYTES, 0))
+
+
+def cover(folder: dict, entries: list[tuple[str, str, object]]) -> int:
+    """Cover a folder holding a secret file with a tmpfs that shows its folders and links again (bound, read-only,
+    live), and of its files only those Kometa reads there: the overlay files (copied in at each cue, `refresh`),
+    and every other file when it is Kometa's own folder (copied in now). The view is a tmpfs Kometa may write:
+    what it writes there stays in memory and goes with the box. A secret file is not hidden by its path, which a save by
+    rename would undo: it is simply not in the view, and neither is an editor's backup or swap file of it.
+    Returns the real folder, open (for `refresh`)."""
+    path = folder["path"]
+    real = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    mode = os.stat(real).st_mode & 0o7777
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o},size={VIEW_BYTES}")
+    for name, kind, handle in entries:
+        target = os.path.join(path, name)
+        if kind == "link":
+            os.symlink(handle, target)
+            continue
+        if kind == "file":  # copied, not bound: a file bound here could not be refreshed at the cue
+            _copy(handle, target)
+            os.close(handle)
+            continue
+        os.mkdir(target)
+        mount(f"/proc/self/fd/{handle}", target, None, MS_BIND | MS_REC)
+        set_attributes(target, set_=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, recursive=True)
+        os.close(handle)
+    return real
+
+
+def refresh(spec: dict, real: dict[str, int], shown: list[str]) -> None:
+    """At the cue: copy the overlay files Kometa reads from a covered folder, and its images and fonts, into its
+    view as they are now (a watch iteration's Kometa is started before the user's edit). Only plain files, never a
+    secret one."""
+    for folder in spec.get("covered", ()):
+        if folder["path"] in real:
+            secret = tuple(folder["secret_names"])
+            shown = shown + [os.path.join(folder["path"], entry.name) for entry in os.scandir(real[folder["path"]])
+                             if entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, False)]
+    for path in shown:
+        folder, name = os.path.split(path)
+        found = next((f for f in spec.get("covered", ()) if f["path"] == folder), None)
+        if found is None or folder not in real or name.startswith(".") or name.startswith(tuple(found["secret_names"])):
+            continue
+        try:
+            descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=real[folder])
+        except OSError:
+            continue
+        try:
+            _copy(descriptor, path)
+        finally:
+            os.close(descriptor)
 
 
 def loopback_up() -> None:
@@ -241,10 +368,11 @@ def _read_line(fd: int, pending: bytearray) -> bytes | None:
     return line
 
 
-def cue(line: bytes, spec: dict, program_stdin: int) -> None:
-    """The render's cue: write the run config into the private tmpfs and bind it over its placeholder, then pass the
-    rest of the cue to the program."""
+def cue(line: bytes, spec: dict, real: dict[str, int], program_stdin: int) -> None:
+    """The render's cue: copy the overlay files it names into the covered folders' views (`refresh`), write the run
+    config into the private tmpfs and bind it over its placeholder, then pass the rest of the cue to the program."""
     order = json.loads(line)
+    refresh(spec, real, [path for path in order.pop("shown", []) if isinstance(path, str)])
     config = order.pop("config", None)
     if config is not None:
         private = os.path.join(spec["secret_folder"], os.path.basename(config["path"]))
@@ -259,7 +387,7 @@ def exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def supervise(spec: dict, pid: int, program_stdin: int) -> int:
+def supervise(spec: dict, real: dict[str, int], pid: int, program_stdin: int) -> int:
     """PID 1's work: pass the cue on, forward a stop, reap every process, end with the program."""
     signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
     signal.signal(signal.SIGINT, lambda *_: os.kill(pid, signal.SIGTERM))
@@ -274,7 +402,7 @@ def supervise(spec: dict, pid: int, program_stdin: int) -> int:
                 watched.remove(0)
             else:
                 try:
-                    cue(line, spec, program_stdin)
+                    cue(line, spec, real, program_stdin)
                 except (OSError, BoxError, ValueError, KeyError, TypeError) as exc:
                     os.write(2, f"kometa-preview box: the cue failed: {exc}\n".encode())
                     os.kill(pid, signal.SIGKILL)
@@ -293,10 +421,13 @@ def init(spec: dict, control: socket.socket) -> int:
     """PID 1 of the box."""
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # its parent gone (the render gone): the box goes
     try:
-        prepare_mounts(spec)
+        real = prepare_mounts(spec)
         loopback_up()
         ports, listeners, which = listen(spec.get("listen", 0))
         enter_user_namespace(CLONE_NEWNS)  # a nested one: every mount above is locked
+        # Not dumpable: Kometa (root in its box) can neither ptrace this process nor open /proc/1/fd, which holds
+        # the covered folders' real directories. Only now: a process that is not dumpable cannot write its uid_map.
+        _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     except (BoxError, OSError) as exc:
         _send(control, {"ok": False, "error": str(exc)})
         return 1
@@ -305,7 +436,7 @@ def init(spec: dict, control: socket.socket) -> int:
     for server in listeners:
         server.close()
     control.close()
-    return supervise(spec, pid, program_stdin)
+    return supervise(spec, real, pid, program_stdin)
 
 
 def _receive_spec(control: socket.socket) -> dict:

@@ -146,3 +146,18 @@ def text(document: dict[str, Any]) -> str:
     """kometa_run.yml's text. It holds service keys: Kometa gets it in its box's private tmpfs, or (without the box)
     in a 0600 file deleted after the run."""
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def overlay_files(text: str) -> list[str]:
+    """The overlay files (`file:` entries, real paths) a run config's libraries read: what Kometa's box copies into
+    its view of a folder it covers, at the cue (box_init.refresh). Empty for a text that is not a run config."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    found = []
+    for library in ((document or {}).get("libraries") or {}).values() if isinstance(document, dict) else ():
+        for entry in (library or {}).get("overlay_files") or [] if isinstance(library, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+                found.append(os.path.realpath(entry["file"]))
+    return found

@@ -25,6 +25,7 @@ from ..common.files import write_private
 from . import box
 from . import log as kometa_log
 from .box import Isolation
+from .run_config import overlay_files
 
 DEFAULT_KOMETA = Path("/kometa.py")
 #: Folders beside kometa.py that Kometa's install guides create for its venv.
@@ -86,12 +87,13 @@ class KometaCommand:
                 "--ignore-schedules", "--read-only-config", "--no-report", "--no-missing", "--trace"]
 
     def start(self, handoff: Path, secrets: list[str], *, home: Path, isolation: Isolation = Isolation.AUTO,
-              hidden: tuple[Path, ...] = ()) -> KometaProcess:
+              hidden: tuple[Path, ...] = (), veiled: tuple[Path, ...] = ()) -> KometaProcess:
         """Kometa, started now and waiting for its cue (`KometaProcess.go`), in an allowlisted environment
         (`child_environment`: no KOMETA_*/PMM_* overrides, nothing holding a secret), in its box (box.py) unless
         `isolation` says otherwise. `home`: its config folder, which it may write; `hidden`: files it must not
-        read. Raises `KometaNotFound` when `--isolation box` cannot be had."""
-        return KometaProcess(self, handoff, home, child_environment(secrets), isolation, hidden)
+        read (their folders are covered: box.BoxSpec); `veiled`: folders it must not see into. Raises `KometaNotFound`
+        when `--isolation box` cannot be had."""
+        return KometaProcess(self, handoff, home, child_environment(secrets), isolation, hidden, veiled)
 
 
 def _interpreter(text: str, source: str) -> str:
@@ -199,7 +201,7 @@ class KometaProcess:
     """
 
     def __init__(self, kometa: KometaCommand, handoff: Path, home: Path, env: dict[str, str],
-                 isolation: Isolation, hidden: tuple[Path, ...]) -> None:
+                 isolation: Isolation, hidden: tuple[Path, ...], veiled: tuple[Path, ...] = ()) -> None:
         handoff.mkdir(parents=True, exist_ok=True)
         home.mkdir(parents=True, exist_ok=True)
         self.kometa = kometa
@@ -219,7 +221,7 @@ class KometaProcess:
         self.requested = isolation
         #: Why the box could not be had (None: it runs boxed, or nobody asked for it).
         self.isolation_problem: str | None = None
-        self.box = self._boxed(env, hidden) if isolation is not Isolation.NONE else None
+        self.box = self._boxed(env, hidden, veiled) if isolation is not Isolation.NONE else None
         if self.box is not None:
             self.process = self.box.process
         else:
@@ -231,14 +233,15 @@ class KometaProcess:
     def _argv(self) -> list[str]:
         return [self.kometa.python, str(START_SCRIPT), str(self.handoff), str(self.kometa.script)]
 
-    def _boxed(self, env: dict[str, str], hidden: tuple[Path, ...]) -> box.Box | None:
+    def _boxed(self, env: dict[str, str], hidden: tuple[Path, ...], veiled: tuple[Path, ...]) -> box.Box | None:
         scratch = self.handoff / "tmp"
         secret = self.handoff / "secret"
         scratch.mkdir(exist_ok=True)
         secret.mkdir(mode=0o700, exist_ok=True)
         spec = box.BoxSpec(self._argv(), self.kometa.folder,
                            {**env, "TMPDIR": str(scratch)},
-                           writable=(self.home, self.handoff), hidden=hidden, secret_folder=secret, listen=2)
+                           writable=(self.home, self.handoff), hidden=hidden, veiled=veiled, secret_folder=secret,
+                           listen=2)
         self.kometa.compile_once()
         try:
             return box.start(spec, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -299,6 +302,7 @@ class KometaProcess:
         if self.box is not None:
             write_private(run_config, "")  # the placeholder the box binds the run config over
             order["config"] = {"path": str(run_config), "text": config_text}
+            order["shown"] = overlay_files(config_text)  # copied into its view of a covered folder (box_init)
         else:
             write_private(run_config, config_text)
         assert self.process.stdin is not None

@@ -26,6 +26,10 @@ from ..common import files
 from ..common.config import PreviewConfig
 from ..kometa import overlay_names, placement, run_config
 
+#: The folder of a watch (its root) where each write keeps the bytes it replaced. Copies of preview.yml may hold the
+#: Plex token: Kometa's box never shows it (kometa_pass.start_kometa `veiled`).
+EDITS = "edits"
+
 #: A move's JSON body: exactly these fields.
 FIELDS = frozenset({"target", "overlay", "dx", "dy"})
 #: No move is longer than a canvas side.
@@ -133,7 +137,7 @@ class Editor:
     def _write(self, path: Path, before: bytes, after: bytes) -> Written:
         """Keep `before` in <watch>/edits/ (0600: preview.yml may hold the token), then replace the file in one
         step with its mode kept."""
-        folder = self.root / "edits"
+        folder = self.root / EDITS
         number = len(list(folder.glob("*"))) + 1 if folder.is_dir() else 1
         backup = files.write_atomic(folder / f"{number:04d}-{path.name}", before, private=True, durable=True)
         mode = stat.S_IMODE(path.stat().st_mode)

@@ -104,12 +104,13 @@ class KometaPass:
 
 
 def start_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCommand, handoff: Path,
-                 layout: JobLayout) -> KometaProcess:
+                 layout: JobLayout, veiled: tuple[Path, ...] = ()) -> KometaProcess:
     """Kometa started now, waiting for its cue, its config folder `layout.kometa`; in its box as
-    `request.isolation` asks, with preview.yml and the user's Kometa config (they hold the Plex token) hidden."""
+    `request.isolation` asks, with preview.yml and the user's Kometa config (they hold the Plex token) hidden, and
+    `veiled` folders (the watch's copies of edited files) out of its sight."""
     try:
         return kometa.start(handoff, config.secret_values(), home=layout.kometa,
-                            isolation=request.isolation, hidden=config.secret_files())
+                            isolation=request.isolation, hidden=config.secret_files(), veiled=veiled)
     except KometaNotFound as exc:
         raise RenderError(str(exc)) from None
 

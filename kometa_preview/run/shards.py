@@ -235,12 +235,15 @@ def run(run_job, config: PreviewConfig, job: Path, reporter: Reporter, count: in
 def _place(source: Path, output: Path, name: str) -> None:
     """A shard's image (a regular file, checked) in the merged output under its checked `name`: a hard link when the
     file system allows (no second copy), else a copy; either replaces what had that name in one step, a symbolic
-    link included, never what it points to."""
+    link included, never what it points to. A file with other names already (a crafted job folder's hard link to a
+    file elsewhere, or a merge run again) is copied: the output never shares an inode with what may lie outside."""
     target = output / name
     temporary = output / f".partial-{os.getpid()}-{threading.get_ident()}-{name}"
     try:
         temporary.unlink(missing_ok=True)
         try:
+            if os.lstat(source).st_nlink > 1:
+                raise OSError("already linked elsewhere")
             os.link(source, temporary, follow_symlinks=False)
             os.replace(temporary, target)
         except OSError:

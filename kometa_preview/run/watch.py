@@ -30,7 +30,7 @@ from ..results import export
 from ..results.diff import UNCOMPARED, Decoded, compare, write_html
 from ..results.live_page import LivePage, LiveState
 from ..tools.check import overlay_problems
-from .editor import Editor, Refused, Scene
+from .editor import EDITS, Editor, Refused, Scene
 from .job_folder import file_logging, prepare_job
 from .kometa_pass import KometaPass, choose_kometa, isolation_warning, kometa_pass, start_kometa
 from .proxy_child import LaunchError, ProxyOptions, ProxyProcess, start_proxy
@@ -247,8 +247,10 @@ class Watch:
         assert self.root is not None
         self.kometa_starts += 1
         layout = prepare_job(config, self.iteration_layout(number).root, force=True).layout
+        edits = self.root / EDITS
+        edits.mkdir(mode=0o700, exist_ok=True)  # made now, so that Kometa's box covers it before the first move
         self.warm = start_kometa(self.request, config, kometa, self.root / "kometa-start" / str(self.kometa_starts),
-                                 layout)
+                                 layout, veiled=(edits,))
         self.warm_for = wanted
         if not self.warned_isolation and (warning := isolation_warning(self.warm)) is not None:
             self.warned_isolation = True
