@@ -40,15 +40,26 @@ def alternatives(item) -> set[str]:
     return found
 
 
-def resolution(item) -> list[str]:
+#: The `alt:` key of each alternative in resolution.yml.
+ALT_KEYS = {"DV-HDR-Plus": "dvhdrplus", "DV-HDR": "dvhdr", "Plus": "plus", "DV": "dv", "HLG": "hlg", "HDR": "hdr"}
+
+
+def defined_alternatives(checkout) -> frozenset[str]:
+    """The alternatives a Kometa checkout's resolution.yml defines (HLG came in 2.3; before it an HLG release is what
+    its other alternatives say)."""
+    text = (checkout / "defaults" / "overlays" / "resolution.yml").read_text(encoding="utf-8")
+    return frozenset(alt for alt, key in ALT_KEYS.items() if f"alt: {key}," in text or f"alt: {key}}}" in text)
+
+
+def resolution(item, alts: frozenset[str] = frozenset(ALTS)) -> list[str]:
     """The resolution overlay Kometa's weights choose (any version's resolution with the item's alternatives, as
     Plex's filters and Kometa's filters each look at every version), dovetailed with the edition when a movie has
-    one."""
+    one. `alts`: the alternatives the Kometa in question defines (Kometa 2.4's, unless said)."""
     options = []
     for media in item.media:
         name, weight = RESOLUTIONS[media.resolution]
         options.append((weight, name))
-        options += [(weight + ALTS[alt], f"{name}-{alt}") for alt in alternatives(item)
+        options += [(weight + ALTS[alt], f"{name}-{alt}") for alt in alternatives(item) & alts
                     if not (alt == "HLG" and name in ("576P", "480P"))]
     best = max(options)[1]
     if item.type == "movie" and item.edition:
@@ -67,12 +78,13 @@ def video_format(item) -> str | None:
     return max(named, key=lambda pair: pair[1])[0] if named else None
 
 
-def overlays(item, files: tuple[str, ...] = ("audio_codec", "resolution", "video_format")) -> list[str]:
+def overlays(item, files: tuple[str, ...] = ("audio_codec", "resolution", "video_format"),
+             alts: frozenset[str] = frozenset(ALTS)) -> list[str]:
     """Kometa's names of the overlays an item gets from these default files, in the order Kometa lists them (by
     file, `Overlay File (n)` numbering the files)."""
     names = []
     for number, default in enumerate(files):
-        found = {"audio_codec": lambda: [audio_codec(item)], "resolution": lambda: resolution(item),
+        found = {"audio_codec": lambda: [audio_codec(item)], "resolution": lambda: resolution(item, alts),
                  "video_format": lambda: [name] if (name := video_format(item)) else []}[default]()
         names += [f"Overlay File ({number}) {name}" for name in found]
     return names

@@ -198,7 +198,9 @@ def test_a_move_into_kometa_s_own_config_template_keeps_its_comments():
     ribbon = (KOMETA / "defaults" / "overlays" / "ribbon.yml").read_text()
     edit = move_default(text, ("libraries", "Movies", "overlay_files", 0), ribbon, "Oscars Best Picture", (-20, -10),
                         POSTER)
-    assert inserted_only(text, edit.text) == ["      template_variables:", "        horizontal_offset: 20",
-                                              "        vertical_offset: 10"]
+    entry = next(line for line in text.splitlines() if line.strip().startswith("- default: ribbon"))
+    keys = " " * (len(entry) - len(entry.lstrip()) + 2)   # the entry's own keys' column (2.0's template is indented)
+    assert inserted_only(text, edit.text) == [f"{keys}template_variables:", f"{keys}  horizontal_offset: 20",
+                                              f"{keys}  vertical_offset: 10"]
     assert yaml.safe_load(edit.text)["libraries"]["Movies"]["overlay_files"][0]["template_variables"] == \
         {"horizontal_offset": 20, "vertical_offset": 10}

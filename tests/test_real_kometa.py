@@ -59,9 +59,10 @@ def test_real_kometa_badges_the_sample_items_by_their_media(sample_plex_factory,
                              str(tmp_path / "job")], capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((tmp_path / "job" / "output" / "summary.json").read_text())
+    alts = sample_badges.defined_alternatives(CHECKOUT)
     for target_id, item in items.items():
         entry = summary["targets"][target_id]
-        assert (entry["status"], entry["overlays"]) == ("exported", sample_badges.overlays(item)), target_id
+        assert (entry["status"], entry["overlays"]) == ("exported", sample_badges.overlays(item, alts=alts)), target_id
     assert server.log.changes() == []
 
 

@@ -172,7 +172,8 @@ def test_check_runs_kometa_without_the_plex_token_in_its_environment(sample_plex
     """`check` runs kometa.py --help: Kometa's module code runs, so it runs as a render runs it — in its box (where
     it can leave no file behind), and with a render's environment, no secrets."""
     spy = tmp_path / "kometa.py"
-    seen = tmp_path / "environment.json"
+    (tmp_path / "spied").mkdir()
+    seen = tmp_path / "spied" / "environment.json"  # a folder beside preview.yml: read-only in the box
     spy.write_text(f"import json, os, sys\njson.dump(dict(os.environ), open({str(seen)!r}, 'w'))\n"
                    "print('usage: kometa.py [--run]')\n", encoding="utf-8")
     config = write_preview_yml(tmp_path, sample_plex.url, [{"id": "m", "type": "movie", "ratingKey": "1001"}],
