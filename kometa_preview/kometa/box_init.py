@@ -35,6 +35,7 @@ import ctypes
 import fcntl
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -114,6 +115,8 @@ def enter_user_namespace(flags: int) -> None:
 def prepare_mounts(spec: dict) -> dict[str, int]:
     """The box's file system. Returns the covered folders' real directories (open, for `refresh`)."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates to the host
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)  # a covered folder's entries are held open until bound
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
     covered = {folder["path"]: _listing(folder) for folder in spec.get("covered", ())}
     set_attributes("/", set_=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, recursive=True)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -134,6 +137,7 @@ def prepare_mounts(spec: dict) -> dict[str, int]:
         if os.path.isdir(path):
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=4k")
             set_attributes(path, set_=MOUNT_ATTR_RDONLY)
+    resource.setrlimit(resource.RLIMIT_NOFILE, limits)  # the program gets the limit the render had
     return real
 
 
