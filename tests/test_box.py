@@ -65,8 +65,16 @@ def hostile_render(tmp_path: Path, server, *args: str, token_in_file: bool) -> t
     listeners = Listeners(tmp_path)
     (tmp_path / "elsewhere").mkdir()
     outside_file = tmp_path / "elsewhere" / "left-behind.txt"  # a folder beside preview.yml: shown, read-only
+    copies = []
+    if token_in_file:  # copies of a preview.yml holding the token: an earlier watch's editor kept one, git another
+        copies = [tmp_path / "out" / "watch-20261201_000000" / "edits" / "0001-preview.yml",
+                  tmp_path / ".git" / "objects" / "blob"]
+        for copy in copies:
+            copy.parent.mkdir(parents=True)
+            copy.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
     kometa = standin_for(tmp_path, {"HOSTILE_PLEX_URL": server.url, "HOSTILE_THEN_KOMETA": "1", "HOSTILE_BULK": "0",
-                                    "HOSTILE_FILES": str(config), "HOSTILE_OUTSIDE_FILE": str(outside_file),
+                                    "HOSTILE_FILES": ":".join(map(str, (config, *copies))),
+                                    "HOSTILE_OUTSIDE_FILE": str(outside_file),
                                     "HOSTILE_UDP_PORT": str(listeners.udp.getsockname()[1]),
                                     "HOSTILE_UNIX_SOCKET": str(listeners.unix_path)}, script=HOSTILE)
     job = tmp_path / "job"
@@ -317,7 +325,8 @@ print(json.dumps(seen), flush=True)
 
 def test_the_box_shows_no_device_no_secret_file_and_no_copy_of_one(tmp_path):
     """Kometa's view of the folder holding preview.yml: a save of preview.yml by rename while Kometa runs, an
-    editor's backup and swap file of it, and the watch's copies in edits/ all stay out of sight; the overlay file
+    editor's backup and swap file of it, other files (a copy under another name), dot folders (.git) and the
+    watch's copies in edits/ all stay out of sight, except what Kometa needs inside a dot folder (its own); the overlay file
     and the image beside it are there as they are at the cue (saved after Kometa started); its folders are there; /dev holds only
     null, zero, full, random, urandom (a read-only mount does not stop a write to a device node)."""
     secret = "secret-token-in-preview-yml"
@@ -333,7 +342,14 @@ def test_the_box_shows_no_device_no_secret_file_and_no_copy_of_one(tmp_path):
     (edits / "0001-preview.yml").write_text(f"plex: {{token: {secret}}}\n")
     scratch = tmp_path / "out" / "scratch"
     scratch.mkdir()
-    spec = box.BoxSpec([sys.executable, "-I", "-c", PEEK], scratch, {"PATH": os.environ["PATH"]},
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "blob").write_text(secret)                    # preview.yml kept in git
+    for name in ("old-preview-copy.yml", "#preview.yml#"):
+        (tmp_path / name).write_text(secret)
+    kometa = tmp_path / ".tools" / "kometa"                            # Kometa's folder, inside a dot folder
+    kometa.mkdir(parents=True)
+    (kometa / "VERSION").write_text("2.4.4")
+    spec = box.BoxSpec([sys.executable, "-I", "-c", PEEK], kometa, {"PATH": os.environ["PATH"]},
                        writable=(scratch,), hidden=(config,), veiled=(edits,))
     boxed = box.start(spec, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -348,7 +364,9 @@ def test_the_box_shows_no_device_no_secret_file_and_no_copy_of_one(tmp_path):
         overlays.write_text("overlays: {}  # after\n")
         (tmp_path / "badge.png").write_text("the image after")
         paths = [config, tmp_path / "preview.yml~", tmp_path / ".preview.yml.swp", tmp_path / "preview.yml.bak",
-                 edits / "0001-preview.yml", overlays, tmp_path / "assets" / "logo.txt", tmp_path / "badge.png"]
+                 edits / "0001-preview.yml", overlays, tmp_path / "assets" / "logo.txt", tmp_path / "badge.png",
+                 tmp_path / ".git" / "blob", tmp_path / "old-preview-copy.yml", tmp_path / "#preview.yml#",
+                 kometa / "VERSION"]
         cue = {"folder": str(tmp_path), "read": [str(p) for p in paths], "shown": [str(overlays)]}
         boxed.process.stdin.write(json.dumps(cue).encode() + b"\n")
         boxed.process.stdin.flush()
@@ -360,7 +378,8 @@ def test_the_box_shows_no_device_no_secret_file_and_no_copy_of_one(tmp_path):
     assert seen["read"][str(overlays)] == "overlays: {}  # after\n"         # as it is at the cue
     assert seen["read"][str(tmp_path / "assets" / "logo.txt")] == "an asset"  # folders beside it stay
     assert seen["read"][str(tmp_path / "badge.png")] == "the image after"     # and images an overlay may name
-    assert seen["folder"] == ["assets", "badge.png", "out", "overlays.yml"], seen["folder"]
+    assert seen["read"][str(kometa / "VERSION")] == "2.4.4"         # what Kometa needs, inside a dot folder
+    assert seen["folder"] == [".tools", "assets", "badge.png", "out", "overlays.yml"], seen["folder"]
     assert seen["dev"] == ["fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "urandom", "zero"]
     # /dev/kmsg and /dev/console are not there, and /dev is read-only: opening them for writing cannot create them.
     assert seen["opened"] == {"/dev/null": "ok", "/dev/urandom": "ok", "/dev/kmsg": "OSError",

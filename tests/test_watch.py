@@ -382,3 +382,30 @@ def test_a_save_in_several_steps_is_one_change(tmp_path):
     assert settled == {watched: (watched.stat().st_mtime_ns, watched.stat().st_size)}
     assert changed == [watched] and saved_at == pytest.approx(watched.stat().st_mtime, abs=0.005)
     assert watched.read_text() == "overlays: {}"
+
+
+def test_a_kometa_config_named_while_watching_is_hidden_from_the_next_iteration_s_kometa(sample_plex, tmp_path):
+    """The next iteration's Kometa is started (in its box) before the user edits; naming a Kometa config (it holds
+    the Plex token) in preview.yml then must start a new one, whose box covers that config's folder too."""
+    from conftest import HOSTILE, TOKEN
+    config = _config(tmp_path, sample_plex, keys=(1001,))
+    user_config = tmp_path / "kometa-config" / "config.yml"
+    user_config.parent.mkdir()
+    user_config.write_text(f"plex:\n  url: {sample_plex.url}\n  token: {TOKEN}\n", encoding="utf-8")
+    hostile = standin_for(tmp_path, {"HOSTILE_PLEX_URL": sample_plex.url, "HOSTILE_THEN_KOMETA": "1",
+                                     "HOSTILE_BULK": "0", "HOSTILE_FILES": str(user_config)}, script=HOSTILE)
+    watch = Watching(config, hostile, "--job", str(tmp_path / "watch"))
+    try:
+        assert watch.wait_for(1, timeout=300)["status"] == "done"
+        document = yaml.safe_load(config.read_text(encoding="utf-8"))
+        document["kometa"] = {**document.get("kometa", {}), "config": str(user_config)}
+        config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        second = watch.wait_for(2, timeout=300)
+        assert second["status"] == "done", second
+    finally:
+        assert watch.interrupt() == 130
+    report = json.loads((tmp_path / "watch" / "iterations" / "2" / "kometa" / "hostile.json").read_text())
+    assert [item["where"] for item in report["harvest"] if item["where"] == str(user_config)] == [], \
+        "the Kometa config named while watching was readable"
+    assert not [item["where"] for item in report["harvest"] if TOKEN in item["text"]]
+    assert sample_plex.log.changes() == []

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat as stat_module
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _temporary(folder: Path, suffix: str, private: bool) -> tuple[int, Path]:
@@ -90,6 +91,16 @@ def save_new(folder: Path, names: Callable[[int], str], data: bytes) -> Path:
         temporary.unlink(missing_ok=True)
 
 
+def open_plain(path: Path) -> BinaryIO:
+    """`path` opened for reading only if it is a plain file itself: a symbolic link (one Kometa left in its config
+    folder, aimed at preview.yml) or a FIFO (a reader that would wait for ever) is refused with an OSError."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat_module.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(f"{path} is not a plain file")
+    return os.fdopen(descriptor, "rb")
+
+
 class Tail:
     """The complete lines appended to a file since the last call, for a file another process is writing. A line
     without its newline yet is held back (`pending`), never half-read. A file that was replaced or truncated
@@ -117,13 +128,13 @@ class Tail:
     def lines(self) -> list[bytes]:
         self.restarted = False
         try:
-            stat = self.path.stat()
+            stat = self.path.lstat()  # a link is not followed: the writer may be Kometa, the reader is not
             if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self._offset):
                 self._offset, self.pending, self.restarted = 0, b"", True
             self._inode = stat.st_ino
             if stat.st_size == self._offset:
                 return []
-            with self.path.open("rb") as handle:
+            with open_plain(self.path) as handle:
                 handle.seek(self._offset)
                 data = handle.read()
         except OSError:

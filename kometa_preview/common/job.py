@@ -39,6 +39,9 @@ SUMMARY = "summary.json"
 #: The pages' names in an output folder (results/pages.py writes them; the contact sheet links the report).
 REPORT = "report.html"
 CONTACT = "contact.html"
+#: The folder of a watch (its root) where each of the editor's writes keeps the bytes it replaced. Copies of
+#: preview.yml may hold the Plex token: Kometa's box never shows one (run/kometa_pass.start_kometa).
+EDITS = "edits"
 
 
 @dataclass(frozen=True)

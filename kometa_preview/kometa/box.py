@@ -73,8 +73,22 @@ class BoxSpec:
             else:
                 folders.setdefault(path.parent, []).append(path.name)
         cwd = Path(os.path.realpath(self.cwd))
-        return ([{"path": str(folder), "secret_names": sorted(names), "files": folder == cwd}
+        needed = self.needed()
+        return ([{"path": str(folder), "secret_names": sorted(names), "files": folder == cwd,
+                  "needed": [str(p) for p in needed if p != folder and folder in p.parents
+                             and p.relative_to(folder).parts[0].startswith(".")]}
                  for folder, names in sorted(folders.items(), key=lambda item: len(item[0].parts))], by_path)
+
+    def needed(self) -> set[Path]:
+        """What the program needs to see wherever it lies, even inside a dot folder a covered folder hides: its
+        interpreter's environment and installation (`~/.pyenv/…`), the folders of the files it is given, its working
+        folder, what it writes, and the user's own packages (`~/.local`)."""
+        found = {Path(os.path.realpath(self.cwd)), Path(os.path.realpath(Path.home() / ".local"))}
+        found |= {Path(os.path.realpath(p)) for p in self.writable}
+        interpreter = Path(self.argv[0])
+        found |= {Path(os.path.realpath(interpreter.parent.parent)), Path(os.path.realpath(interpreter)).parent.parent}
+        found |= {Path(os.path.realpath(arg)).parent for arg in self.argv[1:] if os.path.isfile(arg)}
+        return found
 
     def message(self) -> bytes:
         covered, by_path = self.covered()

@@ -32,6 +32,7 @@ Every failure before the program starts is sent back as `{"ok": false, "error": 
 the box could not do (and, with `--isolation auto`, run Kometa without it).
 """
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -58,10 +59,13 @@ SECRET_MOUNT_BYTES = 4 << 20
 #: The device nodes the box has (its /dev is a tmpfs holding only these, /dev/shm and the fd links): no disk, no
 #: kernel log, no console, no kvm, whatever the host's /dev holds.
 DEVICES = ("null", "zero", "full", "random", "urandom")
-#: The most a covered folder's view may hold (the overlay files copied into it at each cue).
-VIEW_BYTES = 64 << 20
-#: The most one file copied into a covered folder's view may be.
-SHOWN_FILE_BYTES = 8 << 20
+#: The most a covered folder's view may hold (its images, fonts and overlay files, copied in; a tmpfs takes only the
+#: memory written). A file that does not fit is left out of the view; the box is still built.
+VIEW_BYTES = 512 << 20
+#: The most one file copied into a covered folder's view may be (the preview's upload limit).
+SHOWN_FILE_BYTES = 64 << 20
+#: Kometa's own files it reads beside kometa.py (its version, the nightly part, its requirements).
+KOMETA_FILES = ("VERSION", "PART")
 #: Files an overlay may name beside preview.yml (its images and fonts): shown in a covered folder's view, as they are
 #: at the cue. They hold pictures and glyphs, never the token.
 ASSET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ttf", ".otf", ".ttc")
@@ -160,37 +164,53 @@ def minimal_dev() -> None:
 
 
 def _listing(folder: dict) -> list[tuple[str, str, object]]:
-    """What of a folder to cover is shown again, read before it is covered: (name, kind, a descriptor or a link)."""
+    """What of a folder to cover is shown again, read before it is covered: (name, kind, a descriptor or a link).
+    A dot folder (`.git`, `.config`…) is not shown, but a path Kometa needs inside one is (`needed`: its
+    interpreter under `~/.pyenv`, its packages under `~/.local`)."""
     secret = tuple(folder["secret_names"])
     entries = []
     for entry in os.scandir(folder["path"]):
         if entry.is_symlink():
             entries.append((entry.name, "link", os.readlink(entry.path)))
-        elif entry.is_dir(follow_symlinks=False):
+        elif entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
             entries.append((entry.name, "dir", os.open(entry.path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)))
         elif entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, folder["files"]):
             entries.append((entry.name, "file", os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)))
+    for path in folder.get("needed", ()):
+        if os.path.isdir(path):
+            entries.append((os.path.relpath(path, folder["path"]), "dir",
+                            os.open(path, os.O_PATH | os.O_DIRECTORY)))
     return entries
 
 
-def _shown(name: str, secret: tuple[str, ...], every_file: bool) -> bool:
-    """Whether a file of a covered folder is in its view: never a secret file, a backup of one or a dot file; an
-    image or a font; in Kometa's own folder, every file."""
-    if name.startswith(".") or name.startswith(secret):
+def _shown(name: str, secret: tuple[str, ...], kometa_folder: bool) -> bool:
+    """Whether a file of a covered folder is in its view: never a secret file, a copy named after one or a dot file;
+    an image or a font; in Kometa's own folder, its Python files and the few files it reads (`KOMETA_FILES`,
+    requirements*.txt) — not a config copied under another name."""
+    if name.startswith(".") or name.startswith(secret) or "#" in name:
         return False
-    return every_file or name.lower().endswith(ASSET_SUFFIXES)
+    if name.lower().endswith(ASSET_SUFFIXES):
+        return True
+    return kometa_folder and (name.endswith(".py") or name in KOMETA_FILES or
+                              (name.startswith("requirements") and name.endswith(".txt")))
 
 
 def _copy(source: int, target: str) -> None:
-    """A plain file of at most `SHOWN_FILE_BYTES`, copied into a view (its mode kept); anything else is left out."""
+    """A plain file of at most `SHOWN_FILE_BYTES`, copied into a view (its mode kept); anything else, or what no
+    longer fits in the view, is left out (Kometa then says the file is missing; the box is still built)."""
     status = os.fstat(source)
     if not stat.S_ISREG(status.st_mode) or status.st_size > SHOWN_FILE_BYTES:
         return
     if os.path.islink(target):  # the view is Kometa's to write: never write through a link it left there
         os.unlink(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-    with os.fdopen(os.open(target, flags, stat.S_IMODE(status.st_mode) & 0o755 | 0o600), "wb") as handle:
-        handle.write(os.pread(source, SHOWN_FILE_BYTES, 0))
+    try:
+        with os.fdopen(os.open(target, flags, stat.S_IMODE(status.st_mode) & 0o755 | 0o600), "wb") as handle:
+            handle.write(os.pread(source, SHOWN_FILE_BYTES, 0))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        os.unlink(target)
 
 
 def cover(folder: dict, entries: list[tuple[str, str, object]]) -> int:
@@ -213,7 +233,7 @@ def cover(folder: dict, entries: list[tuple[str, str, object]]) -> int:
             _copy(handle, target)
             os.close(handle)
             continue
-        os.mkdir(target)
+        os.makedirs(target, exist_ok=True)
         mount(f"/proc/self/fd/{handle}", target, None, MS_BIND | MS_REC)
         set_attributes(target, set_=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, recursive=True)
         os.close(handle)

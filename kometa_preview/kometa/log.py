@@ -21,6 +21,7 @@ No mitmproxy import; pure functions over lines, so every version's excerpt is a 
 """
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..common.files import Tail
+from ..common.files import Tail, open_plain
 from . import overlay_boxes, overlay_log
 from .log_line import Line
 
@@ -379,14 +380,14 @@ def read(meta_log: Path, screen_log: Path | None = None, followed: MetaLogFollow
         run = read_lines(lines)
     else:
         try:
-            with meta_log.open(encoding="utf-8", errors="replace") as handle:
+            with io.TextIOWrapper(open_plain(meta_log), encoding="utf-8", errors="replace") as handle:
                 run = read_lines(file_lines(handle))
         except OSError:
             run = KometaRun()
     screen: list[Line] = []
     if screen_log is not None:
         try:
-            with screen_log.open(encoding="utf-8", errors="replace") as handle:
+            with io.TextIOWrapper(open_plain(screen_log), encoding="utf-8", errors="replace") as handle:
                 # With a meta.log, the screen output is read only for a requirements error, which Kometa prints
                 # first (before its logger starts): its head is enough, and reading all of it doubled the cost.
                 screen = screen_lines(handle if not run.found else [handle.read(SCREEN_HEAD_CHARS)])

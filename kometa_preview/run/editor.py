@@ -24,11 +24,8 @@ import yaml
 
 from ..common import files
 from ..common.config import PreviewConfig
+from ..common.job import EDITS
 from ..kometa import overlay_names, placement, run_config
-
-#: The folder of a watch (its root) where each write keeps the bytes it replaced. Copies of preview.yml may hold the
-#: Plex token: Kometa's box never shows it (kometa_pass.start_kometa `veiled`).
-EDITS = "edits"
 
 #: A move's JSON body: exactly these fields.
 FIELDS = frozenset({"target", "overlay", "dx", "dy"})

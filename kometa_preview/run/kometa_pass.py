@@ -14,7 +14,7 @@ from ..common.config import PreviewConfig
 from ..common.events import Event, Follower, RenderEvent
 from ..common.events import read as read_journal
 from ..common.files import write_atomic
-from ..common.job import JobLayout
+from ..common.job import EDITS, JobLayout
 from ..common.redaction import redact_document
 from ..kometa import log as kometa_log
 from ..kometa import run_config
@@ -107,7 +107,8 @@ def start_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaCo
                  layout: JobLayout, veiled: tuple[Path, ...] = ()) -> KometaProcess:
     """Kometa started now, waiting for its cue, its config folder `layout.kometa`; in its box as
     `request.isolation` asks, with preview.yml and the user's Kometa config (they hold the Plex token) hidden, and
-    `veiled` folders (the watch's copies of edited files) out of its sight."""
+    the watches' copies of edited files (`<output>/*/edits/`, and `veiled`) out of its sight."""
+    veiled = (*veiled, *sorted(config.output.glob(f"*/{EDITS}")))  # every earlier watch's copies too
     try:
         return kometa.start(handoff, config.secret_values(), home=layout.kometa,
                             isolation=request.isolation, hidden=config.secret_files(), veiled=veiled)

@@ -23,14 +23,14 @@ import yaml
 
 from ..common.config import ConfigError, PreviewConfig, ProxyConfig, load
 from ..common.events import STATE_EVENTS, Event, Follower
-from ..common.job import JobLayout
+from ..common.job import EDITS, JobLayout
 from ..kometa import run_config
 from ..kometa.runner import KometaCommand, KometaProcess, KometaTimeout
 from ..results import export
 from ..results.diff import UNCOMPARED, Decoded, compare, write_html
 from ..results.live_page import LivePage, LiveState
 from ..tools.check import overlay_problems
-from .editor import EDITS, Editor, Refused, Scene
+from .editor import Editor, Refused, Scene
 from .job_folder import file_logging, prepare_job
 from .kometa_pass import KometaPass, choose_kometa, isolation_warning, kometa_pass, start_kometa
 from .proxy_child import LaunchError, ProxyOptions, ProxyProcess, start_proxy
@@ -238,9 +238,10 @@ class Watch:
 
     def prepare_kometa(self, config: PreviewConfig, kometa: KometaCommand, number: int) -> None:
         """Start iteration `number`'s Kometa now (its imports take most of its start-up), unless one is waiting
-        for it already with the same secrets kept out of its environment. Its iteration folder is made now: the
+        for it already with the same secrets kept out of its environment and the same files hidden (a new
+        kometa.config: a new box). Its iteration folder is made now: the
         box lets Kometa write its config folder there, and nowhere else."""
-        wanted = (number, sorted(config.secret_values()))
+        wanted = (number, sorted(config.secret_values()), config.secret_files())  # a new kometa.config: a new box
         if self.warm is not None and self.warm.usable and self.warm_for == wanted:
             return
         self.discard_kometa()
