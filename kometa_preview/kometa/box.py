@@ -74,7 +74,7 @@ class BoxSpec:
                 folders.setdefault(path.parent, []).append(path.name)
         cwd = Path(os.path.realpath(self.cwd))
         needed = self.needed()
-        return ([{"path": str(folder), "secret_names": sorted(names), "files": folder == cwd,
+        return ([{"path": str(folder), "secret_names": sorted(names), "kometa_folder": folder == cwd,
                   "needed": [str(p) for p in needed if p != folder and folder in p.parents
                              and p.relative_to(folder).parts[0].startswith(".")]}
                  for folder, names in sorted(folders.items(), key=lambda item: len(item[0].parts))], by_path)

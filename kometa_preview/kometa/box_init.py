@@ -174,7 +174,7 @@ def _listing(folder: dict) -> list[tuple[str, str, object]]:
             entries.append((entry.name, "link", os.readlink(entry.path)))
         elif entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
             entries.append((entry.name, "dir", os.open(entry.path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)))
-        elif entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, folder["files"]):
+        elif entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, folder["kometa_folder"]):
             entries.append((entry.name, "file", os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)))
     for path in folder.get("needed", ()):
         if os.path.isdir(path):
@@ -183,11 +183,16 @@ def _listing(folder: dict) -> list[tuple[str, str, object]]:
     return entries
 
 
+def _secret_named(name: str, secret: tuple[str, ...]) -> bool:
+    """A dot file, a secret file or a copy named after one (`preview.yml~`, `preview.yml.bak`): never in a view."""
+    return name.startswith(".") or name.startswith(secret)
+
+
 def _shown(name: str, secret: tuple[str, ...], kometa_folder: bool) -> bool:
-    """Whether a file of a covered folder is in its view: never a secret file, a copy named after one or a dot file;
+    """Whether a file of a covered folder is in its view: never a secret-named file or an editor's auto-save (`#…#`);
     an image or a font; in Kometa's own folder, its Python files and the few files it reads (`KOMETA_FILES`,
     requirements*.txt) — not a config copied under another name."""
-    if name.startswith(".") or name.startswith(secret) or "#" in name:
+    if _secret_named(name, secret) or "#" in name:
         return False
     if name.lower().endswith(ASSET_SUFFIXES):
         return True
@@ -244,16 +249,15 @@ def refresh(spec: dict, real: dict[str, int], shown: list[str]) -> None:
     """At the cue: copy the overlay files Kometa reads from a covered folder, and its images and fonts, into its
     view as they are now (a watch iteration's Kometa is started before the user's edit). Only plain files, never a
     secret one."""
-    for folder in spec.get("covered", ()):
-        if folder["path"] in real:
-            secret = tuple(folder["secret_names"])
-            shown = shown + [os.path.join(folder["path"], entry.name) for entry in os.scandir(real[folder["path"]])
-                             if entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, False)]
-    for path in shown:
-        folder, name = os.path.split(path)
-        found = next((f for f in spec.get("covered", ()) if f["path"] == folder), None)
-        if found is None or folder not in real or name.startswith(".") or name.startswith(tuple(found["secret_names"])):
+    covered = [folder for folder in spec.get("covered", ()) if folder["path"] in real]
+    secrets = {folder["path"]: tuple(folder["secret_names"]) for folder in covered}
+    wanted = [os.path.split(path) for path in shown]
+    wanted += [(folder, entry.name) for folder, secret in secrets.items() for entry in os.scandir(real[folder])
+               if entry.is_file(follow_symlinks=False) and _shown(entry.name, secret, False)]
+    for folder, name in wanted:
+        if folder not in secrets or _secret_named(name, secrets[folder]):
             continue
+        path = os.path.join(folder, name)
         try:
             descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=real[folder])
         except OSError:

@@ -148,16 +148,9 @@ def text(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def overlay_files(text: str) -> list[str]:
-    """The overlay files (`file:` entries, real paths) a run config's libraries read: what Kometa's box copies into
-    its view of a folder it covers, at the cue (box_init.refresh). Empty for a text that is not a run config."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return []
-    found = []
-    for library in ((document or {}).get("libraries") or {}).values() if isinstance(document, dict) else ():
-        for entry in (library or {}).get("overlay_files") or [] if isinstance(library, dict) else ():
-            if isinstance(entry, dict) and isinstance(entry.get("file"), str):
-                found.append(os.path.realpath(entry["file"]))
-    return found
+def overlay_files(document: dict[str, Any]) -> list[str]:
+    """The overlay files (`file:` entries, real paths) a run config (`build`) has its libraries read: what Kometa's
+    box copies into its view of a folder it covers, at the cue (box_init.refresh)."""
+    return [os.path.realpath(entry["file"]) for library in document["libraries"].values()
+            for entry in library.get("overlay_files") or []
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str)]

@@ -25,7 +25,6 @@ from ..common.files import write_private
 from . import box
 from . import log as kometa_log
 from .box import Isolation
-from .run_config import overlay_files
 
 DEFAULT_KOMETA = Path("/kometa.py")
 #: Folders beside kometa.py that Kometa's install guides create for its venv.
@@ -287,10 +286,11 @@ class KometaProcess:
         return self.started_at is None and self.process.poll() is None
 
     def go(self, run_config: Path, config_text: str, args: list[str], env: dict[str, str], log_path: Path, *,
-           gated: bool = False) -> None:
+           gated: bool = False, shown: list[str] = ()) -> None:
         """Run kometa.py with its config `run_config` holding `config_text`, these arguments, and these variables
         added to its environment; its output from now on (and what it printed before) goes to `log_path`.
-        `gated`: before the proxy listens — no connection reaches the proxy until `open`."""
+        `gated`: before the proxy listens — no connection reaches the proxy until `open`. `shown`: the overlay files
+        the config names (run_config.overlay_files), copied into the box's view of a folder it covers."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._output_lock:
             self._log = log_path.open("ab")
@@ -302,7 +302,7 @@ class KometaProcess:
         if self.box is not None:
             write_private(run_config, "")  # the placeholder the box binds the run config over
             order["config"] = {"path": str(run_config), "text": config_text}
-            order["shown"] = overlay_files(config_text)  # copied into its view of a covered folder (box_init)
+            order["shown"] = list(shown)
         else:
             write_private(run_config, config_text)
         assert self.process.stdin is not None

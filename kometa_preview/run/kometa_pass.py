@@ -142,7 +142,7 @@ def cue_kometa(request: RenderRequest, config: PreviewConfig, kometa: KometaComm
     process.on_line = KometaLines(reporter)
     process.go(layout.run_config, run_config.text(document), kometa.arguments(layout.run_config, libraries),
                kometa_proxy_environment(kometa_port, kometa_outside, proxy_layout.ca_cert),
-               layout.kometa_log, gated=gated)
+               layout.kometa_log, gated=gated, shown=run_config.overlay_files(document))
     return document
 
 
